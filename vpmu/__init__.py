@@ -1,0 +1,10 @@
+"""vpmu: an ARM64 virtual PMU (PMUv3) emulator.
+
+``vpmu.run(elf, **options)`` runs a guest and returns a :class:`vpmu.api.RunResult`;
+``vpmu.kvm`` mirrors KVM's vCPU device attributes; ``vpmu.xen`` is the xenpmu_op
+frontend.  Importing the package does no JIT work: the numba kernels load on first use.
+"""
+from .api import RunResult, run, run_config
+
+__all__ = ["run", "run_config", "RunResult"]
+__version__ = "0.1.0"

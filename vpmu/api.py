@@ -1,0 +1,85 @@
+"""Python API: ``vpmu.run(elf, **options) -> RunResult``.
+
+The options are the CLI's, spelled as keyword arguments (``pmu_version="3.5"``,
+``counters=8``, ``filters=["deny:BR_MIS_PRED"]``, ``max_insns=10**6``, ``xen=True`` ...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class RunResult:
+    exit_status: int                 # guest exit status (semihosting / PSCI), or the runner's error status
+    output: str                      # everything the guest wrote to the UART / semihosting console
+    reason: str                      # "exit", "system_off", "reset", or an error reason
+    icount: int                      # instructions retired
+    cycles: int                      # CPU cycles (cycle model)
+    pmu: dict = field(default_factory=dict)     # final PMU registers: pmcr, pmcntenset, pmintenset,
+                                                # pmovsset, pmselr, pmuserenr, pmccntr, pmccfiltr,
+                                                # evcntr[list], evtyper[list], n
+    trace: list = field(default_factory=list)   # trace records (dicts), as in --trace
+    error: Optional[str] = None                 # one-line error for runner-side failures
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.exit_status == 0
+
+    def kv(self) -> dict:
+        """The guest's ``key=value`` result lines as a dict (values as str)."""
+        out = {}
+        for line in self.output.splitlines():
+            if "=" in line and not line.startswith("#"):
+                k, _, v = line.partition("=")
+                if k and " " not in k.strip():
+                    out[k.strip()] = v.strip()
+        return out
+
+
+def _pmu_dict(m) -> dict:
+    from .pmu import kernels as K
+    from .pmu import layout as L
+    A = m.A
+    n = int(A[L.NCNT])
+    return {"n": n, "pmcr": int(K.pmcr_read(A)), "pmcntenset": int(A[L.CNTEN]), "pmintenset": int(A[L.INTEN]),
+            "pmovsset": int(A[L.OVS]), "pmselr": int(A[L.SELR]) & 31, "pmuserenr": int(A[L.USERENR]),
+            "pmccntr": int(A[L.CNT + 31]), "pmccfiltr": int(A[L.TYPER + 31]),
+            "evcntr": [int(A[L.CNT + i]) for i in range(n)], "evtyper": [int(A[L.TYPER + i]) for i in range(n)],
+            "pmceid0": int(A[L.PMCEID0]), "pmceid1": int(A[L.PMCEID1])}
+
+
+def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, xen_factory=None,
+               raise_errors: bool = False) -> RunResult:
+    """Run a guest image (path or loader.Image) with a prepared MachineConfig."""
+    from .board.loader import open_image
+    from .board.machine import Machine
+    from .errors import VpmuError
+    from .pmu import layout as L
+    from .trace import TraceWriter
+
+    out: list[bytes] = []
+    img = open_image(image) if isinstance(image, str) else image
+    trace = TraceWriter(config.trace_path, keep=keep_trace)
+    sink = out.append if capture else None
+    m = Machine(config, img, out=sink, err=sink, trace=trace, xen_factory=xen_factory)
+    try:
+        try:
+            status = m.run()
+            reason, error = m.exit_reason, None
+        except VpmuError as e:
+            if raise_errors:
+                raise
+            status, reason, error = e.status, "error", str(e)
+        return RunResult(exit_status=status, output=b"".join(out).decode("utf-8", "replace"), reason=reason,
+                         icount=int(m.A[L.ICOUNT]), cycles=int(m.A[L.CYCLES]), pmu=_pmu_dict(m),
+                         trace=trace.records, error=error)
+    finally:
+        m.close()
+
+
+def run(elf: str, **options) -> RunResult:
+    """Run a guest with the CLI's options as keyword arguments (see ``vpmu run --help``)."""
+    from .cli import config_from_options
+    cfg = config_from_options(**options)
+    return run_config(elf, cfg)

@@ -1,0 +1,99 @@
+"""Run configuration: the one value every frontend (CLI, Python API, KVM, Xen) builds.
+
+The CLI parses options into a :class:`MachineConfig`; ``vpmu.kvm`` builds one from the
+device attributes a VMM set (so the runner "speaks KVM"); ``vpmu.run()`` accepts the
+same fields as keyword arguments.  Nothing here touches Unicorn or numba.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+# ID_AA64DFR0_EL1.PMUVer for each supported --pmu-version (Arm ARM D19.2.x).
+PMU_VERSIONS: dict[str, int] = {"3.0": 1, "3.1": 4, "3.4": 5, "3.5": 6, "3.7": 7}
+PMUVER_TO_NAME = {v: k for k, v in PMU_VERSIONS.items()}
+
+
+def event_space(pmuver: int) -> int:
+    """Number of event numbers: 10 bits on PMUv3 (v8.0), 16 bits from PMUv3p1."""
+    return 1024 if pmuver == 1 else 65536
+
+
+def has_64bit_event_counters(pmuver: int) -> bool:
+    """PMUv3p5 (FEAT_PMUv3p5) makes event counters 64 bits wide and adds PMCR.LP."""
+    return pmuver >= 6
+
+
+# Board interrupt numbers (QEMU virt): PPIs are INTID 16..31.
+DEFAULT_PMU_IRQ = 23
+DEFAULT_TIMER_PPIS = {"vtimer": 27, "ptimer": 30, "hvtimer": 28, "hptimer": 26}
+XEN_EVTCHN_PPI = 31
+
+
+@dataclass
+class CycleModel:
+    """Deterministic cycle model (see docs/cycle-model.md).
+
+    Every retired instruction costs ``base`` cycles plus the extra cycles of its class;
+    refills and mispredicts add penalties.  The default (1 cycle per instruction, no
+    penalties) is what QEMU gives with ``-icount shift=0``: CPU_CYCLES == INST_RETIRED.
+    """
+    base: int = 1
+    load: int = 0
+    store: int = 0
+    branch: int = 0
+    mul: int = 0
+    div: int = 0
+    fp: int = 0
+    system: int = 0
+    l1i_refill: int = 0
+    l1d_refill: int = 0
+    l1d_writeback: int = 0
+    mispredict: int = 0
+
+
+@dataclass
+class CacheModel:
+    """Set-associative L1 caches used by the L1I_*/L1D_* events (LRU, write-back, write-allocate)."""
+    line: int = 64
+    l1i_size: int = 32 * 1024
+    l1i_ways: int = 2
+    l1d_size: int = 32 * 1024
+    l1d_ways: int = 4
+
+
+@dataclass
+class PmuConfig:
+    """What the guest sees of the PMU."""
+    present: bool = True            # vCPU created with KVM_ARM_VCPU_PMU_V3
+    version: str = "3.7"            # --pmu-version
+    counters: int = 6               # PMCR_EL0.N
+    irq: int = DEFAULT_PMU_IRQ      # overflow interrupt INTID (PPI or SPI)
+    # Event filter as KVM stores it: a bitmap over the *host* event space
+    # (True = allowed), or None when no filter was ever set.
+    filter_bitmap: Optional[bytearray] = None
+    skid: int = 0                   # instructions between an overflow and its interrupt
+
+    @property
+    def pmuver(self) -> int:
+        return PMU_VERSIONS[self.version]
+
+
+@dataclass
+class MachineConfig:
+    memory: int = 128 << 20
+    pmu: PmuConfig = field(default_factory=PmuConfig)
+    timer_ppis: dict = field(default_factory=lambda: dict(DEFAULT_TIMER_PPIS))
+    pvtime_ipa: Optional[int] = None        # KVM_ARM_VCPU_PVTIME_IPA, None = not set
+    stolen_ns_per_ms: int = 0               # deterministic stolen time accrued per 1 ms of guest time
+    cycles: CycleModel = field(default_factory=CycleModel)
+    cache: CacheModel = field(default_factory=CacheModel)
+    max_insns: Optional[int] = None
+    trace_path: Optional[str] = None
+    trace_pmu_regs: bool = False
+    append: Optional[str] = None            # /chosen/bootargs
+    dtb_path: Optional[str] = None          # replace the generated device tree
+    # Xen frontend
+    xen: bool = False
+    xen_domid: int = 0
+    xen_vpmu: str = "self"                  # off | self | hv | all

@@ -1,0 +1,472 @@
+"""The board's flattened device tree: what a guest learns about the machine it boots on.
+
+The board is a subset of QEMU's ``-M virt,gic-version=3 -cpu cortex-a57`` (platform.md), so
+the tree is QEMU virt's tree with only the devices this board has: RAM, one Cortex-A57, the
+GICv3 distributor and redistributors, the architected timer, the PMU, one PL011 and its
+24 MHz "apb-pclk" clock, PSCI, and (``--xen``) the Xen ``hypervisor`` node. Node names,
+property names and values, phandles, ``#address-cells``/``#size-cells``, the root
+``interrupt-parent`` and the interrupt flags are virt's, so code that parses virt's tree
+(Linux, kvm-unit-tests, bare-metal guests) parses this one. Sources followed, all QEMU
+``hw/arm/virt.c`` unless stated: ``create_fdt``, ``fdt_add_cpu_nodes``, ``fdt_add_gic_node``,
+``fdt_add_timer_nodes``, ``fdt_add_pmu_nodes``, ``create_uart``; ``hw/arm/boot.c``
+``arm_load_dtb`` (memory node, ``/chosen/bootargs``) and ``fdt_add_psci_node``; Xen
+``docs/misc/arm/device-tree/guest.txt`` and libxl ``make_hypervisor_node``. The result was
+checked property by property against ``qemu-system-aarch64 -M virt,gic-version=3,dumpdtb=``
+(tests/test_dtb.py does it again when QEMU is installed).
+
+Where this tree differs from virt's, on purpose:
+
+- devices the board does not have are not described: flash, fw-cfg, PL031 RTC, PL061 GPIO
+  and gpio-keys, PCIe, virtio-mmio, the platform bus, and the GICv3 ITS (so nothing takes
+  phandle 0x8003);
+- ``/chosen`` has no ``kaslr-seed``/``rng-seed``: virt fills them with fresh randomness on
+  every boot, which would make runs irreproducible;
+- ``cpu@0`` has ``enable-method = "psci"`` although virt writes it only when there is more
+  than one CPU: it is true (PSCI is the only method) and harmless for a uniprocessor;
+- ``/hypervisor`` (Xen) is ours, see :data:`XEN_GNTTAB_BASE`.
+
+Public API: :class:`BoardSpec` (``BoardSpec.from_config(cfg)``), :func:`build_dtb`,
+:func:`to_dts`, :func:`parse_size`, :func:`register` (the ``vpmu dtb`` subcommand; its handler
+is stored as ``args.func`` and returns the exit status).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+import fdt as pyfdt
+
+from .config import DEFAULT_PMU_IRQ, XEN_EVTCHN_PPI, MachineConfig
+
+# --- QEMU virt memory map (hw/arm/virt.c base_memmap[]) ---------------------------------
+RAM_BASE = 0x4000_0000
+GICD_BASE, GICD_SIZE = 0x0800_0000, 0x0001_0000
+# virt's node describes the whole redistributor region (room for 123 CPUs), not one CPU's
+# 0x20000 (RD + SGI frames): fdt_add_gic_node writes memmap[VIRT_GIC_REDIST].size. We do
+# the same; the board decodes only CPU 0's two frames (platform.md).
+GICR_BASE, GICR_SIZE = 0x080A_0000, 0x00F6_0000
+UART_BASE, UART_SIZE = 0x0900_0000, 0x0000_1000
+UART_SPI = 1                     # a15irqmap[VIRT_UART]: INTID 33
+UART_CLOCK_HZ = 24_000_000       # the "apb-pclk" fixed clock
+
+# virt allows RAM up to 255 GiB below the high I/O area (LEGACY_RAMLIMIT_GB).
+RAM_MAX = 255 << 30
+# virt's GIC has NUM_IRQS = 256 SPIs: INTIDs 32..287 (GICD_TYPER.ITLinesNumber = 8).
+GIC_NUM_SPIS = 256
+
+# --- Interrupt specifier encoding (include/hw/arm/fdt.h, Linux arm,gic-v3 binding) -------
+GIC_FDT_IRQ_TYPE_SPI = 0
+GIC_FDT_IRQ_TYPE_PPI = 1
+GIC_FDT_IRQ_FLAGS_EDGE_LO_HI = 1
+GIC_FDT_IRQ_FLAGS_LEVEL_HI = 4
+IRQ_TYPE_LEVEL_LOW = 8
+
+# Architected timer PPIs as INTIDs. Only the secure physical timer is fixed: the others
+# come from MachineConfig.timer_ppis (KVM_ARM_VCPU_TIMER_CTRL can move them).
+TIMER_SEC_PHYS_INTID = 29        # virt's ARCH_TIMER_S_EL1_IRQ
+
+# Phandles: QEMU's qemu_fdt_alloc_phandle() counts from 0x8000 in creation order (clock in
+# create_fdt, then each CPU in fdt_add_cpu_nodes, then the GIC); with one CPU that gives
+# these three values, which we keep so a tree dump diffs cleanly against virt's.
+PHANDLE_APB_PCLK = 0x8000
+PHANDLE_CPU0 = 0x8001
+PHANDLE_GIC = 0x8002
+
+# PSCI function ids virt advertises for PSCI 0.1 compatibility (fdt_add_psci_node,
+# AArch64 variants): CPU_SUSPEND, CPU_OFF, CPU_ON, MIGRATE.
+PSCI_FN_IDS = {"cpu_suspend": 0xC400_0001, "cpu_off": 0x8400_0002,
+               "cpu_on": 0xC400_0003, "migrate": 0xC400_0005}
+
+# Xen grant-table region (reg[0] of /hypervisor). Xen's own guest layout
+# (public/arch-arm.h GUEST_GNTTAB_BASE) uses 0x3800_0000, which on virt is inside the PCIe
+# MMIO window. We keep Xen's size (16 MiB = 4096 frames) and put it in the one hole of
+# virt's low map that nothing uses on any virt version: between the secure RAM
+# (0x0E00_0000 + 16 MiB) and the PCIe MMIO window (0x1000_0000).
+XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE = 0x0F00_0000, 0x0100_0000
+# "xen,xen-<major>.<minor>": the version our Xen frontend reports (xen-pmu.md 4.2).
+XEN_VERSION = (4, 23)
+# libxl make_hypervisor_node: the event-channel upcall is "active-low level-sensitive,
+# all CPUs" = (0xf << 8) | IRQ_TYPE_LEVEL_LOW, written the same for GICv2 and GICv3.
+XEN_EVTCHN_FLAGS = (0xF << 8) | IRQ_TYPE_LEVEL_LOW
+
+DTB_VERSION = 17
+DTB_LAST_COMP_VERSION = 16
+# The size QEMU's generated tree has in guest memory: create_device_tree() opens it into a
+# FDT_MAX_SIZE (1 MiB) buffer and arm_load_dtb() copies all of it (system/device_tree.c).
+# It decides which ELF images get a DTB at all (docs/research/qemu-boot.md).
+QEMU_DTB_TOTAL_SIZE = 0x10_0000
+
+
+def intid_kind(intid: int) -> str:
+    """'SGI', 'PPI', 'SPI' or 'invalid' for a GIC INTID on this board's GIC."""
+    if 0 <= intid < 16:
+        return "SGI"
+    if 16 <= intid < 32:
+        return "PPI"
+    if 32 <= intid < 32 + GIC_NUM_SPIS:
+        return "SPI"
+    return "invalid"
+
+
+def gic_interrupt(intid: int, flags: int = GIC_FDT_IRQ_FLAGS_LEVEL_HI) -> list[int]:
+    """The three-cell ``interrupts`` specifier of a PPI or SPI INTID.
+
+    arm,gic-v3 binding: cell 0 is 0 for an SPI and 1 for a PPI, cell 1 the number within
+    that class (INTID - 32 or INTID - 16), cell 2 the trigger flags. GICv3 has no CPU mask
+    in the flags (virt sets one only for GICv2).
+    """
+    kind = intid_kind(intid)
+    if kind == "PPI":
+        return [GIC_FDT_IRQ_TYPE_PPI, intid - 16, flags]
+    if kind == "SPI":
+        return [GIC_FDT_IRQ_TYPE_SPI, intid - 32, flags]
+    raise ValueError(f"INTID {intid} is not a PPI or SPI")
+
+
+_SIZE_RE = re.compile(r"^\s*([0-9][0-9a-fA-Fx_]*)\s*(?:([kKmMgGtT])(?:i?[bB])?)?\s*$")
+_SIZE_SHIFT = {"k": 10, "m": 20, "g": 30, "t": 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``128M``, ``1G``, ``512K``, ``1GiB``, ``0x8000000`` or ``134217728``.
+
+    Suffixes are binary (K = 1024) as in QEMU's ``-m``; a bare number is bytes (unlike
+    QEMU's ``-m 128``, which means MiB: :class:`BoardSpec` rejects such a size as not
+    page-aligned and the error suggests the suffix). Raises ValueError.
+    """
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise ValueError(f"bad size {text!r}: expected e.g. 128M, 1G or 0x8000000")
+    try:
+        value = int(m.group(1), 0)
+    except ValueError:
+        raise ValueError(f"bad size {text!r}: expected e.g. 128M, 1G or 0x8000000") from None
+    if m.group(2):
+        value <<= _SIZE_SHIFT[m.group(2).lower()]
+    return value
+
+
+def _fmt_size(n: int) -> str:
+    for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """Everything the device tree says about the board; validated on construction.
+
+    Interrupts are GIC INTIDs (PPI 16..31, SPI 32..287), as in MachineConfig and KVM's
+    device attributes; :func:`gic_interrupt` does the DT encoding.
+    """
+    ram_size: int = 128 << 20
+    pmu_irq: Optional[int] = DEFAULT_PMU_IRQ      # None: no PMU node (vCPU without PMUv3)
+    timer_phys: int = 30                          # non-secure EL1 physical timer (ptimer)
+    timer_virt: int = 27                          # virtual timer (vtimer)
+    timer_hyp_phys: int = 26                      # EL2 physical timer (hptimer)
+    bootargs: Optional[str] = None                # /chosen/bootargs; None or "" = absent
+    xen: bool = False                             # add the /hypervisor node
+    xen_evtchn_irq: int = XEN_EVTCHN_PPI
+    xen_version: tuple = XEN_VERSION
+    psci_method: str = "hvc"
+    cpu_compatible: str = "arm,cortex-a57"
+
+    ram_base = RAM_BASE                           # fixed parts of the map (class constants)
+    uart_path = f"/pl011@{UART_BASE:x}"
+
+    def __post_init__(self) -> None:
+        if self.ram_size <= 0 or self.ram_size % 4096:
+            hint = f" (did you mean {self.ram_size}M?)" if 0 < self.ram_size < 1 << 20 else ""
+            raise ValueError(f"memory size {self.ram_size} is not a positive multiple of "
+                             f"4 KiB{hint}")
+        if self.ram_size > RAM_MAX:
+            raise ValueError(f"memory size {_fmt_size(self.ram_size)} exceeds the "
+                             f"{_fmt_size(RAM_MAX)} virt allows below its high I/O area")
+        if self.pmu_irq is not None and intid_kind(self.pmu_irq) not in ("PPI", "SPI"):
+            raise ValueError(f"PMU interrupt {self.pmu_irq} is not a PPI (16-31) or SPI "
+                             f"(32-{31 + GIC_NUM_SPIS})")
+        for name, intid in (("physical timer", self.timer_phys),
+                            ("virtual timer", self.timer_virt),
+                            ("EL2 physical timer", self.timer_hyp_phys)):
+            if intid_kind(intid) != "PPI":
+                raise ValueError(f"{name} interrupt {intid} is not a PPI (16-31)")
+        if self.psci_method not in ("hvc", "smc"):
+            raise ValueError(f"PSCI method {self.psci_method!r} is not 'hvc' or 'smc'")
+        if self.bootargs:
+            bad = [c for c in self.bootargs if not " " <= c <= "~"]
+            if bad:
+                raise ValueError(f"boot arguments contain {bad[0]!r}: only printable ASCII "
+                                 f"is supported")
+        # No two interrupts the guest drives may be the same line: KVM refuses the same
+        # (kvm_vgic_set_owner -> EBUSY at first run, timer PPIs must be distinct) and a
+        # guest could not request both. The secure timer (29) is listed in /timer for the
+        # binding only; a non-secure guest never uses it, so it is not checked.
+        users = [("physical timer", self.timer_phys), ("virtual timer", self.timer_virt),
+                 ("EL2 physical timer", self.timer_hyp_phys),
+                 ("UART", 32 + UART_SPI)]
+        if self.pmu_irq is not None:
+            users.append(("PMU", self.pmu_irq))
+        if self.xen:
+            if intid_kind(self.xen_evtchn_irq) != "PPI":
+                raise ValueError(f"Xen event-channel interrupt {self.xen_evtchn_irq} is "
+                                 f"not a PPI (16-31)")
+            users.append(("Xen event channel", self.xen_evtchn_irq))
+        seen: dict[int, str] = {}
+        for name, intid in users:
+            if intid in seen:
+                raise ValueError(f"{name} and {seen[intid]} both use INTID {intid}")
+            seen[intid] = name
+
+    @classmethod
+    def from_config(cls, cfg: MachineConfig) -> "BoardSpec":
+        """The board a run with ``cfg`` presents (raises ValueError on an invalid config)."""
+        ppis = cfg.timer_ppis
+        try:
+            timers = dict(timer_phys=int(ppis["ptimer"]), timer_virt=int(ppis["vtimer"]),
+                          timer_hyp_phys=int(ppis["hptimer"]))
+        except KeyError as e:
+            raise ValueError(f"timer_ppis has no {e.args[0]!r} entry") from None
+        return cls(ram_size=cfg.memory,
+                   pmu_irq=cfg.pmu.irq if cfg.pmu.present else None,
+                   bootargs=cfg.append, xen=cfg.xen, **timers)
+
+
+# --- Tree construction ---------------------------------------------------------------------
+
+class _Strings(pyfdt.PropStrings):
+    """A string-list property whose DTS form escapes backslashes as well as quotes
+    (pyFDT 0.3.3 escapes only quotes, so ``a\\b`` would not survive dtc)."""
+
+    def to_dts(self, tabsize: int = 4, depth: int = 0) -> str:
+        def esc(s: str) -> str:
+            return s.replace("\\", "\\\\").replace('"', '\\"')
+        return (" " * (tabsize * depth) + self.name + ' = "'
+                + '", "'.join(esc(s) for s in self.data) + '";\n')
+
+
+def _node(name: str, *props) -> pyfdt.Node:
+    return pyfdt.Node(name, *props)
+
+
+def _s(name: str, *values: str) -> pyfdt.PropStrings:
+    return _Strings(name, *values)
+
+
+def _w(name: str, *words: int) -> pyfdt.PropWords:
+    return pyfdt.PropWords(name, *words)
+
+
+def _flag(name: str) -> pyfdt.Property:
+    return pyfdt.Property(name)
+
+
+def _reg(*pairs: tuple[int, int]) -> pyfdt.PropWords:
+    """``reg`` with #address-cells = #size-cells = 2 (virt's root), as u64 pairs."""
+    cells = []
+    for addr, size in pairs:
+        cells += [addr >> 32, addr & 0xFFFF_FFFF, size >> 32, size & 0xFFFF_FFFF]
+    return _w("reg", *cells)
+
+
+def _tree(spec: BoardSpec) -> pyfdt.FDT:
+    tree = pyfdt.FDT()
+    tree.header.version = DTB_VERSION          # the setter also sets last_comp_version
+    tree.header.last_comp_version = DTB_LAST_COMP_VERSION
+    tree.header.boot_cpuid_phys = 0
+    root = tree.root
+
+    # create_fdt + fdt_add_gic_node (root interrupt-parent)
+    for prop in (_s("compatible", "linux,dummy-virt"), _w("#address-cells", 2),
+                 _w("#size-cells", 2), _s("model", "linux,dummy-virt"),
+                 _w("interrupt-parent", PHANDLE_GIC), _flag("dma-coherent")):
+        root.append(prop)
+
+    chosen = _node("chosen")
+    if spec.bootargs:                          # arm_load_dtb: only a non-empty -append
+        chosen.append(_s("bootargs", spec.bootargs))
+    chosen.append(_s("stdout-path", spec.uart_path))
+    root.append(chosen)
+    root.append(_node("aliases", _s("serial0", spec.uart_path)))
+
+    # arm_load_dtb -> fdt_add_memory_node
+    root.append(_node(f"memory@{spec.ram_base:x}", _s("device_type", "memory"),
+                      _reg((spec.ram_base, spec.ram_size))))
+
+    root.append(_node("apb-pclk", _s("compatible", "fixed-clock"), _w("#clock-cells", 0),
+                      _w("clock-frequency", UART_CLOCK_HZ),
+                      _s("clock-output-names", "clk24mhz"), _w("phandle", PHANDLE_APB_PCLK)))
+
+    # fdt_add_cpu_nodes: MPIDR of CPU 0 has no Aff3, so #address-cells = 1 and reg = 0.
+    cpu_map = _node("cpu-map", _node("socket0", _node("cluster0", _node(
+        "core0", _w("cpu", PHANDLE_CPU0)))))
+    root.append(_node("cpus", _w("#address-cells", 1), _w("#size-cells", 0),
+                      _node("cpu@0", _s("device_type", "cpu"),
+                            _s("compatible", spec.cpu_compatible),
+                            _s("enable-method", "psci"), _w("reg", 0),
+                            _w("phandle", PHANDLE_CPU0)),
+                      cpu_map))
+
+    # fdt_add_timer_nodes: secure phys, non-secure phys, virtual, EL2 phys, in that order,
+    # level-high. The fifth (EL2 virtual) entry virt adds only for an EL2 CPU with VHE,
+    # which a Cortex-A57 is not; kvm-unit-tests asserts exactly four.
+    timer_irqs = []
+    for intid in (TIMER_SEC_PHYS_INTID, spec.timer_phys, spec.timer_virt,
+                  spec.timer_hyp_phys):
+        timer_irqs += gic_interrupt(intid)
+    root.append(_node("timer", _s("compatible", "arm,armv8-timer", "arm,armv7-timer"),
+                      _flag("always-on"), _w("interrupts", *timer_irqs)))
+
+    root.append(_node(f"intc@{GICD_BASE:x}", _s("compatible", "arm,gic-v3"),
+                      _w("#interrupt-cells", 3), _flag("interrupt-controller"),
+                      _w("#address-cells", 2), _w("#size-cells", 2), _flag("ranges"),
+                      _w("#redistributor-regions", 1),
+                      _reg((GICD_BASE, GICD_SIZE), (GICR_BASE, GICR_SIZE)),
+                      _w("phandle", PHANDLE_GIC)))
+
+    # fdt_add_pmu_nodes: absent when the CPU has no PMU. An SPI (allowed by KVM's
+    # KVM_ARM_VCPU_PMU_V3_IRQ) is encoded as an SPI; virt itself always uses PPI 23.
+    if spec.pmu_irq is not None:
+        root.append(_node("pmu", _s("compatible", "arm,armv8-pmuv3"),
+                          _w("interrupts", *gic_interrupt(spec.pmu_irq))))
+
+    root.append(_node(spec.uart_path.lstrip("/"), _s("compatible", "arm,pl011", "arm,primecell"),
+                      _reg((UART_BASE, UART_SIZE)),
+                      _w("interrupts", *gic_interrupt(32 + UART_SPI)),
+                      _w("clocks", PHANDLE_APB_PCLK, PHANDLE_APB_PCLK),
+                      _s("clock-names", "uartclk", "apb_pclk")))
+
+    # fdt_add_psci_node. virt's conduit: none if secure=on with firmware, SMC with
+    # virtualization=on (EL2), otherwise HVC (and always HVC under KVM). Our guests run
+    # at EL1 with neither EL2 nor EL3, which is virt's HVC case; the board answers PSCI
+    # on both HVC #0 and SMC #0 (platform.md) but advertises what virt advertises.
+    psci = _node("psci", _s("compatible", "arm,psci-1.0", "arm,psci-0.2", "arm,psci"),
+                 _s("method", spec.psci_method))
+    for name, fn in PSCI_FN_IDS.items():
+        psci.append(_w(name, fn))
+    root.append(psci)
+
+    if spec.xen:
+        major, minor = spec.xen_version
+        root.append(_node("hypervisor", _s("compatible", f"xen,xen-{major}.{minor}", "xen,xen"),
+                          _reg((XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE)),
+                          _w("interrupts", *gic_interrupt(spec.xen_evtchn_irq,
+                                                          XEN_EVTCHN_FLAGS))))
+    return tree
+
+
+def build_dtb(spec: BoardSpec, *, total_size: Optional[int] = None) -> bytes:
+    """The flattened device tree blob (version 17) for ``spec``.
+
+    ``total_size`` pads the blob with free space up to that many bytes (header
+    ``totalsize`` included), as libfdt's ``fdt_open_into`` leaves it; pass
+    :data:`QEMU_DTB_TOTAL_SIZE` to get a blob exactly as large as QEMU virt's.
+    """
+    blob = _tree(spec).to_dtb()
+    if total_size is None:
+        return blob
+    if total_size < len(blob):
+        raise ValueError(f"total_size {total_size} is smaller than the tree ({len(blob)} bytes)")
+    return blob[:4] + total_size.to_bytes(4, "big") + blob[8:] + bytes(total_size - len(blob))
+
+
+def to_dts(spec: BoardSpec) -> str:
+    """The same tree as device tree source (``dtc -I dts`` compiles it back)."""
+    return _tree(spec).to_dts(tabsize=4)
+
+
+# --- vpmu dtb ------------------------------------------------------------------------------
+
+EXIT_OK = 0
+EXIT_USAGE = 2      # bad option value, unwritable output: one line on stderr
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add ``vpmu dtb`` to an argparse subparsers object; returns the new subparser.
+
+    ``args.func(args)`` runs it and returns the exit status (0, or 2 after a one-line
+    error on stderr).
+    """
+    p = subparsers.add_parser(
+        "dtb", help="write the board's device tree (DTB or DTS)",
+        description="Write the device tree a guest run with the same options would get: "
+                    "a DTB blob, or DTS source with --dts.")
+    p.add_argument("--pmu-irq", metavar="INTID",
+                   help=f"PMU overflow interrupt, a PPI 16-31 or SPI 32-{31 + GIC_NUM_SPIS} "
+                        f"(decimal or 0x hex; default {DEFAULT_PMU_IRQ})")
+    p.add_argument("--memory", metavar="SIZE",
+                   help="RAM size, e.g. 128M (default), 1G, 0x8000000 (bytes)")
+    p.add_argument("--xen", action="store_true", help="add the Xen /hypervisor node")
+    p.add_argument("--append", metavar="STR", help="/chosen/bootargs")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="output file ('-' or absent: standard output)")
+    p.add_argument("--dts", action="store_true", help="write DTS source instead of a blob")
+    p.add_argument("--dts-out", metavar="FILE", help="also write DTS source to FILE")
+
+    def error(message: str):                  # argparse's own errors, also on one line
+        print(f"{p.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+    p.error = error
+    p.set_defaults(func=lambda args: _cmd_dtb(args, p.prog))
+    return p
+
+
+def _cmd_dtb(args: argparse.Namespace, prog: str) -> int:
+    def fail(message: str) -> int:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    cfg = MachineConfig()
+    try:
+        if args.memory is not None:
+            cfg.memory = parse_size(args.memory)
+        if args.pmu_irq is not None:
+            try:
+                cfg.pmu.irq = int(args.pmu_irq, 0)
+            except ValueError:
+                return fail(f"--pmu-irq {args.pmu_irq!r} is not a number")
+        cfg.append = args.append
+        cfg.xen = args.xen
+        spec = BoardSpec.from_config(cfg)
+    except ValueError as e:
+        return fail(str(e))
+
+    main_is_text = args.dts
+    payload = to_dts(spec).encode() if main_is_text else build_dtb(spec)
+    out = args.output
+    try:
+        if out in (None, "-"):
+            stream = sys.stdout.buffer
+            if not main_is_text and stream.isatty():
+                return fail("refusing to write a binary DTB to a terminal: use -o FILE or --dts")
+            stream.write(payload)
+            stream.flush()
+        else:
+            _write(out, payload)
+        if args.dts_out:
+            _write(args.dts_out, to_dts(spec).encode())
+    except OSError as e:
+        return fail(f"cannot write {e.filename or out}: {e.strerror or e}")
+    return EXIT_OK
+
+
+def _write(path: str, data: bytes) -> None:
+    # Write then rename, so a failed run never leaves a truncated tree behind.
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if e.filename == tmp:
+            e.filename = path
+        raise

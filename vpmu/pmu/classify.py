@@ -1,0 +1,188 @@
+"""Instruction classification: which static events an instruction produces.
+
+Capstone 5.0.9's groups and memory-access flags are wrong for several AArch64
+instructions (ecosystem.md 3: ``blr`` is "branch_relative", ``str`` is read-write,
+``stxr`` is a read, LSE atomics carry no flag), so classification is a mnemonic table,
+and system instructions are decoded from the raw encoding.  Every decision the
+architecture leaves open is made here once and documented in docs/events.md; the
+tests in tests/test_classify.py pin each of them.
+
+Decisions:
+- LD_RETIRED counts loads of every kind (literal, pair, SIMD single/multiple structure,
+  exclusive, acquire) and the read half of atomics (LDADD.., SWP, CAS); PRFM is not a load.
+- ST_RETIRED counts stores of every kind, including Store-Exclusives whether or not they
+  succeed (the instruction is architecturally executed either way), atomics, and DC ZVA.
+- MEM_ACCESS / L1D_CACHE count one access per register transferred (LDP/STP = 2,
+  LD1-LD4/ST1-ST4 = number of registers in the list), 2 for an atomic read-modify-write,
+  1 for DC ZVA, 0 for PRFM.  OP_RETIRED = max(1, that number).
+- Branches: B, BL, B.cond, CBZ/CBNZ, TBZ/TBNZ are immediate branches (BR_IMMED_RETIRED, taken
+  or not); BR, BLR, RET are register branches; RET is the procedure return.  BR_RETIRED /
+  BR_PRED count all of them, taken or not.  ERET is an exception return (EXC_RETURN), not a
+  branch for BR_*; it writes the PC (PC_WRITE_RETIRED).  PC_WRITE_RETIRED counts
+  unconditional branches always and conditional ones when taken (dynamic).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import capstone
+
+from ..config import CycleModel
+from . import channels as C
+from . import layout as L
+from . import regs
+
+_md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+
+
+@dataclass
+class Insn:
+    addr: int
+    word: int
+    mnemonic: str
+    op_str: str
+    inc: tuple            # static channel increments (len NS)
+    bk: int = L.BK_NONE   # branch kind
+    target: int = 0       # direct branch target
+    nmem: int = 0
+    site: tuple | None = None   # (key, is_read, rt) for a claimed MRS/MSR
+    maint: bool = False   # cache/TLB maintenance or MMU register write
+    kind: str = "other"   # cycle class: load/store/branch/mul/div/fp/system/other
+
+    @property
+    def cls_key(self) -> tuple:
+        return self.inc + (self.bk, self.nmem)
+
+
+_LOAD_PREFIXES = ("ldr", "ldur", "ldp", "ldnp", "ldxr", "ldxp", "ldaxr", "ldaxp", "ldar", "ldapr",
+                  "ldlar", "ldtr", "ld1", "ld2", "ld3", "ld4", "ldpsw", "ldapur", "ldg")
+_STORE_PREFIXES = ("str", "stur", "stp", "stnp", "stxr", "stxp", "stlxr", "stlxp", "stlr", "stllr",
+                   "sttr", "st1", "st2", "st3", "st4", "stlur", "stg", "stz")
+_ATOMIC_PREFIXES = ("ldadd", "ldclr", "ldeor", "ldset", "ldsmax", "ldsmin", "ldumax", "ldumin",
+                    "swp", "cas", "stadd", "stclr", "steor", "stset", "stsmax", "stsmin", "stumax", "stumin")
+_MUL = {"mul", "madd", "msub", "mneg", "smull", "umull", "smulh", "umulh", "smaddl", "umaddl",
+        "smsubl", "umsubl", "smnegl", "umnegl"}
+_DIV = {"sdiv", "udiv"}
+_COND_BRANCH = {"cbz", "cbnz", "tbz", "tbnz"}
+
+
+def _reg_list_len(op_str: str) -> int:
+    if "{" not in op_str:
+        return 1
+    inner = op_str[op_str.index("{") + 1:op_str.index("}")]
+    if " - " in inner:              # "{v0.16b - v3.16b}"
+        a, b = (int(x.strip()[1:].split(".")[0]) for x in inner.split(" - "))
+        return (b - a) % 32 + 1
+    return len([x for x in inner.split(",") if x.strip()])
+
+
+def _target(op_str: str) -> int:
+    return int(op_str.rsplit("#", 1)[1], 16)
+
+
+def classify_word(addr: int, word: int, cycles: CycleModel) -> Insn:
+    inc = [0] * C.NS
+    inc[C.S_INST] = 1
+    res = list(_md.disasm_lite(word.to_bytes(4, "little"), addr))
+    mnem, ops = (res[0][2], res[0][3]) if res else ("(undefined)", "")
+    ins = Insn(addr, word, mnem, ops, ())
+    m = mnem
+    # --- system instructions from the encoding ---------------------------------------------------
+    if (word & 0xFFC00000) == 0xD5000000:
+        ins.kind = "system"
+        l_bit = (word >> 21) & 1
+        op0 = (word >> 19) & 3
+        op1, crn, crm, op2, rt = (word >> 16) & 7, (word >> 12) & 15, (word >> 8) & 15, (word >> 5) & 7, word & 31
+        if op0 >= 2:
+            k = regs.key(op0, op1, crn, crm, op2)
+            h = regs.HANDLER.get(k, 0)
+            if h and h < regs.H_OBS_MMU:
+                ins.site = (k, bool(l_bit), rt)
+            if not l_bit:
+                if h == regs.H_OBS_MMU:
+                    ins.maint = True
+                if k in (regs.BY_NAME["TTBR0_EL1"], regs.BY_NAME["TTBR1_EL1"]):
+                    inc[C.S_TTBR] = 1
+                if k == regs.key(3, 0, 13, 0, 1):       # CONTEXTIDR_EL1
+                    inc[C.S_CID] = 1
+        elif op0 == 1 and not l_bit:
+            if regs.sys_is_maintenance(op1, crn, crm, op2):
+                ins.maint = True
+            if op1 == 3 and crn == 7 and crm == 4 and op2 == 1:     # DC ZVA: a store of a block
+                inc[C.S_ST] = 1
+                ins.nmem = 1
+                ins.kind = "store"
+    # --- branches --------------------------------------------------------------------------------
+    elif m.startswith("b.") or m in _COND_BRANCH:
+        ins.bk, ins.target, ins.kind = L.BK_COND, _target(ops), "branch"
+        inc[C.S_BR_IMMED] = inc[C.S_BR] = 1
+    elif m == "b":
+        ins.bk, ins.target, ins.kind = L.BK_B, _target(ops), "branch"
+        inc[C.S_BR_IMMED] = inc[C.S_BR] = inc[C.S_PCW] = 1
+    elif m == "bl":
+        ins.bk, ins.target, ins.kind = L.BK_BL, _target(ops), "branch"
+        inc[C.S_BR_IMMED] = inc[C.S_BR] = inc[C.S_PCW] = 1
+    elif m in ("br", "braa", "brab", "braaz", "brabz"):
+        ins.bk, ins.kind = L.BK_BR, "branch"
+        inc[C.S_BR] = inc[C.S_PCW] = 1
+    elif m in ("blr", "blraa", "blrab", "blraaz", "blrabz"):
+        ins.bk, ins.kind = L.BK_BLR, "branch"
+        inc[C.S_BR] = inc[C.S_PCW] = 1
+    elif m in ("ret", "retaa", "retab"):
+        ins.bk, ins.kind = L.BK_RET, "branch"
+        inc[C.S_BR] = inc[C.S_PCW] = inc[C.S_BR_RETURN] = 1
+    elif m in ("eret", "eretaa", "eretab"):
+        ins.bk, ins.kind = L.BK_ERET, "branch"
+        inc[C.S_EXC_RETURN] = inc[C.S_PCW] = 1
+    # --- memory ------------------------------------------------------------------------------------
+    elif m.startswith(_ATOMIC_PREFIXES):
+        inc[C.S_LD] = inc[C.S_ST] = 1
+        ins.nmem = 4 if m.startswith("casp") else 2
+        ins.kind = "load"
+    elif m.startswith("prf"):
+        ins.kind = "load"                               # a hint: no access, not a load
+    elif m.startswith(_LOAD_PREFIXES):
+        inc[C.S_LD] = 1
+        ins.nmem = 2 if m.startswith(("ldp", "ldnp", "ldxp", "ldaxp", "ldpsw")) else _reg_list_len(ops)
+        ins.kind = "load"
+    elif m.startswith(_STORE_PREFIXES):
+        inc[C.S_ST] = 1
+        ins.nmem = 2 if m.startswith(("stp", "stnp", "stxp", "stlxp")) else _reg_list_len(ops)
+        ins.kind = "store"
+    elif m in _MUL:
+        ins.kind = "mul"
+    elif m in _DIV:
+        ins.kind = "div"
+    elif m.startswith("f") or (ops and ops[0] in "vqdsbh" and len(ops) > 1 and ops[1].isdigit()):
+        ins.kind = "fp"
+    elif m in ("isb", "dsb", "dmb", "wfi", "wfe", "hvc", "smc", "svc", "brk", "hlt"):
+        ins.kind = "system"
+    inc[C.S_MEM] = ins.nmem
+    inc[C.S_OP] = max(1, ins.nmem)
+    inc[C.S_UNALIGNED_CAND] = 1 if ins.nmem else 0
+    extra = getattr(cycles, ins.kind, 0) if ins.kind != "other" else 0
+    inc[C.S_CYC] = cycles.base + extra
+    if ins.kind == "branch":
+        inc[C.S_STALL_FE] = extra
+    elif ins.kind != "other":
+        inc[C.S_STALL_BE] = extra
+    inc[C.S_STALL] = inc[C.S_STALL_FE] + inc[C.S_STALL_BE]
+    ins.inc = tuple(inc)
+    return ins
+
+
+@dataclass
+class Block:
+    start: int
+    insns: list = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return 4 * len(self.insns)
+
+
+def classify_block(start: int, code: bytes, cycles: CycleModel) -> Block:
+    b = Block(start)
+    for i in range(0, len(code) - 3, 4):
+        b.insns.append(classify_word(start + i, int.from_bytes(code[i:i + 4], "little"), cycles))
+    return b

@@ -1,0 +1,294 @@
+"""The native Unicorn hooks: numba ``@cfunc`` callbacks over the arena.
+
+- ``block_hook`` (every translated block, at its start): retires the previous block,
+  resolves its final branch, looks the new block up (asking Python to classify it the
+  first time), delivers a pending interrupt, and decides whether the block must run in
+  *precise* mode (a sync point before every instruction).
+- ``code_hook`` (only on claimed system-register sites and on precise blocks): commits
+  the instructions before the current one, takes a due interrupt or timer event at this
+  exact boundary, and raises UNDEF for a disallowed register access before it executes.
+- ``mrs_hook`` / ``msr_hook`` (UC_HOOK_INSN): perform a claimed register access.  PMU,
+  timer reads and ID registers are native; the GIC CPU interface and timer writes go to
+  Python through ``vpmu_pycall``.
+- ``mem_hook`` (only while a counter needs data addresses): cache model, unaligned.
+
+Python runs only for rare events.  Hooks never raise; what a guest does wrong becomes
+an architectural outcome decided by the kernels.
+
+Restarting a block: writing PC from a block or code hook makes Unicorn leave the block
+at its next exit check, before any instruction of the block runs (unicorn 2.1.4
+``uc_reg_write`` sets ``skip_sync_pc_on_exit``; the check follows the block and code
+hooks).  ``stop_at`` uses that to hand control to the Python main loop at an exact PC.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, cfunc, njit
+from unicorn import arm64_const as R
+
+from .. import native
+from . import kernels as K
+from .layout import *  # noqa: F401,F403
+from .regs import H_ICC, H_PMU_LAST, H_ID_AA64DFR0, H_ID_DFR0, H_CNTKCTL, H_TIMER_LAST, H_CNTFRQ
+
+U = np.uint64
+I = np.int64         # numba: int() of a uint64 stays uint64; indices must be signed
+ZERO = U(0)
+ONE = U(1)
+
+_reg_read = native.uc_reg_read
+_reg_write = native.uc_reg_write
+_emu_stop = native.uc_emu_stop
+_pycall = native.pycall
+
+REG_PC = R.UC_ARM64_REG_PC
+REG_PSTATE = R.UC_ARM64_REG_PSTATE
+REG_XZR = R.UC_ARM64_REG_XZR
+PSTATE_I = U(1 << 7)
+
+
+@njit(cache=True)
+def _read_reg(uc, A, reg):
+    A[SCRATCH] = ZERO
+    _reg_read(uc, reg, A[SCRATCH:].ctypes)
+    return A[SCRATCH]
+
+
+@njit(cache=True)
+def _write_reg(uc, A, reg, val):
+    A[SCRATCH + 1] = val
+    _reg_write(uc, reg, A[SCRATCH + 1:].ctypes)
+
+
+@njit(cache=True)
+def stop_at(uc, A, pc, reason, arg):
+    """Hand control to the Python main loop, resuming later at pc."""
+    A[STOP_REASON] = U(reason)
+    A[STOP_ARG] = U(arg)
+    _write_reg(uc, A, REG_PC, pc)
+    _emu_stop(uc)
+
+
+@njit(cache=True)
+def blk_lookup(A, addr, size):
+    keyv = addr + ONE
+    i = I((addr >> U(2)) * U(0x9E3779B1)) & (NBLK - 1)
+    for _ in range(NBLK):
+        k = A[BLK_KEY + i]
+        if k == keyv:
+            return i if A[BLK_SIZE + i] == U(size) else -2 - i
+        if k == ZERO:
+            return -1
+        i = (i + 1) & (NBLK - 1)
+    return -1
+
+
+@njit(cache=True)
+def site_lookup(A, addr):
+    keyv = addr + ONE
+    i = I((addr >> U(2)) * U(0x9E3779B1)) & (NSITE - 1)
+    for _ in range(NSITE):
+        k = A[SITE_KEY + i]
+        if k == keyv:
+            return i
+        if k == ZERO:
+            return -1
+        i = (i + 1) & (NSITE - 1)
+    return -1
+
+
+@njit(cache=True)
+def flush_blocks(A):
+    """Forget everything derived from guest code (MMU change, cache maintenance)."""
+    for i in range(NBLK):
+        A[BLK_KEY + i] = ZERO
+    A[BLK_USED] = ZERO
+    A[POOL_TOP] = ZERO
+    A[FLUSH_REQ] = ZERO
+
+
+@njit(cache=True)
+def irq_deliverable(uc, A):
+    if A[IRQ_CAND] == ZERO:
+        return False
+    return (_read_reg(uc, A, REG_PSTATE) & PSTATE_I) == ZERO
+
+
+@njit(cache=True)
+def _block(uc, addr, size, A):
+    # 1. the previous block retired completely; its branch resolves against addr
+    if A[CUR_VALID] != ZERO:
+        e_prev = I(A[CUR_ENTRY])
+        maint = (A[BLK_FLAGS + e_prev] & U(BF_MAINT)) != ZERO
+        K.finish_block(A, addr)
+        if maint:
+            A[FLUSH_REQ] = ONE
+    else:
+        K.resolve_branch(A, addr)
+    if A[FLUSH_REQ] != ZERO:
+        flush_blocks(A)
+        A[STOP_REASON] = U(SR_FLUSH)
+    el = (_read_reg(uc, A, REG_PSTATE) >> U(2)) & U(3)
+    A[CUR_EL] = el
+    # 2. find (or classify) the block
+    e = blk_lookup(A, addr, size)
+    if e < 0:
+        A[PY_ARG] = addr
+        A[PY_ARG + 1] = U(size)
+        r = _pycall(PC_CLASSIFY, A.ctypes)
+        if r < 0:
+            return
+        e = blk_lookup(A, addr, size)
+        if e < 0:
+            return
+        if r == 1:                       # new register sites: hooks must exist before translation
+            stop_at(uc, A, addr, SR_HOOKS, e)
+            return
+    # 3. an interrupt, the instruction limit, a timer event at this boundary
+    if A[ICOUNT] >= A[INSN_LIMIT]:
+        stop_at(uc, A, addr, SR_LIMIT, 0)
+        return
+    if A[NEXT_DEADLINE] != K.M64 and K.now(A) >= A[NEXT_DEADLINE]:
+        _pycall(PC_TIMER, A.ctypes)
+    if irq_deliverable(uc, A):
+        A[PY_ARG] = addr
+        _pycall(PC_IRQ, A.ctypes)        # Python takes the IRQ exception (writes PC)
+        return
+    if A[EXIT_PENDING] != ZERO:
+        return
+    # 4. precise mode when something must happen between two of its instructions
+    need = K.needs_precise(A, e)
+    flags = A[BLK_FLAGS + e]
+    if need and (flags & U(BF_PRECISE)) == ZERO:
+        stop_at(uc, A, addr, SR_PRECISE_ON, e)
+        return
+    if (not need) and (flags & U(BF_PRECISE)) != ZERO:
+        stop_at(uc, A, addr, SR_PRECISE_OFF, e)
+        return
+    # 5. the block starts
+    A[CUR_VALID] = ONE
+    A[CUR_START] = addr
+    A[CUR_SIZE] = U(size)
+    A[CUR_N] = A[BLK_N + e]
+    A[CUR_DONE] = ZERO
+    A[CUR_ENTRY] = U(e)
+    A[CUR_PRECISE] = ONE if need else ZERO
+    K.icache_fetch(A, addr, U(size), addr)
+    if A[IRQ_CAND] != ZERO and irq_deliverable(uc, A):   # e.g. an I-cache refill overflowed a counter
+        A[CUR_VALID] = ZERO
+        A[PY_ARG] = addr
+        _pycall(PC_IRQ, A.ctypes)
+
+
+@cfunc(native.HOOK_BLOCK_SIG, cache=True)
+def block_hook(uc, addr, size, user):
+    A = carray(user, ARENA_WORDS, dtype=np.uint64)
+    _block(uc, addr, size, A)
+
+
+@njit(cache=True)
+def _code(uc, addr, A):
+    K.sync_to(A, addr)
+    if A[CUR_PRECISE] != ZERO and A[CUR_VALID] != ZERO:
+        if A[ICOUNT] >= A[INSN_LIMIT]:
+            A[CUR_VALID] = ZERO
+            stop_at(uc, A, addr, SR_LIMIT, 0)
+            return
+        if A[NEXT_DEADLINE] != K.M64 and K.now(A) >= A[NEXT_DEADLINE]:
+            _pycall(PC_TIMER, A.ctypes)
+        if irq_deliverable(uc, A):
+            A[CUR_VALID] = ZERO          # the rest of the block does not run now
+            A[PY_ARG] = addr
+            _pycall(PC_IRQ, A.ctypes)
+            return
+    s = site_lookup(A, addr)
+    if s >= 0:
+        v = A[SITE_VAL + s]
+        key = I(v & U(0xFFFF))
+        is_read = (v >> U(16)) & ONE != ZERO
+        h = I(A[HANDLER + key])
+        if h != 0 and K.access_undef(A, key, h, is_read, I(A[CUR_EL])):
+            A[CUR_VALID] = ZERO          # instructions before addr are committed; addr does not retire
+            A[PY_ARG] = addr
+            _pycall(PC_UNDEF, A.ctypes)  # Python takes the UNDEF exception (writes PC)
+
+
+@cfunc(native.HOOK_CODE_SIG, cache=True)
+def code_hook(uc, addr, size, user):
+    A = carray(user, ARENA_WORDS, dtype=np.uint64)
+    _code(uc, addr, A)
+
+
+@njit(cache=True)
+def _sysreg(uc, reg, cp, A, is_read):
+    c = carray(cp, 8, dtype=np.uint32)
+    key = (I(c[2]) << 14) | (I(c[3]) << 11) | (I(c[0]) << 7) | (I(c[1]) << 3) | I(c[4])
+    h = I(A[HANDLER + key])
+    if h == 0 or h >= 160:
+        return 0                          # not ours (observed-only registers are QEMU's too)
+    pc = _read_reg(uc, A, REG_PC)
+    K.sync_to(A, pc)
+    el = I(A[CUR_EL])
+    val = U(c[6]) | (U(c[7]) << U(32))
+    if K.access_undef(A, key, h, is_read, el):
+        # A site without its pre-check hook (code written after it was classified without
+        # cache maintenance): no exception can be taken here; the access is ignored (RAZ/WI).
+        A[UNHANDLED] += ONE
+        if is_read and reg != REG_XZR:
+            _write_reg(uc, A, reg, ZERO)
+    elif h <= H_PMU_LAST:
+        if is_read:
+            val = K.pmu_read(A, h, U(key))
+        else:
+            K.pmu_write(A, h, U(key), val, pc)
+        if A[TRACE_REGS] != ZERO:
+            K.ring_put(A, RT_PMU_REG, key, 1 if is_read else 0, val, A[ICOUNT], pc)
+        if is_read and reg != REG_XZR:
+            _write_reg(uc, A, reg, val)
+    elif (h >= H_CNTFRQ and h <= H_TIMER_LAST) and (is_read or h == H_CNTKCTL):
+        if is_read:
+            val = K.timer_read(A, h)
+            if reg != REG_XZR:
+                _write_reg(uc, A, reg, val)
+        else:
+            A[CNTKCTL] = val & U(0x3FF)
+    elif h == H_ID_AA64DFR0 or h == H_ID_DFR0:
+        base = A[ID_AA64DFR0_BASE] if h == H_ID_AA64DFR0 else A[ID_DFR0_BASE]
+        val = K.id_read(A, h, base)
+        if reg != REG_XZR:
+            _write_reg(uc, A, reg, val)
+    else:                                 # GIC CPU interface, timer writes: Python
+        A[PY_ARG] = U(key)
+        A[PY_ARG + 1] = ONE if is_read else ZERO
+        A[PY_ARG + 2] = val
+        A[PY_ARG + 3] = pc
+        _pycall(PC_SYSREG, A.ctypes)
+        if is_read and reg != REG_XZR:
+            _write_reg(uc, A, reg, A[PY_ARG + 4])
+    # Registers QEMU's CPU model does not implement end their block right here (translated
+    # as "unallocated"); their PC must be advanced by us or the access repeats forever.  For
+    # an implemented register that happens to end its block the write is the same value.
+    if pc + U(4) == A[CUR_START] + A[CUR_SIZE] and A[CUR_VALID] != ZERO:
+        _write_reg(uc, A, REG_PC, pc + U(4))
+    return 1
+
+
+@cfunc(native.HOOK_INSN_SYS_SIG, cache=True)
+def mrs_hook(uc, reg, cp, user):
+    A = carray(user, ARENA_WORDS, dtype=np.uint64)
+    return _sysreg(uc, reg, cp, A, True)
+
+
+@cfunc(native.HOOK_INSN_SYS_SIG, cache=True)
+def msr_hook(uc, reg, cp, user):
+    A = carray(user, ARENA_WORDS, dtype=np.uint64)
+    return _sysreg(uc, reg, cp, A, False)
+
+
+@cfunc(native.HOOK_MEM_SIG, cache=True)
+def mem_hook(uc, access, addr, size, value, user):
+    A = carray(user, ARENA_WORDS, dtype=np.uint64)
+    pc = _read_reg(uc, A, REG_PC)
+    if addr >= A[RAM_LO] and addr < A[RAM_HI]:
+        K.data_access(A, U(addr), size, access == 17, pc)   # UC_MEM_WRITE = 17
+    return True

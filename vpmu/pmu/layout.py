@@ -1,0 +1,183 @@
+"""Layout of the arena: the one flat ``uint64`` array all native state lives in.
+
+Unicorn hands every native hook a single ``user_data`` pointer; it is the address of
+this array.  Offsets are module constants so the numba kernels see them as
+compile-time constants.  Grouped by role: control of the counting path, PMU
+architectural registers, derived per-counter configuration, timer registers, the
+event/class/block tables, predictor and cache model state, the trace ring.
+"""
+from __future__ import annotations
+
+from . import channels as C
+
+NBLK = 1 << 15          # block-cache slots (open addressing on the block's start VA)
+NPOOL = 1 << 19         # per-instruction class ids of all cached blocks
+NCLS = 4096             # distinct instruction classes
+NSITE = 1 << 12         # system-register sites (VA -> key/dir/rt), open addressing
+NRING = 4096            # trace ring records
+RING_W = 6              # words per ring record
+BP_N = 4096             # 2-bit conditional-branch predictor entries
+BTB_N = 1024            # indirect-branch target buffer entries
+RAS_N = 16              # return address stack depth
+CACHE_MAX_LINES = 4096  # max lines per L1 cache (sets * ways)
+
+_off = 0
+
+
+def _alloc(n: int) -> int:
+    global _off
+    o = _off
+    _off += n
+    return o
+
+
+# --- control of the counting path ------------------------------------------------------------
+CUR_VALID = _alloc(1)      # a block is executing (its start has been seen by the block hook)
+CUR_START = _alloc(1)
+CUR_SIZE = _alloc(1)
+CUR_N = _alloc(1)
+CUR_DONE = _alloc(1)       # instructions of the current block already committed
+CUR_ENTRY = _alloc(1)      # block-cache slot of the current block
+CUR_EL = _alloc(1)         # exception level the current block runs at
+CUR_PRECISE = _alloc(1)    # the current block runs with per-instruction sync points
+PB_VALID = _alloc(1)       # a retired branch waits for its successor to be known
+PB_KIND = _alloc(1)
+PB_PC = _alloc(1)
+PB_TARGET = _alloc(1)      # direct target (conditional / immediate branches)
+PB_EL = _alloc(1)
+ICOUNT = _alloc(1)         # instructions retired (all ELs)
+CYCLES = _alloc(1)         # executed cycles (cycle model, all ELs)
+IDLE = _alloc(1)           # cycles spent waiting in WFI (time advances, CPU_CYCLES does not)
+INSN_LIMIT = _alloc(1)     # stop when ICOUNT reaches this (2**64-1 = none)
+NEXT_DEADLINE = _alloc(1)  # time (cycles+idle) of the next timer event (2**64-1 = none)
+IRQ_CAND = _alloc(1)       # the GIC has an interrupt that is deliverable if PSTATE.I is clear
+STOP_REASON = _alloc(1)
+STOP_ARG = _alloc(1)
+FLUSH_REQ = _alloc(1)      # code-derived state must be dropped (MMU / cache maintenance)
+MEMHOOK_WANT = _alloc(1)   # some counter (or the cycle model) needs the data-side memory hooks
+MEMHOOK_ON = _alloc(1)     # the memory hooks are installed
+LAST_UNALIGNED_PC = _alloc(1)
+PY_ARG = _alloc(8)         # arguments / results of vpmu_pycall
+SCRATCH = _alloc(8)        # native scratch (values passed by pointer to uc_reg_read/write)
+EXIT_PENDING = _alloc(1)   # Python asked the run to end (semihosting exit etc.)
+RAM_LO = _alloc(1)         # guest RAM [RAM_LO, RAM_HI): only RAM allocates in the data cache model
+RAM_HI = _alloc(1)
+ID_AA64DFR0_BASE = _alloc(1)   # the CPU model's ID register values (PMU fields patched on read)
+ID_DFR0_BASE = _alloc(1)
+UNHANDLED = _alloc(1)      # claimed accesses that needed an exception where none could be taken
+
+# --- PMU configuration and architectural registers ----------------------------------------------
+PMU_PRESENT = _alloc(1)
+PMUVER = _alloc(1)
+NCNT = _alloc(1)           # PMCR_EL0.N
+EVMASK = _alloc(1)         # 0x3FF (PMUv3) or 0xFFFF (PMUv3p1+)
+EVCNT64 = _alloc(1)        # event counters are 64 bits wide (PMUv3p5)
+PMCEID0 = _alloc(1)
+PMCEID1 = _alloc(1)
+FROZEN = _alloc(1)         # Xen PMU_CACHED: nothing counts
+IRQ_LEVEL = _alloc(1)      # current level of the overflow interrupt line
+PMU_IRQ = _alloc(1)        # its INTID
+TRACE_REGS = _alloc(1)     # record PMU register accesses in the trace ring
+PMCR = _alloc(1)           # stored PMCR bits [7:0] (E P C D X DP LC LP); N is NCNT
+CNTEN = _alloc(1)
+INTEN = _alloc(1)
+OVS = _alloc(1)
+SELR = _alloc(1)
+USERENR = _alloc(1)
+TYPER = _alloc(32)         # PMEVTYPER0..30, [31] = PMCCFILTR
+CNT = _alloc(32)           # PMEVCNTR0..30, [31] = PMCCNTR
+
+# --- derived per-counter configuration (recomputed by reconfigure()) ----------------------------
+C_S = _alloc(32)           # static channel or NOCH
+C_D = _alloc(32)           # dynamic channel or NOCH
+C_EL = _alloc(32)          # bit0: counts at EL0, bit1: counts at EL1
+C_OVF64 = _alloc(32)       # overflow at 64 bits (else at the low 32 bits)
+C_WMASK = _alloc(32)       # value mask (32 or 64 bits)
+ACT_N = _alloc(1)          # number of counters counting a static channel
+ACT = _alloc(32)           # their indices
+DYN_LISTEN = _alloc(C.ND)  # per dynamic channel: bitmask of counters counting it
+IRQ_WATCH = _alloc(1)      # counters whose overflow raises the interrupt line (or a Xen sample)
+
+# --- generic timer -------------------------------------------------------------------------
+CNTKCTL = _alloc(1)
+CNTV_CTL = _alloc(1)
+CNTV_CVAL = _alloc(1)
+CNTP_CTL = _alloc(1)
+CNTP_CVAL = _alloc(1)
+CNTFRQ = _alloc(1)
+TICK_DIV = _alloc(1)       # CPU cycles per generic-timer tick (1 GHz / CNTFRQ)
+
+# --- events, classes, blocks, sites ------------------------------------------------------------
+EV_S = _alloc(128)         # static channel per compact event slot (events.slot)
+EV_D = _alloc(128)
+EV_OK = _alloc(128)        # implemented at this PMU version
+FILT_ON = _alloc(1)
+FILT = _alloc(1024)        # 65536-bit filter bitmap (1 = allowed)
+CLS_INC = _alloc(NCLS * C.NS)
+CLS_BK = _alloc(NCLS)      # branch kind of the class (BK_*)
+CLS_NMEM = _alloc(NCLS)    # data accesses of the class
+CLS_N = _alloc(1)
+BLK_KEY = _alloc(NBLK)     # start VA + 1 (0 = empty)
+BLK_SIZE = _alloc(NBLK)
+BLK_N = _alloc(NBLK)
+BLK_IOFF = _alloc(NBLK)
+BLK_BK = _alloc(NBLK)      # branch kind of the last instruction
+BLK_TGT = _alloc(NBLK)     # its direct target
+BLK_NMEM = _alloc(NBLK)
+BLK_FLAGS = _alloc(NBLK)   # BF_*
+BLK_TOT = _alloc(NBLK * C.NS)
+BLK_USED = _alloc(1)
+POOL = _alloc(NPOOL)
+POOL_TOP = _alloc(1)
+SITE_KEY = _alloc(NSITE)   # VA + 1 (0 = empty)
+SITE_VAL = _alloc(NSITE)   # sysreg key | is_read << 16 | rt << 17
+HANDLER = _alloc(1 << 16)  # sysreg key -> handler id (regs.H_*)
+RULE = _alloc(1 << 16)     # sysreg key -> access rule (regs.el0_rule_table)
+
+# --- branch predictor and caches ---------------------------------------------------------------
+BP = _alloc(BP_N)
+BTB_TAG = _alloc(BTB_N)
+BTB_TGT = _alloc(BTB_N)
+RAS = _alloc(RAS_N)
+RAS_TOP = _alloc(1)
+PEN_MISPRED = _alloc(1)
+PEN_L1I = _alloc(1)
+PEN_L1D = _alloc(1)
+PEN_WB = _alloc(1)
+L1I_SETS = _alloc(1)
+L1I_WAYS = _alloc(1)
+L1D_SETS = _alloc(1)
+L1D_WAYS = _alloc(1)
+LINE_SHIFT = _alloc(1)
+L1I_TAG = _alloc(CACHE_MAX_LINES)   # line address + 1 (0 = invalid)
+L1I_AGE = _alloc(CACHE_MAX_LINES)
+L1D_TAG = _alloc(CACHE_MAX_LINES)
+L1D_AGE = _alloc(CACHE_MAX_LINES)
+L1D_DIRTY = _alloc(CACHE_MAX_LINES)
+CACHE_CLOCK = _alloc(1)
+
+# --- trace ring ---------------------------------------------------------------------------------
+RING_N = _alloc(1)
+RING = _alloc(NRING * RING_W)
+
+ARENA_WORDS = _off
+
+NOCH = 0xFFFF              # "no channel" marker in C_S / C_D / EV_S / EV_D
+NONE64 = (1 << 64) - 1
+
+# block flags
+BF_PRECISE = 1             # a per-instruction code hook covers this block
+BF_SITES = 2               # the block contains claimed system-register sites (hooks installed)
+BF_MAINT = 4               # the block contains cache/TLB maintenance or an MMU register write
+
+# branch kinds (CLS_BK / BLK_BK / PB_KIND)
+BK_NONE, BK_COND, BK_B, BK_BL, BK_BR, BK_BLR, BK_RET, BK_ERET = 0, 1, 2, 3, 4, 5, 6, 7
+
+# stop reasons (STOP_REASON), set by native code before uc_emu_stop
+SR_NONE, SR_HOOKS, SR_PRECISE_ON, SR_PRECISE_OFF, SR_MEMHOOK, SR_LIMIT, SR_PYTHON, SR_FLUSH = 0, 1, 2, 3, 4, 5, 6, 7
+
+# vpmu_pycall kinds
+PC_CLASSIFY, PC_SYSREG, PC_IRQ, PC_UNDEF, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER = 1, 2, 3, 4, 5, 6, 7
+
+# trace ring record types
+RT_OVERFLOW, RT_IRQ_LEVEL, RT_PMU_REG, RT_SWINC = 1, 2, 3, 4

@@ -1,0 +1,673 @@
+"""``vpmu policy``: evaluate KVM PMU event-filter policies before a real VMM installs them.
+
+A *policy* is the ordered list of ``KVM_ARM_VCPU_PMU_V3_FILTER`` calls a VMM makes, written
+as CLI items ``allow|deny:FIRST[-LAST]`` (see :func:`vpmu.filter.parse_filter`).  KVM's
+semantics are easy to get wrong (vcpu.rst 1.3): the first filter fixes the default for good,
+"cancelling" a range does not bring back the no-filter state, SW_INCR and CHAIN are never
+filtered but disappear from PMCEID, denying CPU_CYCLES also stops PMCCNTR, and the event
+space is 1024 events on a PMUv3 v3p0 host.  The functions here answer:
+
+- :func:`explain_policy` - the effective policy as allow/deny ranges with event names;
+- :func:`lint_policy` - those pitfalls as warnings;
+- :func:`diff_policies` - the events two policies decide differently;
+- :func:`export_bytes` / :func:`import_bytes` - the exact ``struct kvm_pmu_event_filter``
+  array a VMM passes (8 bytes each, little-endian) and back;
+- :func:`impact_report` - what a policy changed in a guest run (two RunResults).
+
+:func:`register` adds them as ``vpmu policy explain|lint|diff|export|import|impact`` to an
+argparse subparsers object.  Exit status: 0 success / nothing to report, 1 ``lint`` found
+warnings, ``diff`` found differences or ``impact`` saw a counter change, 2 bad input (one
+line on stderr, never a traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import binascii
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from .config import PMU_VERSIONS, event_space
+from .filter import (CHAIN, COMMON_EVENT_NAMES, CPU_CYCLES, KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY, STRUCT_SIZE,
+                     SW_INCR, EventFilter, FilterRange, KvmPmuEventFilter, event_label,
+                     event_name, pack_filters, parse_filter, ranges_to_structs,
+                     space_description, structs_to_ranges, unpack_filters)
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+DEFAULT_PMU_VERSION = "3.7"
+
+
+class PolicyError(ValueError):
+    """Bad policy input; the CLI prints it as one line and exits with status 2."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading policies
+
+_HEX_LINE = re.compile(r"[0-9a-fA-F\s]*\Z")
+
+
+def parse_hex(text: str) -> bytes:
+    """Hex dump (whitespace and newlines ignored, ``#`` comments allowed) -> bytes."""
+    digits = "".join("".join(line.split("#", 1)[0].split()) for line in text.splitlines())
+    if len(digits) % 2:
+        raise PolicyError("hex input has an odd number of digits")
+    try:
+        return binascii.unhexlify(digits)
+    except binascii.Error as e:
+        raise PolicyError(f"bad hex input: {e}") from None
+
+
+def _is_hex_text(text: str) -> bool:
+    lines = [ln.split("#", 1)[0] for ln in text.splitlines()]
+    body = [ln for ln in lines if ln.strip()]
+    return bool(body) and all(_HEX_LINE.match(ln) for ln in body)
+
+
+def parse_policy_text(text: str, source: str = "<text>") -> list[FilterRange]:
+    """One ``allow|deny:FIRST[-LAST]`` item per line; ``#`` starts a comment."""
+    out = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        item = line.split("#", 1)[0].strip()
+        if not item:
+            continue
+        try:
+            out.append(parse_filter(item))
+        except ValueError as e:
+            raise PolicyError(f"{source}:{lineno}: {e}") from None
+    return out
+
+
+def import_bytes(data: bytes) -> list[FilterRange]:
+    """A ``struct kvm_pmu_event_filter`` array -> CLI items that export back to the same
+    bytes (pad bytes excepted: KVM ignores them)."""
+    try:
+        return structs_to_ranges(unpack_filters(data))
+    except ValueError as e:
+        raise PolicyError(str(e)) from None
+
+
+def read_policy_file(path: str) -> list[FilterRange]:
+    """``--policy FILE``: the binary export (it always contains NUL bytes: the pad), a hex
+    dump of it, or text items.  ``-`` reads standard input."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        raise PolicyError(f"cannot read {path}: {e.strerror or e}") from None
+    if b"\0" in data:
+        return import_bytes(data)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(f"{path}: neither a binary filter array nor text") from None
+    if _is_hex_text(text):
+        return import_bytes(parse_hex(text))
+    return parse_policy_text(text, path)
+
+
+def bytes_from_file(path: str) -> bytes:
+    """``import``'s input: the binary array, or a hex dump of it."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        raise PolicyError(f"cannot read {path}: {e.strerror or e}") from None
+    if b"\0" in data or not data:
+        return data
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return data
+    if _is_hex_text(text):
+        return parse_hex(text)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluating
+
+def check_space(ranges: Sequence[FilterRange], nr_events: int) -> None:
+    """Raise PolicyError for the first item KVM would reject with EINVAL."""
+    for i, r in enumerate(ranges, 1):
+        if r.first + r.nevents > nr_events:
+            raise PolicyError(f"filter #{i} {r} is outside the {space_description(nr_events)}; "
+                              "KVM_ARM_VCPU_PMU_V3_FILTER would return EINVAL")
+
+
+def effective(ranges: Sequence[FilterRange], nr_events: int) -> EventFilter:
+    """The bitmap KVM ends up with after all items (PolicyError if one is rejected)."""
+    check_space(ranges, nr_events)
+    return EventFilter.from_ranges(ranges, nr_events)
+
+
+def _names_in(first: int, last: int, limit: int = 6) -> str:
+    """Arm names of the events in [first, last] (at most ``limit``, then a count)."""
+    named = [COMMON_EVENT_NAMES[e] for e in sorted(COMMON_EVENT_NAMES) if first <= e <= last]
+    if len(named) > limit:
+        return ", ".join(named[:limit]) + f", ... (+{len(named) - limit} named)"
+    return ", ".join(named)
+
+
+def _fmt_range(first: int, last: int) -> str:
+    return f"0x{first:04X}" if first == last else f"0x{first:04X}-0x{last:04X}"
+
+
+def _run_line(first: int, last: int, label: str) -> str:
+    n = last - first + 1
+    count = "" if n == 1 else f"({n} events) "
+    return f"  {label:<6} {_fmt_range(first, last):<14} {count}{_names_in(first, last)}".rstrip()
+
+
+def explain_policy(ranges: Sequence[FilterRange], nr_events: int) -> str:
+    """Human description of the effective policy: the default, then every range that
+    differs from it, with Arm event names."""
+    flt = effective(ranges, nr_events)
+    head = f"Host event space: {space_description(nr_events)}, {nr_events} events"
+    if not flt.installed:
+        return (f"{head}\nNo filter: KVM installs no bitmap; every event is allowed and "
+                "PMCEID0/1 are not masked.\n")
+    first = ranges[0]
+    default = "ALLOW" if flt.default_allow else "DENY"
+    lines = [head,
+             f"Filters: {', '.join(str(r) for r in ranges)}",
+             f"Default: {default} (set by the first filter, {first}, which is "
+             f"{'a DENY' if first.action == KVM_PMU_EVENT_DENY else 'an ALLOW'})"]
+    exceptions = [(a, b, v) for a, b, v in flt.runs() if v != flt.default_allow]
+    if exceptions:
+        lines.append("Exceptions to the default:")
+        for a, b, v in exceptions:
+            lines.append(_run_line(a, b, "allow" if v else "deny"))
+    else:
+        lines.append("Exceptions to the default: none")
+    lines.append(f"Everything else: {default.lower()}")
+    allowed = flt.allowed_count()
+    lines.append(f"Allowed: {allowed} events; denied: {nr_events - allowed} events")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class LintWarning:
+    """One finding of :func:`lint_policy`; ``item`` is the 1-based filter number or None."""
+    code: str
+    message: str
+    item: Optional[int] = None
+
+    def __str__(self) -> str:
+        return f"warning[{self.code}]: {self.message}"
+
+
+def lint_policy(ranges: Sequence[FilterRange], nr_events: int) -> list[LintWarning]:
+    """What KVM users get wrong, as warnings (empty list = clean).
+
+    Codes: ``out-of-space`` (KVM would return EINVAL), ``cancel`` (a later filter undoes the
+    first one, but the default it set stays), ``redundant`` (changes nothing when applied),
+    ``shadowed`` (every event it sets is overwritten later), ``sw-incr`` / ``chain`` (denied:
+    no effect on counting, but hidden from PMCEID0), ``cpu-cycles`` (denied: also stops
+    PMCCNTR_EL0).
+    """
+    warns: list[LintWarning] = []
+    valid = []
+    for i, r in enumerate(ranges, 1):
+        if r.first + r.nevents > nr_events:
+            warns.append(LintWarning(
+                "out-of-space", f"filter #{i} {r} is outside the {space_description(nr_events)}: "
+                "KVM_ARM_VCPU_PMU_V3_FILTER returns EINVAL and the filter is not applied", i))
+        else:
+            valid.append((i, r))
+    if not valid:
+        return warns
+
+    # Replay, recording what each filter changed and what later filters overwrote.
+    flt = EventFilter(nr_events)
+    for i, r in valid:
+        before = flt.bitmap()
+        flt.apply_range(r)
+        after = flt.bitmap()
+        if before is not None and r.nevents and before[r.first:r.last + 1] == after[r.first:r.last + 1]:
+            state = "allowed" if r.action == KVM_PMU_EVENT_ALLOW else "denied"
+            warns.append(LintWarning("redundant", f"filter #{i} {r} changes nothing: those events "
+                                     f"are already {state} at that point", i))
+        elif before is not None and not r.nevents:
+            warns.append(LintWarning("redundant", f"filter #{i} {r} covers no events; only a "
+                                     "first filter has an effect with nevents 0 (the default)", i))
+    redundant = {w.item for w in warns if w.code == "redundant"}
+
+    # Fully shadowed: every event of filter i is covered by some later filter.
+    for k, (i, r) in enumerate(valid):
+        if not r.nevents or i in redundant:
+            continue
+        later = valid[k + 1:]
+        if k == 0:
+            _lint_first(r, later, flt, warns)
+            continue
+        if _covered(r.first, r.last, [x for _, x in later]):
+            warns.append(LintWarning("shadowed", f"filter #{i} {r} is fully overridden by later "
+                                     "filters; it has no effect", i))
+
+    bits = flt.bitmap()
+    if bits is not None:
+        if not bits[SW_INCR]:
+            warns.append(LintWarning("sw-incr", "SW_INCR (0x00) is denied: KVM never filters it "
+                                     "(PMSWINC still increments its counters), but PMCEID0 bit 0 "
+                                     "reads 0, so the guest thinks SW_INCR is not implemented"))
+        if not bits[CHAIN]:
+            warns.append(LintWarning("chain", "CHAIN (0x1E) is denied: chaining still works (KVM "
+                                     "never filters it), but PMCEID0 bit 30 reads 0, so the guest "
+                                     "thinks CHAIN is not implemented"))
+        if not bits[CPU_CYCLES]:
+            warns.append(LintWarning("cpu-cycles", "CPU_CYCLES (0x11) is denied: this also stops "
+                                     "the cycle counter PMCCNTR_EL0, not only event counters "
+                                     "programmed with 0x11"))
+    return warns
+
+
+def _covered(first: int, last: int, later: Sequence[FilterRange]) -> bool:
+    """Is every event of [first, last] inside one of ``later``?"""
+    spans = sorted((x.first, x.last) for x in later if x.nevents and x.last >= first and x.first <= last)
+    pos = first
+    for a, b in spans:
+        if a > pos:
+            return False
+        pos = max(pos, b + 1)
+        if pos > last:
+            return True
+    return pos > last
+
+
+def _lint_first(r: FilterRange, later: list, flt: EventFilter, warns: list) -> None:
+    """The first filter: is its range completely undone by later opposite filters?"""
+    opposite: list[FilterRange] = []
+    for j, x in later:
+        if x.action == r.action:
+            continue
+        opposite.append(x)
+        if _covered(r.first, r.last, opposite):
+            break
+    else:
+        return
+    if r.action == KVM_PMU_EVENT_ALLOW:
+        everything = " - the whole event space is denied" if flt.allowed_count() == 0 else ""
+        warns.append(LintWarning(
+            "cancel", f"filter #{j} {x} cancels the first filter {r}, but the default that "
+            f"first filter set stays DENY (KVM never returns to the no-filter state): "
+            f"{_fmt_range(r.first, r.last)} end up denied with every event not explicitly "
+            f"allowed{everything}. To allow everything, install no filter at all", j))
+    else:
+        warns.append(LintWarning(
+            "cancel", f"filter #{j} {x} cancels the first filter {r}; the default stays ALLOW, "
+            "so counting is as without a filter, but a filter is still installed: with a 10-bit "
+            "guest event space PMCEID0/1[63:32] read 0, and SET_PMU to another host PMU returns "
+            "EBUSY", j))
+
+
+def diff_policies(a: Sequence[FilterRange], b: Sequence[FilterRange],
+                  nr_events: int) -> list[tuple[int, int, bool, bool]]:
+    """Ranges ``(first, last, allowed_in_a, allowed_in_b)`` where the decisions differ."""
+    fa, fb = effective(a, nr_events), effective(b, nr_events)
+    ba = fa.bitmap() or bytearray(b"\x01") * nr_events
+    bb = fb.bitmap() or bytearray(b"\x01") * nr_events
+    xor = bytes(x ^ y for x, y in zip(ba, bb))
+    out = []
+    for first, last, differs in _runs01(xor):
+        if differs:
+            out.append((first, last, bool(ba[first]), bool(bb[first])))
+    # Split where A's decision flips inside a differing run (B then flips too).
+    split = []
+    for first, last, va, vb in out:
+        start = first
+        for e in range(first + 1, last + 1):
+            if bool(ba[e]) != va:
+                split.append((start, e - 1, va, vb))
+                start, va, vb = e, bool(ba[e]), bool(bb[e])
+        split.append((start, last, va, vb))
+    return split
+
+
+def _runs01(data: bytes):
+    i, n = 0, len(data)
+    while i < n:
+        v = data[i]
+        j = data.find(b"\x00" if v else b"\x01", i)
+        j = n if j < 0 else j
+        yield i, j - 1, bool(v)
+        i = j
+
+
+def export_bytes(ranges: Sequence[FilterRange]) -> bytes:
+    """The struct array, in ioctl order (a 65536-event range is two structs)."""
+    return pack_filters(ranges_to_structs(ranges))
+
+
+def readable_structs(structs: Sequence[KvmPmuEventFilter]) -> str:
+    lines = [f"{'#':>3}  {'base_event':<10}  {'nevents':>7}  {'action':<6}  {'bytes (LE)':<23}  covers"]
+    for i, s in enumerate(structs):
+        act = {KVM_PMU_EVENT_ALLOW: "ALLOW", KVM_PMU_EVENT_DENY: "DENY"}.get(s.action, str(s.action))
+        raw = " ".join(f"{b:02x}" for b in s.pack())
+        if s.nevents == 0:
+            covers = "(no events)"
+        else:
+            last = s.base_event + s.nevents - 1
+            covers = _fmt_range(s.base_event, last)
+            names = _names_in(s.base_event, last, 3)
+            covers += f" {names}" if names else ""
+        lines.append(f"{i:>3}  0x{s.base_event:04X}      {s.nevents:>7}  {act:<6}  {raw}  {covers}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Impact of a policy on a guest run
+
+@dataclass
+class CounterImpact:
+    index: int                 # 0..30, or 31 for PMCCNTR_EL0
+    event: int
+    enabled: bool
+    allowed: bool              # the bitmap's decision for the event
+    never_filtered: bool       # SW_INCR / CHAIN: count regardless of the bitmap
+    without: int
+    with_policy: int
+
+    @property
+    def changed(self) -> bool:
+        return self.without != self.with_policy
+
+    @property
+    def stopped_by_policy(self) -> bool:
+        return not self.allowed and not self.never_filtered
+
+
+@dataclass
+class ImpactReport:
+    counters: list = field(default_factory=list)
+    denied_programmed: list = field(default_factory=list)      # events KVM would not count
+    never_filtered_denied: list = field(default_factory=list)  # SW_INCR/CHAIN denied in bitmap
+    programming_differs: list = field(default_factory=list)    # counter indices
+
+    @property
+    def changed(self) -> list:
+        return [c for c in self.counters if c.changed]
+
+    def format(self) -> str:
+        lines = ["Counters the guest programmed (final state), count without -> with the policy:"]
+        if not self.counters:
+            lines.append("  (none)")
+        for c in self.counters:
+            idx = "CC " if c.index == 31 else f"#{c.index:<2}"
+            decision = ("never filtered" if c.never_filtered and not c.allowed
+                        else "allowed" if c.allowed else "denied")
+            mark = "  CHANGED" if c.changed else ""
+            lines.append(f"  {idx} {event_label(c.event):<28} {'enabled' if c.enabled else 'disabled':<8} "
+                         f"{decision:<14} {c.without} -> {c.with_policy}{mark}")
+        den = ", ".join(event_label(e) for e in self.denied_programmed) or "none"
+        lines.append(f"Programmed events the policy denies: {den}")
+        if self.never_filtered_denied:
+            lines.append("Denied in the bitmap but never filtered by KVM (still counted, hidden "
+                         "from PMCEID): " + ", ".join(event_label(e) for e in self.never_filtered_denied))
+        if self.programming_differs:
+            lines.append("Note: the guest programmed counter(s) "
+                         + ", ".join(f"#{i}" for i in self.programming_differs)
+                         + " differently in the two runs (it may adapt to PMCEID)")
+        lines.append(f"{len(self.changed)} counter(s) changed.")
+        return "\n".join(lines) + "\n"
+
+
+def _pmu(result) -> dict:
+    pmu = getattr(result, "pmu", None)
+    if not isinstance(pmu, dict):
+        raise PolicyError("run result carries no PMU state")
+    return pmu
+
+
+def impact_report(without, with_policy, flt: EventFilter, guest_pmuver: int = 7) -> ImpactReport:
+    """Compare two RunResult-like objects (``.pmu`` dict with ``n``, ``evtyper``, ``evcntr``,
+    ``pmcntenset``, ``pmccntr``): the run without and the run with the policy.
+
+    Programmed counters are taken from the final register state of the run without the
+    policy (events programmed and later reprogrammed are not visible).  The event number is
+    ``PMEVTYPER & event mask`` of the guest PMU version; PMCCNTR counts CPU_CYCLES.
+    """
+    a, b = _pmu(without), _pmu(with_policy)
+    mask = 0x3FF if guest_pmuver == 1 else 0xFFFF
+    rep = ImpactReport()
+    n = int(a.get("n", 0))
+    ena = int(a.get("pmcntenset", 0))
+    ev_a, ev_b = list(a.get("evtyper", [])), list(b.get("evtyper", []))
+    cnt_a, cnt_b = list(a.get("evcntr", [])), list(b.get("evcntr", []))
+    denied, hidden = [], []
+    for i in range(min(n, len(ev_a), len(cnt_a))):
+        event = int(ev_a[i]) & mask
+        if i < len(ev_b) and (int(ev_b[i]) & mask) != event:
+            rep.programming_differs.append(i)
+        c = CounterImpact(i, event, bool(ena >> i & 1), flt.allowed(event),
+                          event in (SW_INCR, CHAIN), int(cnt_a[i]),
+                          int(cnt_b[i]) if i < len(cnt_b) else 0)
+        rep.counters.append(c)
+        target = hidden if c.never_filtered else denied
+        if not c.allowed and event not in target:
+            target.append(event)
+    if "pmccntr" in a:
+        c = CounterImpact(31, CPU_CYCLES, bool(ena >> 31 & 1), flt.allowed(CPU_CYCLES), False,
+                          int(a.get("pmccntr", 0)), int(b.get("pmccntr", 0)))
+        rep.counters.append(c)
+        if not c.allowed and c.enabled and CPU_CYCLES not in denied:
+            denied.append(CPU_CYCLES)
+    rep.denied_programmed = denied
+    rep.never_filtered_denied = hidden
+    return rep
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+def _policy_from(filters: Optional[list], policy: Optional[str], what: str = "") -> list[FilterRange]:
+    if filters and policy:
+        raise PolicyError(f"give the {what}policy either as --{what}filter items or as "
+                          f"--{what}policy FILE, not both")
+    if policy:
+        return read_policy_file(policy)
+    out = []
+    for t in filters or []:
+        try:
+            out.append(parse_filter(t))
+        except ValueError as e:
+            raise PolicyError(str(e)) from None
+    return out
+
+
+def _nr_events(args) -> int:
+    v = args.pmu_version
+    if v not in PMU_VERSIONS:
+        raise PolicyError(f"unknown --pmu-version {v!r} (use one of {', '.join(PMU_VERSIONS)})")
+    return event_space(PMU_VERSIONS[v])
+
+
+def _cmd_explain(args) -> int:
+    ranges = _policy_from(args.filter, args.policy)
+    sys.stdout.write(explain_policy(ranges, _nr_events(args)))
+    return EXIT_OK
+
+
+def _cmd_lint(args) -> int:
+    ranges = _policy_from(args.filter, args.policy)
+    nr = _nr_events(args)
+    warns = lint_policy(ranges, nr)
+    for w in warns:
+        print(w)
+    print(f"{len(warns)} warning(s) for {len(ranges)} filter(s) "
+          f"({space_description(nr)})")
+    return EXIT_FINDINGS if warns else EXIT_OK
+
+
+def _cmd_diff(args) -> int:
+    nr = _nr_events(args)
+    a = _policy_from(args.filter, args.policy)
+    b = _policy_from(args.new_filter, args.new_policy, "new-")
+    diffs = diff_policies(a, b, nr)
+    fmt = lambda rs: ", ".join(str(r) for r in rs) or "(no filter)"  # noqa: E731
+    print(f"A: {fmt(a)}")
+    print(f"B: {fmt(b)}")
+    if not diffs:
+        print("The policies allow and deny exactly the same events.")
+        if bool(a) != bool(b):
+            print("Note: only one of them installs a filter; PMCEID0/1[63:32] differ on a "
+                  "10-bit guest and SET_PMU behaves differently.")
+        return EXIT_OK
+    print("Events decided differently (A -> B):")
+    total = 0
+    for first, last, va, vb in diffs:
+        total += last - first + 1
+        label = f"{'allow' if va else 'deny'} -> {'allow' if vb else 'deny'}"
+        n = last - first + 1
+        count = "" if n == 1 else f"({n} events) "
+        print(f"  {_fmt_range(first, last):<14} {label:<15} {count}{_names_in(first, last)}".rstrip())
+    print(f"{total} event(s) differ.")
+    return EXIT_FINDINGS
+
+
+def _cmd_export(args) -> int:
+    ranges = _policy_from(args.filter, args.policy)
+    check_space(ranges, _nr_events(args))
+    structs = ranges_to_structs(ranges)
+    data = pack_filters(structs)
+    if args.output:
+        try:
+            Path(args.output).write_bytes(data)
+        except OSError as e:
+            raise PolicyError(f"cannot write {args.output}: {e.strerror or e}") from None
+        print(f"wrote {len(structs)} struct kvm_pmu_event_filter ({len(data)} bytes) to {args.output}")
+    if args.readable:
+        sys.stdout.write(readable_structs(structs))
+    elif not args.output:
+        for s in structs:
+            print(s.pack().hex())
+    return EXIT_OK
+
+
+def _cmd_import(args) -> int:
+    data = bytes_from_file(args.file)
+    if len(data) % STRUCT_SIZE:
+        raise PolicyError(f"{args.file}: {len(data)} bytes is not a whole number of "
+                          f"{STRUCT_SIZE}-byte struct kvm_pmu_event_filter entries")
+    structs = unpack_filters(data)
+    ranges = import_bytes(data)
+    if any(s.pad != b"\0\0\0" for s in structs):
+        print(f"{args.file}: note: nonzero pad bytes (KVM ignores them; re-export writes zeros)",
+              file=sys.stderr)
+    check_space(ranges, _nr_events(args))
+    if args.args:
+        print(" ".join(f"--filter {r}" for r in ranges))
+    else:
+        print(f"# {len(structs)} struct kvm_pmu_event_filter from {args.file}")
+        for r in ranges:
+            print(r)
+    return EXIT_OK
+
+
+def _cmd_impact(args) -> int:
+    nr = _nr_events(args)
+    ranges = _policy_from(args.filter, args.policy)
+    flt = effective(ranges, nr)
+    try:
+        from .api import run
+    except ImportError as e:
+        raise PolicyError(f"the runner is not available: {e}") from None
+    opts = {"pmu_version": args.pmu_version}
+    if args.max_insns is not None:
+        opts["max_insns"] = args.max_insns
+    results = []
+    for filters in ([], [str(r) for r in ranges]):
+        res = run(args.elf, filters=filters, **opts)
+        if getattr(res, "error", None):
+            raise PolicyError(f"{args.elf}: {res.error}")
+        results.append(res)
+    rep = impact_report(results[0], results[1], flt, PMU_VERSIONS[args.pmu_version])
+    sys.stdout.write(rep.format())
+    return EXIT_FINDINGS if rep.changed else EXIT_OK
+
+
+def _one_line_error(parser: argparse.ArgumentParser, prog: str):
+    def error(message: str):
+        sys.stderr.write(f"{prog}: error: {message}\n")
+        sys.exit(EXIT_USAGE)
+    parser.error = error
+
+
+def _wrap(func, name: str):
+    def run(args) -> int:
+        try:
+            return func(args)
+        except (PolicyError, ValueError, OSError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            sys.stderr.write(f"vpmu policy {name}: error: {msg}\n")
+            return EXIT_USAGE
+    return run
+
+
+def _add_policy_args(p: argparse.ArgumentParser, prefix: str = "", what: str = "") -> None:
+    p.add_argument(f"--{prefix}filter", action="append", default=[], metavar="allow|deny:FIRST[-LAST]",
+                   help=f"one KVM_ARM_VCPU_PMU_V3_FILTER call of the {what}policy, in order "
+                        "(hex, decimal or event names; inclusive; allow:none = zero-length)")
+    p.add_argument(f"--{prefix}policy", metavar="FILE",
+                   help=f"read the {what}policy from FILE: the binary export, its hex dump, or "
+                        "one item per line with # comments ('-' = stdin)")
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add ``policy`` with sub-commands to an argparse subparsers object.  Each leaf sets
+    ``func``: call ``args.func(args)`` and use the int it returns as the exit status."""
+    top = subparsers.add_parser(
+        "policy", help="evaluate KVM PMU event-filter policies (explain, lint, diff, export, import, impact)",
+        description=__doc__.split("\n\n")[0] + " Exit status: 0 ok, 1 findings "
+                    "(lint warnings, diff differences, impact changes), 2 bad input.")
+    _one_line_error(top, "vpmu policy")
+    sp = top.add_subparsers(dest="policy_command", metavar="COMMAND")
+    sp.required = True
+
+    def leaf(name: str, func, help_text: str, policy: bool = True) -> argparse.ArgumentParser:
+        p = sp.add_parser(name, help=help_text, description=help_text)
+        _one_line_error(p, f"vpmu policy {name}")
+        if policy:
+            _add_policy_args(p)
+        p.add_argument("--pmu-version", default=DEFAULT_PMU_VERSION, metavar="|".join(PMU_VERSIONS),
+                       help="host PMU version: 3.0 has a 1024-event space, 3.1+ 65536 "
+                            f"(default {DEFAULT_PMU_VERSION})")
+        p.set_defaults(func=_wrap(func, name))
+        return p
+
+    leaf("explain", _cmd_explain, "show the effective policy: the default and every "
+         "allowed/denied range with event names")
+    leaf("lint", _cmd_lint, "warn about KVM filter pitfalls (cancelling, SW_INCR/CHAIN, "
+         "CPU_CYCLES, event space, redundant or shadowed ranges); exit 1 if any warning")
+    d = leaf("diff", _cmd_diff, "list the events two policies decide differently "
+             "(A: --filter/--policy, B: --new-filter/--new-policy, default no filter); exit 1 if any")
+    _add_policy_args(d, "new-", "new ")
+    e = leaf("export", _cmd_export, "the struct kvm_pmu_event_filter array a VMM passes to KVM: "
+             "hex on stdout (one 8-byte struct per line), binary with -o, or --readable")
+    e.add_argument("-o", "--output", metavar="FILE", help="write the binary array to FILE")
+    e.add_argument("--readable", action="store_true", help="print a table of the structs")
+    i = leaf("import", _cmd_import, "turn an exported array (binary or hex) back into "
+             "filter items", policy=False)
+    i.add_argument("file", metavar="FILE", help="binary array or its hex dump ('-' = stdin)")
+    i.add_argument("--args", action="store_true", help="print as --filter options on one line")
+    m = leaf("impact", _cmd_impact, "run a guest without and with the policy and report which "
+             "programmed counters changed and which programmed events the policy denies; "
+             "exit 1 if a counter changed")
+    m.add_argument("elf", metavar="GUEST.elf")
+    m.add_argument("--max-insns", type=int, default=None, metavar="N")
+    return top
+
+
+def main(argv: Optional[Iterable[str]] = None) -> int:
+    """``python -m vpmu.policy ...`` (same as ``vpmu policy ...``)."""
+    parser = argparse.ArgumentParser(prog="vpmu")
+    _one_line_error(parser, "vpmu")
+    sub = parser.add_subparsers(dest="command")
+    sub.required = True
+    register(sub)
+    args = parser.parse_args(["policy", *(list(argv) if argv is not None else sys.argv[1:])])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

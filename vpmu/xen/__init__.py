@@ -1,0 +1,12 @@
+"""Xen-style hypercall frontend (xenpmu_op, event channels and companions) for the board.
+
+See docs/xen.md.  The machine builds one :class:`XenFrontend` over its
+:class:`~vpmu.xen.env.GuestEnv` implementation when ``MachineConfig.xen`` is set.
+"""
+from .env import GuestEnv, GuestFault, InterruptedContext, PmuRegs
+from .hypercall import XenFrontend
+from .pmu import PageRules
+from .version import VersionInfo
+
+__all__ = ["XenFrontend", "GuestEnv", "GuestFault", "InterruptedContext", "PmuRegs",
+           "PageRules", "VersionInfo"]

@@ -725,7 +725,9 @@ def test_init_without_irqchip_needs_no_irq():
     vm, (v,) = make(vgic=None)
     assert v.set_attr(P, INIT) == 0
     cfg = v.run()
-    assert cfg.pmu.present and cfg.pmu.irq is None
+    # userspace irqchip: KVM reports the level in device_irq_level; the board, playing the
+    # VMM, wires it like QEMU virt (PPI 23)
+    assert cfg.pmu.present and cfg.pmu.irq == 23
 
 
 def test_filter_through_a_vcpu_that_has_not_inited():
@@ -979,7 +981,7 @@ def test_machine_config_without_filter_and_without_pmu():
     cfg = ready(make()[1][0]).run()
     assert cfg.pmu.filter_bitmap is None and cfg.pvtime_ipa is None
     cfg = make(pmu=False)[1][0].run()
-    assert cfg.pmu.present is False and cfg.pmu.counters == 0 and cfg.pmu.irq is None
+    assert cfg.pmu.present is False and cfg.pmu.counters == 0 and cfg.pmu.irq == 23
 
 
 def test_machine_config_1024_event_host_bitmap():
@@ -1103,7 +1105,7 @@ def test_vmdesc_defaults():
 
 def test_vmdesc_without_vgic_or_pmu():
     cfg = vmdesc.loads("[vgic]\nenabled = false\n")
-    assert cfg.pmu.present and cfg.pmu.irq is None
+    assert cfg.pmu.present and cfg.pmu.irq == 23
     cfg = vmdesc.loads("[pmu]\nenabled = false\n")
     assert not cfg.pmu.present
 
@@ -1126,7 +1128,7 @@ def test_vmdesc_unknown_keys_are_named(text, key):
     ("[pmu]\nirq = \"23\"", "pmu.irq must be an integer"),
     ("[pmu]\nenabled = 1", "pmu.enabled must be a boolean"),
     ("[pmu]\nfilters = [\"allow:0x12-0x11\"]", "pmu.filters[0]: bad filter"),
-    ("[pmu]\nversion = \"4.0\"", "pmu.version"),
+    ("[pmu]\nversion = \"4.0\"", "pmu.version '4.0' is not one of 3.0, 3.1"),
     ("[host]\n[[host.pmu]]\nversion = \"3.1\"", "needs a 'type'"),
     ("[host]\n[[host.pmu]]\ntype = 8\nversion = \"9\"", "unknown PMU version"),
     ("pmu = 3", "pmu must be a table"),
@@ -1184,3 +1186,92 @@ def test_vmdesc_filters_apply_in_order_with_structs():
     vm, vcpu = vmdesc.apply(vmdesc.parse('[pmu]\nfilters = ["allow:0x8"]'))
     assert vm.pmu_filter.default_allow is False and not vm.has_run
     assert parse_filter("allow:0x8").to_structs() == [KvmPmuEventFilter(8, 1, ALLOW)]
+
+
+def test_docs_rule_table_matches_the_code():
+    """docs/kvm.md's attribute table lists, per attribute, the rule ids in KVM's order with
+    their errno; it must agree with checks_for() and EXPLANATIONS."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "kvm.md").read_text()
+    rows = re.findall(r"^\| ([^|]+?) \| (\d+) \| `([a-z_.]+)` \| [^|]+ \| (E[A-Z]+) \|$", docs, re.M)
+    table: dict[str, list] = {}
+    for label, n, check, err in rows:
+        table.setdefault(label, []).append(check)
+        assert int(n) == len(table[label]), label
+        assert errno.errorcode[kvm.EXPLANATIONS[check][0]] == err, check
+    s = lambda checks, k: checks[k:]  # noqa: E731
+    expected = {
+        "any vCPU attribute": ["dispatch.efault", "dispatch.group"],
+        "PMU_V3_CTRL prefix (set)": ["pmu.nodev", "pmu.created"],
+        "PMU_V3_IRQ (set)": s(kvm.checks_for(P, IRQ), 4),
+        "PMU_V3_INIT (set)": s(kvm.checks_for(P, INIT), 4),
+        "PMU_V3_FILTER (set)": s(kvm.checks_for(P, FILTER), 4),
+        "PMU_V3_SET_PMU (set)": s(kvm.checks_for(P, SET_PMU), 4),
+        "PMU_V3_SET_NR_COUNTERS (set)": s(kvm.checks_for(P, NR), 4),
+        "unknown PMU attr (set)": s(kvm.checks_for(P, 99), 4),
+        "PMU_V3_IRQ (get)": s(kvm.checks_for(P, IRQ, "get"), 2),
+        "other PMU attr (get)": s(kvm.checks_for(P, INIT, "get"), 2),
+        "PMU attr (has)": s(kvm.checks_for(P, IRQ, "has"), 2),
+        "TIMER_IRQ_* (set)": s(kvm.checks_for(T, VTIMER), 2),
+        "TIMER_IRQ_* (get)": s(kvm.checks_for(T, VTIMER, "get"), 2),
+        "TIMER_IRQ_* (has)": s(kvm.checks_for(T, VTIMER, "has"), 2),
+        "PVTIME_IPA (set)": s(kvm.checks_for(V, IPA), 2),
+        "PVTIME_IPA (get)": s(kvm.checks_for(V, IPA, "get"), 2),
+        "PVTIME_IPA (has)": s(kvm.checks_for(V, IPA, "has"), 2),
+        "KVM_RUN (first run of a vCPU)": kvm.checks_for("KVM_RUN"),
+        "KVM_ARM_VCPU_INIT (create_vcpu)": kvm.checks_for("KVM_ARM_VCPU_INIT"),
+    }
+    assert table == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# The runner's flags through KVM (vmdesc.build_from_options)
+
+def test_flags_default_and_pmu_version_is_the_guests():
+    cfg = vmdesc.build_from_options()
+    assert (cfg.pmu.version, cfg.pmu.counters, cfg.pmu.irq, cfg.pmu.filter_bitmap) == ("3.7", 6, 23, None)
+    cfg = vmdesc.build_from_options(pmu_version="3.4", counters=12, pmu_irq=40)
+    assert (cfg.pmu.version, cfg.pmu.counters, cfg.pmu.irq) == ("3.4", 12, 40)
+
+
+def test_flags_filters_use_the_versions_space():
+    cfg = vmdesc.build_from_options(pmu_version="3.0", filters=["allow:INST_RETIRED", "allow:0x3FF"])
+    assert len(cfg.pmu.filter_bitmap) == 1024 and cfg.pmu.filter_bitmap.count(1) == 2
+    with pytest.raises(kvm.KvmAttrError) as ei:
+        vmdesc.build_from_options(pmu_version="3.0", filters=["allow:0x4000"])
+    e = ei.value
+    assert e.status == 105 and e.errno_name == "EINVAL" and e.attribute == "KVM_ARM_VCPU_PMU_V3_FILTER"
+    assert str(e).startswith("command line: KVM_ARM_VCPU_PMU_V3_FILTER (filters[0] = 'allow:0x4000') "
+                             "failed: EINVAL: invalid filter")
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(pmu_version="3.9"), "--pmu-version: unknown version '3.9'"),
+    (dict(counters=32), "--counters must be in 0..31"),
+    (dict(filters=["allow:0x12-0x11"]), "--filter: bad filter 'allow:0x12-0x11'"),
+])
+def test_flags_bad_values(kw, message):
+    with pytest.raises(vmdesc.VmDescError) as ei:
+        vmdesc.build_from_options(**kw)
+    assert message in str(ei.value) and ei.value.status == 2
+
+
+def test_flags_no_pmu_with_filters_fails_like_kvm():
+    assert not vmdesc.build_from_options(no_pmu=True).pmu.present
+    with pytest.raises(kvm.KvmAttrError) as ei:
+        vmdesc.build_from_options(no_pmu=True, filters=["deny:0x11"])
+    assert ei.value.errno_name == "ENODEV"
+
+
+def test_flags_with_a_vm_file(tmp_path):
+    p = tmp_path / "vm.toml"
+    p.write_text('[host]\n[[host.pmu]]\ntype = 8\nversion = "3.7"\ncounters = 4\n'
+                 '[pmu]\nfilters = ["deny:0x10"]\n')
+    cfg = vmdesc.build_from_options(vm_file=p, filters=["deny:0x11"], pmu_irq=24)
+    assert cfg.pmu.version == "3.5"                  # the file's host: KVM's cap applies
+    assert cfg.pmu.counters == 4 and cfg.pmu.irq == 24
+    assert cfg.pmu.filter_bitmap.count(0) == 2
+    with pytest.raises(kvm.KvmAttrError) as ei:      # more counters than the file's host has
+        vmdesc.build_from_options(vm_file=p, counters=6)
+    assert ei.value.check == "nr.too_many"
+    with pytest.raises(kvm.KvmAttrError):            # 3.7 is above KVM's cap for a file host
+        vmdesc.build_from_options(vm_file=p, pmu_version="3.7")

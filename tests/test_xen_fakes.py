@@ -35,6 +35,7 @@ class FakeEnv:
         self.frozen = False
         self.freeze_log: list[bool] = []
         self.loads: list[PmuRegs] = []
+        self.readonly_pages: set[int] = set()   # VA pages whose writes fault (reads work)
         self.regs = PmuRegs(nr_counters=n_counters, pmcr=(PMCR_MODEL & ~(0x1F << 11)) | (n_counters << 11))
 
     # memory
@@ -54,6 +55,8 @@ class FakeEnv:
 
     def write_virt(self, va, data):
         self._va_check(va, len(data))
+        if {va >> 12, (va + max(len(data), 1) - 1) >> 12} & self.readonly_pages:
+            raise GuestFault(hex(va))
         o = self._ram_off(va, len(data))
         self.ram[o:o + len(data)] = data
 

@@ -25,9 +25,11 @@ Where this tree differs from virt's, on purpose:
   than one CPU: it is true (PSCI is the only method) and harmless for a uniprocessor;
 - ``/hypervisor`` (Xen) is ours, see :data:`XEN_GNTTAB_BASE`.
 
-Public API: :class:`BoardSpec` (``BoardSpec.from_config(cfg)``), :func:`build_dtb`,
-:func:`to_dts`, :func:`parse_size`, :func:`register` (the ``vpmu dtb`` subcommand; its handler
-is stored as ``args.func`` and returns the exit status).
+Public API: :class:`BoardSpec` (``BoardSpec.from_config(cfg)``), :func:`build_dtb` (optionally
+padded to :data:`QEMU_DTB_TOTAL_SIZE`, the size QEMU's tree has in guest memory),
+:func:`to_dts`, :func:`parse_size`, :func:`gic_interrupt`, :func:`intid_kind`, and
+:func:`register` (the ``vpmu dtb`` subcommand; its handler is stored as ``args.func`` and
+returns the exit status). Where the loader puts the blob: docs/research/qemu-boot.md.
 """
 from __future__ import annotations
 

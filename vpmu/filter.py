@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence, Union
 
-from .config import PMU_VERSIONS, PMUVER_TO_NAME, event_space
+from .config import PMU_VERSIONS, event_space
 
 # include/uapi/linux/kvm.h (arm64 asm/kvm.h): struct kvm_pmu_event_filter.action
 KVM_PMU_EVENT_ALLOW = 0
@@ -134,7 +134,9 @@ COMMON_EVENT_NAMES: dict[int, str] = {
     0x400A: "L2I_CACHE_LMISS",
     0x400B: "L3D_CACHE_LMISS_RD",
     0x400C: "TRB_WRAP",
+    0x400D: "PMU_OVFS",
     0x400E: "TRB_TRIG",
+    0x400F: "PMU_HOVFS",
     0x4010: "TRCEXTOUT0",
     0x4011: "TRCEXTOUT1",
     0x4012: "TRCEXTOUT2",

@@ -35,8 +35,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
-from .config import (DEFAULT_TIMER_PPIS, PMU_VERSIONS, PMUVER_TO_NAME, MachineConfig,
-                     PmuConfig)
+from .config import (DEFAULT_PMU_IRQ, DEFAULT_TIMER_PPIS, PMU_VERSIONS, PMUVER_TO_NAME,
+                     MachineConfig, PmuConfig)
+from .errors import EXIT_KVM, VpmuError
 from .filter import (KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY, EventFilter,  # noqa: F401
                      KvmPmuEventFilter, event_space)
 
@@ -395,10 +396,35 @@ def _fail(code: int, check: str, group: Any = None, attr: Any = None,
     return e
 
 
-class KvmExitFailEntry(Exception):
+class KvmAttrError(VpmuError):
+    """A KVM call failed while building a VM (vmdesc files, CLI flags): one line with the
+    attribute, the errno name and what KVM means by it.  Exit status ``EXIT_KVM`` (105).
+
+    ``errno`` (number), ``errno_name`` ("EBUSY"), ``attribute`` (e.g.
+    "KVM_ARM_VCPU_PMU_V3_INIT"), ``explanation`` ("EBUSY: the PMU of this vCPU is already ..."),
+    ``check`` (rule id) and ``detail`` (the specific reason).
+    """
+    status = EXIT_KVM
+
+    def __init__(self, err: OSError, attribute: str, group: Any = None, attr: Any = None,
+                 what: str = "", source: str = ""):
+        self.errno = err.errno
+        self.errno_name = errno.errorcode.get(err.errno, str(err.errno))
+        self.attribute = attribute
+        self.check = getattr(err, "check", None)
+        self.detail = getattr(err, "reason", None)
+        self.explanation = explain(err.errno, group, attr, self.check)
+        where = f"{source}: " if source else ""
+        item = f" ({what})" if what else ""
+        specific = f" [{self.detail}]" if self.detail and self.detail not in self.explanation else ""
+        super().__init__(f"{where}{attribute}{item} failed: {self.explanation}{specific}")
+
+
+class KvmExitFailEntry(VpmuError):
     """``KVM_RUN`` returned with ``exit_reason == KVM_EXIT_FAIL_ENTRY`` and
     ``hardware_entry_failure_reason == KVM_EXIT_FAIL_ENTRY_CPU_UNSUPPORTED``: the VMM thread
     runs on a CPU outside the VM's supported CPUs (narrowed by SET_PMU).  Not an errno."""
+    status = EXIT_KVM
 
     def __init__(self, cpu: int, supported: frozenset):
         self.cpu = cpu
@@ -587,10 +613,11 @@ class VgicV3:
         self.initialized = True
 
     def set_owner(self, vcpu: "Vcpu", intid: int, owner: Any) -> int:
-        """``kvm_vgic_set_owner()``: 0, -EAGAIN-style errno values returned positive.
+        """``kvm_vgic_set_owner()``: returns 0 or a (positive) errno - EAGAIN if the vGIC is not
+        initialised, EINVAL for an SGI or an SPI the vGIC lacks, EEXIST if another owner has it.
 
         PPIs are per-vCPU interrupt instances (so every vCPU may give PPI 23 to its PMU);
-        SPIs are VM-wide.  A different owner already holding it -> EEXIST.
+        SPIs are VM-wide.
         """
         if not self.initialized:
             return errno.EAGAIN
@@ -761,18 +788,23 @@ class Vm:
         """The :class:`MachineConfig` for running ``vcpu`` with the current VM state."""
         cfg = MachineConfig(memory=self.ram_size)
         if vcpu.has_pmu:
-            irq = vcpu.pmu_irq if (self.vgic is not None and vcpu.pmu_irq_initialized) else None
+            if self.vgic is not None and vcpu.pmu_irq_initialized:
+                irq = vcpu.pmu_irq
+            else:
+                # No in-kernel irqchip: KVM publishes the overflow level in
+                # kvm_run->s.regs.device_irq_level bit 2 (KVM_ARM_DEV_PMU) and the VMM's own
+                # interrupt controller delivers it.  Our board plays that VMM and wires it the
+                # way QEMU virt does: PPI 23.
+                irq = DEFAULT_PMU_IRQ
             cfg.pmu = PmuConfig(
                 present=True,
                 version=PMUVER_TO_NAME[self.id_pmuver],
                 counters=self.nr_pmu_counters,
-                # None = no in-kernel irqchip: the overflow level goes to
-                # kvm_run->s.regs.device_irq_level bit 2 (KVM_ARM_DEV_PMU), not to an INTID.
                 irq=irq,
                 filter_bitmap=self.pmu_filter.bitmap() if self.pmu_filter else None,
             )
         else:
-            cfg.pmu = PmuConfig(present=False, counters=0, irq=None, filter_bitmap=None)
+            cfg.pmu = PmuConfig(present=False, counters=0, irq=DEFAULT_PMU_IRQ, filter_bitmap=None)
         cfg.timer_ppis = dict(self.timer_ppis)
         cfg.pvtime_ipa = None if vcpu.pvtime_base == INVALID_GPA else vcpu.pvtime_base
         return cfg

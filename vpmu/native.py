@@ -19,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import weakref
 
+from . import _jitcache  # noqa: F401  (before any kernel is compiled or loaded)
+
 import llvmlite.binding as llvm
 import unicorn
 from numba import types

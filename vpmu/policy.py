@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from .config import PMU_VERSIONS, event_space
-from .filter import (CHAIN, COMMON_EVENT_NAMES, CPU_CYCLES, KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY, STRUCT_SIZE,
-                     SW_INCR, EventFilter, FilterRange, KvmPmuEventFilter, event_label,
-                     event_name, pack_filters, parse_filter, ranges_to_structs,
+from .filter import (CHAIN, COMMON_EVENT_NAMES, CPU_CYCLES, KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY,
+                     STRUCT_SIZE, SW_INCR, EventFilter, FilterRange, KvmPmuEventFilter,
+                     event_label, pack_filters, parse_filter, ranges_to_structs,
                      space_description, structs_to_ranges, unpack_filters)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -424,7 +424,8 @@ def impact_report(without, with_policy, flt: EventFilter, guest_pmuver: int = 7)
     ``pmcntenset``, ``pmccntr``): the run without and the run with the policy.
 
     Programmed counters are taken from the final register state of the run without the
-    policy (events programmed and later reprogrammed are not visible).  The event number is
+    policy (events programmed and later reprogrammed are not visible); a counter still at
+    reset (type 0, disabled, zero in both runs) is left out.  The event number is
     ``PMEVTYPER & event mask`` of the guest PMU version; PMCCNTR counts CPU_CYCLES.
     """
     a, b = _pmu(without), _pmu(with_policy)
@@ -442,6 +443,9 @@ def impact_report(without, with_policy, flt: EventFilter, guest_pmuver: int = 7)
         c = CounterImpact(i, event, bool(ena >> i & 1), flt.allowed(event),
                           event in (SW_INCR, CHAIN), int(cnt_a[i]),
                           int(cnt_b[i]) if i < len(cnt_b) else 0)
+        # untouched counters (type 0, disabled, zero in both runs) are not "programmed"
+        if not (c.enabled or int(ev_a[i]) or c.without or c.with_policy or i in rep.programming_differs):
+            continue
         rep.counters.append(c)
         target = hidden if c.never_filtered else denied
         if not c.allowed and event not in target:
@@ -577,7 +581,10 @@ def _cmd_impact(args) -> int:
         opts["max_insns"] = args.max_insns
     results = []
     for filters in ([], [str(r) for r in ranges]):
-        res = run(args.elf, filters=filters, **opts)
+        try:
+            res = run(args.elf, filters=filters, **opts)
+        except Exception as e:                      # the runner's own errors: still one line
+            raise PolicyError(f"{args.elf}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         if getattr(res, "error", None):
             raise PolicyError(f"{args.elf}: {res.error}")
         results.append(res)

@@ -5,7 +5,8 @@ PMU (version, selected host PMU, counter number, interrupt, filters in order), t
 and the PV-time base.  :func:`load` / :func:`loads` apply it through :mod:`vpmu.kvm` in the
 order a VMM issues the ioctls, do the first ``KVM_RUN`` checks, and return the resulting
 :class:`~vpmu.config.MachineConfig`.  So a description that would fail on real KVM fails
-here, with the errno, the attribute and what KVM means by it (:class:`KvmAttrError`).
+here, with the errno, the attribute and what KVM means by it (:class:`vpmu.kvm.KvmAttrError`).
+:func:`build_from_options` does the same for the runner's PMU flags.
 
 Format (all tables and keys optional; unknown keys are an error naming the key)::
 
@@ -46,7 +47,6 @@ refuses new vCPUs afterwards); PMU INIT; timer IRQs; PV time; KVM_RUN checks.
 """
 from __future__ import annotations
 
-import errno
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -54,36 +54,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import kvm
-from .config import DEFAULT_PMU_IRQ, MachineConfig
-from .filter import FilterRange, parse_filter
+from .config import DEFAULT_PMU_IRQ, PMU_VERSIONS, MachineConfig
+from .errors import EXIT_USAGE, VpmuError
+from .filter import parse_filter
+from .kvm import KvmAttrError  # noqa: F401  (re-exported: failures of a description)
 
 
-class VmDescError(ValueError):
-    """The description itself is malformed (bad TOML, unknown key, wrong type...)."""
-
-
-class KvmAttrError(Exception):
-    """Applying the description failed the way KVM would fail.
-
-    ``errno`` (number), ``errno_name`` ("EBUSY"), ``attribute`` (e.g.
-    "KVM_ARM_VCPU_PMU_V3_INIT"), ``explanation`` ("EBUSY: the PMU of this vCPU is already ..."),
-    ``check`` (rule id in :mod:`vpmu.kvm`) and ``detail`` (the specific reason).
-    """
-
-    def __init__(self, err: OSError, attribute: str, group: Any, attr: Any, what: str = "",
-                 source: str = ""):
-        self.errno = err.errno
-        self.errno_name = errno.errorcode.get(err.errno, str(err.errno))
-        self.attribute = attribute
-        self.check = getattr(err, "check", None)
-        self.detail = getattr(err, "reason", None)
-        self.explanation = kvm.explain(err.errno, group, attr, self.check)
-        where = f"{source}: " if source else ""
-        item = f" ({what})" if what else ""
-        specific = ""
-        if self.detail and self.detail not in self.explanation:
-            specific = f" [{self.detail}]"
-        super().__init__(f"{where}{attribute}{item} failed: {self.explanation}{specific}")
+class VmDescError(VpmuError, ValueError):
+    """The description itself is malformed (bad TOML, unknown key, wrong type...).
+    Exit status ``EXIT_USAGE`` (2) in the CLI."""
+    status = EXIT_USAGE
 
 
 @dataclass
@@ -221,6 +201,8 @@ def _store(d: VmDesc, table: str, key: str, v: Any, source: str) -> None:
         if key == "enabled":
             d.pmu = v
         elif key == "version":
+            if v not in PMU_VERSIONS:
+                raise VmDescError(f"{source}: pmu.version {v!r} is not one of {', '.join(PMU_VERSIONS)}")
             d.pmu_version = v
         elif key == "set_pmu":
             d.set_pmu = v
@@ -326,12 +308,10 @@ def apply(desc: VmDesc) -> tuple[kvm.Vm, kvm.Vcpu]:
 
 
 def build(desc: VmDesc) -> MachineConfig:
-    """Apply ``desc`` and do the first-``KVM_RUN`` checks; return the MachineConfig."""
+    """Apply ``desc`` and do the first-``KVM_RUN`` checks; return the MachineConfig.
+    (A supported-CPUs mismatch raises :class:`vpmu.kvm.KvmExitFailEntry`.)"""
     _vm, vcpu = apply(desc)
-    try:
-        return _call(desc, "KVM_RUN", "KVM_RUN", None, vcpu.run)
-    except kvm.KvmExitFailEntry as e:
-        raise VmDescError(f"{desc.source}: KVM_RUN: {e}") from None
+    return _call(desc, "KVM_RUN", "KVM_RUN", None, vcpu.run)
 
 
 def loads(text: str, source: str = "<string>") -> MachineConfig:
@@ -339,11 +319,64 @@ def loads(text: str, source: str = "<string>") -> MachineConfig:
     return build(parse(text, source))
 
 
-def load(path) -> MachineConfig:
-    """Parse, apply and check a description file."""
+def parse_file(path) -> VmDesc:
+    """Read and parse a description file (no KVM calls)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise VmDescError(f"{p}: cannot read: {e}") from None
-    return loads(text, str(p))
+    return parse(text, str(p))
+
+
+def load(path) -> MachineConfig:
+    """Parse, apply and check a description file."""
+    return build(parse_file(path))
+
+
+def build_from_options(pmu_version: Optional[str] = None, counters: Optional[int] = None,
+                       pmu_irq: Optional[int] = None, no_pmu: bool = False, filters=(),
+                       vm_file=None, memory: Optional[int] = None) -> MachineConfig:
+    """The runner's PMU flags (``--pmu-version --counters --pmu-irq --no-pmu --filter --vm``)
+    applied through :mod:`vpmu.kvm` like a VMM would, returning the MachineConfig.
+
+    Without ``vm_file`` the flags describe the emulated hardware: the implied host has one
+    PMU of ``pmu_version`` (default 3.7) with ``counters`` counters (default 6), and the guest
+    gets exactly ``pmu_version`` - including 3.7, which real KVM caps to 3.5 (the flag names
+    the guest's PMUVer; documented choice).  With ``vm_file`` the file describes the host,
+    the flags override its ``[pmu]`` table (filters are appended) and KVM's rules apply
+    unchanged.  Errors: :class:`VmDescError` (bad value), :class:`vpmu.kvm.KvmAttrError`.
+    """
+    if pmu_version is not None and pmu_version not in PMU_VERSIONS:
+        raise VmDescError(f"--pmu-version: unknown version {pmu_version!r} "
+                          f"(use one of {', '.join(PMU_VERSIONS)})")
+    if counters is not None and not 0 <= counters <= 31:
+        raise VmDescError(f"--counters must be in 0..31 (got {counters})")
+    override_version = None
+    if vm_file is not None:
+        desc = parse_file(vm_file)
+        if pmu_version is not None:
+            desc.pmu_version = pmu_version
+    else:
+        desc = VmDesc(source="command line")
+        version = pmu_version or "3.7"
+        desc.host_pmus = [HostPmuDesc(type=8, version=version, counters=6 if counters is None else counters)]
+        if PMU_VERSIONS[version] > kvm.PMUVER_V3P5:
+            override_version = version
+    if memory is not None:
+        desc.memory = memory
+    if no_pmu:
+        desc.pmu = False
+    if counters is not None:
+        desc.counters = counters
+    if pmu_irq is not None:
+        desc.irq = pmu_irq
+    for text in filters:
+        try:
+            desc.filters.append((text, parse_filter(text)))
+        except ValueError as e:
+            raise VmDescError(f"--filter: {e}") from None
+    cfg = build(desc)
+    if override_version is not None and cfg.pmu.present:
+        cfg.pmu.version = override_version
+    return cfg

@@ -1,11 +1,15 @@
-"""Loading guest images the way QEMU's ``-M virt -kernel`` does.
+"""Loading guest images the way QEMU's ``-M virt -kernel`` does (docs/research/qemu-boot.md).
 
-- ELF (pyelftools): PT_LOAD segments at their physical addresses; entry = e_entry.
-- Linux arm64 ``Image``: the 64-byte header (magic "ARM\\x64" at 56, text_offset at 8,
-  image_size at 16); loaded at RAM base + text_offset (2 MiB-aligned base plus
-  text_offset); entered with the Linux boot protocol (x0 = device tree).
-- anything else: a raw flat binary, loaded and entered like an Image at the kernel load
-  address (docs/research/qemu-boot.md).
+- ELF (pyelftools): PT_LOAD segments at their physical addresses, entry = e_entry (rebased
+  to the physical address inside an executable segment whose VMA != LMA).  No register
+  points at the device tree; it is placed at the start of RAM iff the image leaves room
+  for its whole in-memory size there (1 MiB for the generated tree, as QEMU's buffer).
+- Linux arm64 ``Image`` (magic "ARM\\x64" at 56): loaded at RAM + text_offset (+2 MiB when
+  text_offset < 4 KiB) if image_size != 0, else at RAM + 0x80000; ``flags`` ignored.
+- anything else: a raw flat binary at RAM + 0x80000.
+Images and flat binaries are entered through QEMU's 6-instruction boot stub at the start of
+RAM (x0 = device tree, x1..x3 = 0, x4 = entry), with the tree at
+align_up(page_align(max(RAM + min(RAM/2, 128 MiB), kernel end)), 2 MiB).
 
 Every problem is an :class:`~vpmu.errors.ImageError` with a one-line reason.
 """
@@ -24,7 +28,11 @@ from .memmap import RAM_BASE
 
 EM_AARCH64 = 183
 IMAGE_MAGIC = 0x644D5241            # "ARM\x64" little-endian at offset 56
-KERNEL_LOAD_OFFSET = 0x80000         # QEMU KERNEL64_LOAD_ADDR for Images with text_offset 0 ... see load()
+KERNEL_LOAD_OFFSET = 0x80000         # QEMU KERNEL64_LOAD_ADDR
+BOOTLOADER_MAX_SIZE = 0x1000
+MIB2 = 2 << 20
+# QEMU hw/arm/boot.c bootloader_aarch64[]: ldr x0, arg; mov x1..x3, xzr; ldr x4, entry; br x4
+BOOT_STUB = (0x580000C0, 0xAA1F03E1, 0xAA1F03E2, 0xAA1F03E3, 0x58000084, 0xD61F0080)
 
 
 @dataclass
@@ -36,8 +44,9 @@ class Image:
     segments: list = field(default_factory=list)     # (paddr, bytes, memsz)
     entry: int = 0
     end: int = 0                     # first free address after the loaded image
-    dtb_addr: int | None = None      # where the device tree goes (None: not loaded)
-    linux_boot: bool = False         # x0 = device tree address at entry
+    dtb_addr: int | None = None      # where the device tree went (None: not loaded)
+    linux_boot: bool = False         # entered through the boot stub, x0 = device tree
+    kernel_size: int = 0
 
     def load(self, machine) -> int:
         ram_lo, ram_hi = machine.ram_base, machine.ram_base + machine.ram_size
@@ -53,6 +62,32 @@ class Image:
                 machine.uc.mem_write(paddr + len(blob), bytes(memsz - len(blob)))
         self.end = max((p + m for p, _, m in self.segments), default=ram_lo)
         return self.entry
+
+    def place_dtb(self, machine, blob: bytes, mem_size: int) -> int:
+        """Put the device tree where QEMU would; returns the PC to start at."""
+        ram_lo, ram_hi = machine.ram_base, machine.ram_base + machine.ram_size
+        if not self.linux_boot:
+            low = min(p for p, _, _ in self.segments)
+            high = max(p + m for p, _, m in self.segments)
+            if low > ram_lo or high < ram_lo:
+                limit = low if low >= ram_lo else ram_hi
+                if mem_size <= limit - ram_lo:
+                    machine.uc.mem_write(ram_lo, blob)
+                    self.dtb_addr = ram_lo
+            return self.entry
+        load = self.segments[0][0]
+        start = ram_lo + min(machine.ram_size // 2, 128 << 20)
+        start = max(start, load + self.kernel_size)
+        start = (start + 0xFFF) & ~0xFFF
+        dtb = (start + MIB2 - 1) & ~(MIB2 - 1)
+        if dtb + len(blob) > ram_hi:
+            raise ImageError(f"{self.name}: not enough RAM for the device tree after the kernel "
+                             f"(needs {dtb + len(blob) - ram_lo:#x} bytes, have {machine.ram_size:#x})")
+        machine.uc.mem_write(dtb, blob)
+        self.dtb_addr = dtb
+        stub = b"".join(struct.pack("<I", w) for w in BOOT_STUB) + struct.pack("<QQ", dtb, self.entry)
+        machine.uc.mem_write(ram_lo, stub)
+        return ram_lo
 
 
 def open_image(path: str) -> Image:
@@ -79,6 +114,7 @@ def _elf(path: str, name: str, data: bytes) -> Image:
         if elf["e_machine"] not in ("EM_AARCH64", EM_AARCH64):
             raise ImageError(f"{path}: not an AArch64 ELF (machine {elf['e_machine']})")
         segs = []
+        entry = elf["e_entry"]
         for s in elf.iter_segments():
             if s["p_type"] != "PT_LOAD" or s["p_memsz"] == 0:
                 continue
@@ -86,9 +122,12 @@ def _elf(path: str, name: str, data: bytes) -> Image:
             if len(blob) != s["p_filesz"]:
                 raise ImageError(f"{path}: truncated segment at offset {s['p_offset']:#x}")
             segs.append((s["p_paddr"], blob, s["p_memsz"]))
+            if (s["p_flags"] & 1) and s["p_vaddr"] != s["p_paddr"] and \
+                    s["p_vaddr"] <= elf["e_entry"] < s["p_vaddr"] + s["p_memsz"]:
+                entry = elf["e_entry"] - s["p_vaddr"] + s["p_paddr"]   # QEMU rebases to the LMA
         if not segs:
             raise ImageError(f"{path}: no loadable segments")
-        return Image(path, data, "elf", name, segs, elf["e_entry"])
+        return Image(path, data, "elf", name, segs, entry)
     except ImageError:
         raise
     except (ELFError, struct.error, ValueError, KeyError, IndexError) as e:
@@ -96,16 +135,20 @@ def _elf(path: str, name: str, data: bytes) -> Image:
 
 
 def _linux_image(path: str, name: str, data: bytes) -> Image:
-    text_offset, image_size, flags = struct.unpack_from("<QQQ", data, 8)
-    # Images with image_size == 0 are pre-3.17 kernels: text_offset is 0x80000 (QEMU assumes so).
+    text_offset, image_size, _flags = struct.unpack_from("<QQQ", data, 8)
+    # text_offset is honoured only with a non-zero image_size (pre-3.17 kernels left it
+    # unreliable); below 4 KiB it is raised by 2 MiB, QEMU's stub being at the RAM base.
     if image_size == 0:
-        text_offset = 0x80000
-    load = RAM_BASE + text_offset
+        offset = KERNEL_LOAD_OFFSET
+    else:
+        offset = text_offset + (MIB2 if text_offset < BOOTLOADER_MAX_SIZE else 0)
+    load = RAM_BASE + offset
     memsz = max(image_size, len(data))
-    img = Image(path, data, "image", name, [(load, data, memsz)], load, linux_boot=True)
-    return img
+    return Image(path, data, "image", name, [(load, data, memsz)], load, linux_boot=True,
+                 kernel_size=image_size or len(data))
 
 
 def _flat(path: str, name: str, data: bytes) -> Image:
     load = RAM_BASE + KERNEL_LOAD_OFFSET
-    return Image(path, data, "flat", name, [(load, data, len(data))], load, linux_boot=True)
+    return Image(path, data, "flat", name, [(load, data, len(data))], load, linux_boot=True,
+                 kernel_size=len(data))

@@ -21,7 +21,7 @@ from unicorn import arm64_const as R
 from unicorn import unicorn_const as UC
 
 from .. import errors, native
-from ..config import MachineConfig, PMU_VERSIONS, event_space
+from ..config import MachineConfig, PMU_VERSIONS
 from ..pmu import channels as C
 from ..pmu import classify, events, regs
 from ..pmu import kernels as K
@@ -151,8 +151,10 @@ class Machine:
         uc.hook_add(UC.UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
 
-        # ---- image ----------------------------------------------------------------------------------
-        self.entry = image.load(self)
+        # ---- image and device tree ------------------------------------------------------------------
+        image.load(self)
+        blob, mem_size = self._device_tree()
+        self.entry = image.place_dtb(self, blob, mem_size)
         if cfg.xen:
             from ..xen import make_frontend
             self.xen = (xen_factory or make_frontend)(self)
@@ -216,28 +218,33 @@ class Machine:
         K.reconfigure(A)
 
     def _mask_pmceid(self, p0: int, p1: int, pmuver: int) -> tuple[int, int]:
-        """KVM: SW_INCR and CHAIN forced on, STALL_SLOT* forced off, then AND with the filter
-        (high halves only with a 16-bit guest event space) (kvm-pmu.md 2)."""
-        p0 |= 1 | (1 << 30)
-        p1 &= ~((1 << 29) | (1 << 30) | (1 << 31))
+        """KVM's PMCEID view: SW_INCR/CHAIN forced on, STALL_SLOT* off, AND the filter."""
+        from ..filter import pmceid
         bm = self.cfg.pmu.filter_bitmap
-        if bm is None:
-            return p0, p1
-        space = event_space(pmuver)
-
-        def allowed(ev):
-            return ev < len(bm) and bool(bm[ev])
-
-        m0 = sum(1 << i for i in range(32) if allowed(i))
-        m1 = sum(1 << i for i in range(32) if allowed(32 + i))
-        if space >= 0x4020:
-            m0 |= sum(1 << (32 + i) for i in range(32) if allowed(0x4000 + i))
-        if space >= 0x4040:
-            m1 |= sum(1 << (32 + i) for i in range(32) if allowed(0x4020 + i))
-        return p0 & m0, p1 & m1
+        return pmceid(p0, p1, bytes(bm) if bm is not None else None, pmuver)
 
     def uc_reg_cp(self, op0, op1, crn, crm, op2) -> int:
         return self.uc.cpr_read(op0, op1, crn, crm, op2)
+
+    def _device_tree(self) -> tuple[bytes, int]:
+        """The generated tree (in QEMU's 1 MiB buffer), or --dtb FILE (2 x (size + 10000)
+        bytes in memory as QEMU allocates it), with /chosen/bootargs from --append."""
+        from .. import dtb as D
+        if self.cfg.dtb_path:
+            try:
+                with open(self.cfg.dtb_path, "rb") as f:
+                    blob = f.read()
+            except OSError as e:
+                raise errors.ImageError(f"{self.cfg.dtb_path}: cannot read ({e.strerror})") from None
+            if blob[:4] != b"\xd0\x0d\xfe\xed":
+                raise errors.ImageError(f"{self.cfg.dtb_path}: not a device tree blob")
+            return blob, 2 * (len(blob) + 10000)
+        try:
+            spec = D.BoardSpec.from_config(self.cfg)
+        except ValueError as e:
+            raise errors.VpmuError(f"device tree: {e}", errors.EXIT_USAGE) from None
+        blob = D.build_dtb(spec, total_size=D.QEMU_DTB_TOTAL_SIZE)
+        return blob, len(blob)
 
     # =============================================================================== memory
     def is_ram(self, pa: int, size: int = 1) -> bool:

@@ -131,7 +131,7 @@ def reconfigure(A):
         A[C_S + c] = s
         A[C_D + c] = dch
         if s != U(NOCH):
-            A[ACT + nact] = U(c)
+            A[ACT + nact] = U(c) | (s << U(8)) | (U(elm) << U(16)) | (A[C_OVF64 + c] << U(24))
             nact += 1
         if dch != U(NOCH):
             A[DYN_LISTEN + I(dch)] |= bit
@@ -259,45 +259,64 @@ def headroom(A, c):
 
 
 @njit(cache=True)
+def _overflowed_in(A, c, old, i0, i1, start, icount0):
+    """Counter c overflowed while instructions [i0, i1) retired: record it at the exact
+    instruction (the one whose events reach the overflow threshold)."""
+    if A[C_OVF64 + c] != ZERO:
+        hr = (M64 - old) + ONE
+    else:
+        hr = (M32 - (old & M32)) + ONE
+    k = locate(A, c, i0, i1, hr)
+    on_overflow(A, c, start + U(4 * k), icount0 + U(k - i0 + 1))
+
+
+@njit(cache=True)
 def commit(A, i0, i1):
-    """Retire instructions [i0, i1) of the current block: static channels into counters."""
+    """Retire instructions [i0, i1) of the current block: static channels into counters.
+
+    The fast path (a whole block) is one add per counting counter from the block's
+    precomputed totals; a partial range sums the per-instruction class increments."""
     if i1 <= i0:
         return
     e = I(A[CUR_ENTRY])
     n = I(A[BLK_N + e])
-    el = I(A[CUR_EL])
+    elbit = U(1) << (A[CUR_EL] + U(16))
     start = A[CUR_START]
     icount0 = A[ICOUNT]
     full = i0 == 0 and i1 == n
+    off = I(A[BLK_IOFF + e])
     if full:
-        base = BLK_TOT + e * C.NS
-        cyc = A[base + C.S_CYC]
+        cyc = A[BLK_TOT + e * C.NS + C.S_CYC]
         nins = U(n)
     else:
-        off = I(A[BLK_IOFF + e])
         cyc = ZERO
         for i in range(i0, i1):
             cyc += A[CLS_INC + I(A[POOL + off + i]) * C.NS + C.S_CYC]
         nins = U(i1 - i0)
     nact = I(A[ACT_N])
     for j in range(nact):
-        c = I(A[ACT + j])
-        if (A[C_EL + c] >> U(el)) & ONE == ZERO:
+        d = A[ACT + j]
+        if (d & elbit) == ZERO:
             continue
-        s = I(A[C_S + c])
+        c = I(d & U(0xFF))
+        s = I((d >> U(8)) & U(0xFF))
         if full:
             inc = A[BLK_TOT + e * C.NS + s]
         else:
-            off = I(A[BLK_IOFF + e])
             inc = ZERO
             for i in range(i0, i1):
                 inc += A[CLS_INC + I(A[POOL + off + i]) * C.NS + s]
         if inc == ZERO:
             continue
-        hr = headroom(A, c)
-        if overflowing_add(A, c, inc):
-            k = locate(A, c, i0, i1, hr)
-            on_overflow(A, c, start + U(4 * k), icount0 + U(k - i0 + 1))
+        old = A[CNT + c]
+        new = old + inc
+        if (d >> U(24)) & ONE != ZERO:
+            ovf = new < old
+        else:
+            ovf = ((old & M32) + inc) > M32
+        A[CNT + c] = new & A[C_WMASK + c]
+        if ovf:
+            _overflowed_in(A, c, old, i0, i1, start, icount0)
     A[ICOUNT] = icount0 + nins
     add_cycles(A, cyc, start + U(4 * (i1 - 1)), icount0 + nins)
     A[CUR_DONE] = U(i1)
@@ -557,10 +576,10 @@ def needs_precise(A, e):
 def access_undef(A, key, h, is_read, el):
     """Does this access UNDEF?  kvm-pmu.md 3.1 (EL0 table, checked first) and 3.2 (index)."""
     rule = A[RULE + key]
-    if is_read and (rule & U(1 << 30)) != ZERO:
-        return True             # read of a write-only register
-    if (not is_read) and (rule & U(1 << 31)) != ZERO:
-        return True             # write of a read-only register
+    if is_read and (rule & U(1 << 31)) != ZERO:
+        return True             # read of a write-only register (regs.RULE_WO)
+    if (not is_read) and (rule & U(1 << 30)) != ZERO:
+        return True             # write of a read-only register (regs.RULE_RO)
     if h >= 1 and h <= 19:
         if A[PMU_PRESENT] == ZERO:
             return True         # vCPU without the PMU feature: every PMU register UNDEFs

@@ -94,7 +94,7 @@ C_EL = _alloc(32)          # bit0: counts at EL0, bit1: counts at EL1
 C_OVF64 = _alloc(32)       # overflow at 64 bits (else at the low 32 bits)
 C_WMASK = _alloc(32)       # value mask (32 or 64 bits)
 ACT_N = _alloc(1)          # number of counters counting a static channel
-ACT = _alloc(32)           # their indices
+ACT = _alloc(32)           # their descriptors: counter | static channel << 8 | EL mask << 16 | ovf64 << 24
 DYN_LISTEN = _alloc(C.ND)  # per dynamic channel: bitmask of counters counting it
 IRQ_WATCH = _alloc(1)      # counters whose overflow raises the interrupt line (or a Xen sample)
 

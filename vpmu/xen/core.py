@@ -9,9 +9,9 @@ ignored (Xen ignores the result of some copies, e.g. runstate updates).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
-from .abi import NR_VIRQS, PAGE_SIZE, RUNSTATE_offline, RUNSTATE_running, U64
+from .abi import NR_VIRQS, RUNSTATE_offline, RUNSTATE_running
 from .env import GuestEnv, GuestFault
 
 
@@ -160,8 +160,6 @@ class Vcpu:
         return self.rs_state, self.rs_entry, times
 
 
-TraceFn = Callable[[dict], None]
-
 
 def new_vcpu(guest: Guest, vid: int, up: bool, shared: Region, now: int) -> Vcpu:
     # XEN_LEGACY_MAX_VCPUS is 1 on Arm: only vCPU0 has a slot in shared_info; the others
@@ -171,7 +169,3 @@ def new_vcpu(guest: Guest, vid: int, up: bool, shared: Region, now: int) -> Vcpu
     v.rs_state = RUNSTATE_running if up else RUNSTATE_offline
     v.rs_entry = now
     return v
-
-
-def page_of(pa: int) -> int:
-    return pa & ~(PAGE_SIZE - 1) & U64

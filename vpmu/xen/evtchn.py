@@ -133,8 +133,10 @@ class EventChannels:
         fe = self.fe
         if v.id == fe.current_vcpu:
             fe.env.set_ppi_level(fe.evtchn_ppi, level)
+        c = self.chans.get(port) if port is not None else None
+        virq = c.virq if c is not None and c.state == ECS_VIRQ else None
         fe.trace({"type": "xen_upcall", "vcpu": v.id, "intid": fe.evtchn_ppi,
-                  "level": level, "port": port})
+                  "level": level, "port": port, "virq": virq})
 
     def sync_line(self, v: "Vcpu") -> None:
         """vcpu_update_evtchn_irq(): the line follows evtchn_upcall_pending."""

@@ -40,6 +40,17 @@ except ImportError:                    # pragma: no cover - the package always h
     XEN_EVTCHN_PPI = 31
 
 
+# SCHEDOP_shutdown reason -> (exit status, RunResult.reason)
+SHUTDOWN_EXIT = {
+    A.SHUTDOWN_poweroff: (0, "system_off"),
+    A.SHUTDOWN_reboot: (0, "reset"),
+    A.SHUTDOWN_suspend: (0, "xen_suspend"),
+    A.SHUTDOWN_crash: (1, "xen_crash"),
+    A.SHUTDOWN_watchdog: (1, "xen_watchdog"),
+    A.SHUTDOWN_soft_reset: (0, "xen_soft_reset"),
+}
+
+
 def _s32(x: int) -> int:
     x &= A.U32
     return x - (1 << 32) if x >> 31 else x
@@ -184,9 +195,26 @@ class XenFrontend:
         return self.vcpus[self._vid(vcpu)].pmu.available
 
     @property
+    def shutdown(self) -> Optional[tuple[int, str]]:
+        """``(exit status, reason)`` once the guest shut down, else None -- what the machine
+        turns into ``GuestExit`` (poweroff -> "system_off", reboot -> "reset" as PSCI)."""
+        if self.shutdown_reason is None:
+            return None
+        return SHUTDOWN_EXIT.get(self.shutdown_reason,
+                                 (1, f"xen_shutdown_{self.shutdown_reason}"))
+
+    @property
     def blocked(self) -> bool:
         """The current vCPU waits in SCHEDOP_block / SCHEDOP_poll for an event."""
         return self.vcpus[self.current_vcpu].blocked
+
+    def set_current_vcpu(self, vcpu: int) -> None:
+        """The machine switched to running ``vcpu`` (env now talks to its redistributor):
+        drive that vCPU's event-channel PPI to its current level."""
+        self.current_vcpu = vcpu
+        v = self.vcpus[vcpu]
+        v.line = self.evtchn.upcall_pending(v)
+        self.env.set_ppi_level(self.evtchn_ppi, v.line)
 
     def set_vcpu_up(self, vcpu: int, up: bool) -> None:
         """The machine brought a secondary vCPU up (PSCI CPU_ON) or down."""
@@ -232,7 +260,7 @@ class XenFrontend:
         reason = self.shutdown_code
         if self.shutdown_reason is None:
             self.shutdown_reason = reason
-            self.trace({"type": "xen_shutdown", "reason": reason})
+            self.note("shutdown", reason)
             if self.on_shutdown is not None:
                 self.on_shutdown(reason)
 
@@ -248,7 +276,6 @@ class XenFrontend:
     def console_write(self, data: bytes) -> None:
         if self.on_console is not None:
             self.on_console(bytes(data))
-        self.trace({"type": "xen_console", "data": bytes(data).decode("latin-1")})
 
     def note(self, key: str, value) -> None:
         """Attach a detail to the trace record of the hypercall being executed."""
@@ -285,9 +312,12 @@ def _op_of(nr: int, a: list[int]) -> tuple[Optional[int], Optional[str]]:
              A.HYPERVISOR_xen_version: A.XENVER_NAMES,
              A.HYPERVISOR_vcpu_op: A.VCPUOP_NAMES,
              A.HYPERVISOR_sched_op: A.SCHEDOP_NAMES,
-             A.HYPERVISOR_grant_table_op: A.GNTTABOP_NAMES}.get(nr)
+             A.HYPERVISOR_grant_table_op: A.GNTTABOP_NAMES,
+             A.HYPERVISOR_console_io: {A.CONSOLEIO_write: "write", A.CONSOLEIO_read: "read"},
+             A.HYPERVISOR_vm_assist: {A.VMASST_CMD_enable: "enable",
+                                      A.VMASST_CMD_disable: "disable"}}.get(nr)
     if names is None:
-        return (a[0] & A.U32, None) if nr in A.HYPERCALL_NAMES else (None, None)
+        return None, None
     op = a[0] & A.U32
     if nr == A.HYPERVISOR_grant_table_op:
         op &= A.GNTTABOP_CMD_MASK

@@ -291,7 +291,6 @@ class XenPmu:
         regs = fe.env.pmu_snapshot()
         n = max(0, min(31, regs.nr_counters))
         flags = (A.PMU_SAMPLE_USER if ctx.el == 0 else 0) | A.PMU_CACHED
-        old = fe.guest.read_phys(p.page_pa, _D.size) or bytes(_D.size)
         m64 = A.U64
         page = _D.pack({
             "vcpu_id": v.id, "pcpu_id": v.id, "domain_id": A.DOMID_SELF,
@@ -317,5 +316,5 @@ class XenPmu:
 
     def _trace(self, v, ctx, flags, port, dropped) -> None:
         self.fe.trace({"type": "xen_sample", "vcpu": v.id, "pc": ctx.pc, "sp": ctx.sp,
-                       "pstate": ctx.pstate, "el": ctx.el, "pmu_flags": flags,
+                       "pstate": ctx.pstate, "el": ctx.el, "flags": flags,
                        "domain_id": A.DOMID_SELF, "port": port, "dropped": dropped})

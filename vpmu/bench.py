@@ -1,0 +1,118 @@
+"""``vpmu bench``: the counting path against plain Unicorn, on the same code in the same run.
+
+The benchmark guest (guests/build/bench.elf) programs six event counters (INST_RETIRED,
+CPU_CYCLES, BR_RETIRED, LD_RETIRED, ST_RETIRED, MEM_ACCESS) and the cycle counter and runs
+``bench_loop`` (10 instructions per iteration).  The same ``bench_loop`` then runs on a
+plain Unicorn engine with no hooks.  Both are timed around ``emu_start`` only (start-up
+is reported separately), and the ratio vpmu MIPS / plain MIPS is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import VpmuError
+
+
+def default_guest() -> str:
+    return str(Path(__file__).resolve().parent.parent / "guests" / "build" / "bench.elf")
+
+
+def _symbols(path: str) -> dict:
+    from elftools.elf.elffile import ELFFile
+    with open(path, "rb") as f:
+        st = ELFFile(f).get_section_by_name(".symtab")
+        return {s.name: s["st_value"] for s in st.iter_symbols()} if st else {}
+
+
+def plain_unicorn(path: str, iterations: int) -> tuple[int, float]:
+    """bench_loop(iterations, buf) on Unicorn without any hook: (instructions, seconds)."""
+    import unicorn
+    from unicorn import arm64_const as R
+    from unicorn import unicorn_const as UC
+    from .board.loader import open_image
+    img = open_image(path)
+    sym = _symbols(path)
+    if not {"bench_loop", "bench_end", "bench_buf"} <= set(sym):
+        raise VpmuError(f"{path}: no bench_loop/bench_end/bench_buf symbols")
+    uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
+    uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
+    uc.mem_map(0x4000_0000, 128 << 20)
+    for paddr, blob, memsz in img.segments:
+        uc.mem_write(paddr, blob)
+    buf = sym["bench_buf"]              # the same buffer the guest uses
+    uc.reg_write(R.UC_ARM64_REG_X0, iterations)
+    uc.reg_write(R.UC_ARM64_REG_X1, buf)
+    uc.reg_write(R.UC_ARM64_REG_LR, sym["bench_end"])
+    t = time.perf_counter()
+    uc.emu_start(sym["bench_loop"], sym["bench_end"])
+    dt = time.perf_counter() - t
+    return 10 * iterations + 3, dt
+
+
+def vpmu_run(path: str) -> tuple[int, float, float, dict]:
+    """The whole guest under vpmu: (instructions, run seconds, start-up seconds, result kv)."""
+    t0 = time.perf_counter()
+    from .api import _pmu_dict  # noqa: F401  (import cost belongs to start-up)
+    from .board.loader import open_image
+    from .board.machine import Machine
+    from .config import MachineConfig
+    from .pmu import layout as L
+    out: list[bytes] = []
+    m = Machine(MachineConfig(), open_image(path), out=out.append)
+    t1 = time.perf_counter()
+    m.run()
+    t2 = time.perf_counter()
+    kv = dict(line.split("=", 1) for line in b"".join(out).decode().splitlines() if "=" in line)
+    icount = int(m.A[L.ICOUNT])
+    m.close()
+    return icount, t2 - t1, t1 - t0, kv
+
+
+def startup(path: str, runs: int = 3) -> tuple[float, float]:
+    """Cold (fresh numba cache) and warm wall time of `vpmu run` on the trivial guest."""
+    import tempfile
+    exe = [sys.executable, "-m", "vpmu", "run", path]
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, VPMU_CACHE_DIR=d)
+        t = time.perf_counter()
+        subprocess.run(exe, env=env, capture_output=True, check=True)
+        cold = time.perf_counter() - t
+    warm = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(exe, capture_output=True, check=True)
+        warm.append(time.perf_counter() - t)
+    return cold, min(warm)
+
+
+def cmd_bench(args) -> int:
+    path = args.guest or default_guest()
+    if not os.path.exists(path):
+        raise VpmuError(f"{path}: not found (build the guests: python3 dev.py setup)", 101)
+    n_v, t_v, t_start, kv = vpmu_run(path)
+    iters = int(kv.get("iterations", 0))
+    n_p, t_p = plain_unicorn(path, iters)
+    mips_v, mips_p = n_v / t_v / 1e6, n_p / t_p / 1e6
+    print(f"guest: {path}")
+    print(f"  counters: 6 event counters + cycle counter; loop iterations {iters}")
+    print(f"  vpmu : {n_v:>11} instructions in {t_v:7.3f} s = {mips_v:7.1f} MIPS  (machine set-up {t_start:.3f} s)")
+    print(f"  plain: {n_p:>11} instructions in {t_p:7.3f} s = {mips_p:7.1f} MIPS  (Unicorn, no hooks)")
+    print(f"  ratio: {mips_v / mips_p:.2f}")
+    if args.startup:
+        triv = str(Path(path).with_name("hello.elf"))
+        cold, warm = startup(triv)
+        print(f"  start-up of `vpmu run {Path(triv).name}`: cold {cold:.2f} s (empty numba cache), warm {warm:.2f} s")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="counting-path speed against plain Unicorn (MIPS and ratio)",
+                       description=__doc__.split("\n\n")[1])
+    p.add_argument("guest", nargs="?", help="benchmark guest (default guests/build/bench.elf)")
+    p.add_argument("--startup", action="store_true", help="also measure cold and warm start-up of `vpmu run`")
+    p.set_defaults(func=cmd_bench)

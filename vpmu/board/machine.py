@@ -21,7 +21,7 @@ from unicorn import arm64_const as R
 from unicorn import unicorn_const as UC
 
 from .. import errors, native
-from ..config import MachineConfig, PMU_VERSIONS
+from ..config import MachineConfig, PMU_VERSIONS, XEN_EVTCHN_PPI
 from ..pmu import channels as C
 from ..pmu import classify, events, regs
 from ..pmu import kernels as K
@@ -401,6 +401,7 @@ class Machine:
                     del self._soft_timers[name]
                     if self.xen is not None:
                         self.xen.on_timer(name)
+                        self._xen_after_call()
             self._timer_update()
 
     # ================================================================================ pycall
@@ -552,6 +553,9 @@ class Machine:
             if is_read:
                 A[L.PY_ARG + 4] = self.gic.sysreg_read(name)
             else:
+                if (self.xen is not None and name in ("ICC_EOIR1_EL1", "ICC_DIR_EL1")
+                        and (val & 0xFFFFFF) == XEN_EVTCHN_PPI):
+                    self.xen.sync_upcall_line()     # the upcall line follows evtchn_upcall_pending
                 self.gic.sysreg_write(name, val)
             return
         if regs.H_CNTP_TVAL <= h <= regs.H_CNTV_CVAL and not is_read:
@@ -858,9 +862,19 @@ class Machine:
         res = self.xen.hypercall(nr, args)
         uc.reg_write(R.UC_ARM64_REG_X0, res & NONE64)
         uc.reg_write(R.UC_ARM64_REG_PC, pc + 4)
-        if getattr(self.xen, "shutdown", None) is not None:
+        self._xen_after_call()
+        if self.xen.blocked:
+            self._wait_for_interrupt(pc, "SCHEDOP_block")
+
+    def _xen_after_call(self) -> None:
+        """What a hypercall or Xen timer asks of the vCPU: shut down, unmask IRQs (SCHEDOP_block)."""
+        if self.xen.shutdown is not None:
             code, reason = self.xen.shutdown
             raise GuestExit(code, reason)
+        if getattr(self.xen, "unmask_irqs_on_return", False):
+            self.uc.reg_write(R.UC_ARM64_REG_PSTATE, self.pstate() & ~PSTATE_I)
+            self.uc.cpr_write(3, 0, 4, 0, 0, self.uc.cpr_read(3, 0, 4, 0, 0))   # rebuild hflags
+            self.xen.unmask_irqs_on_return = False
 
     # Xen GuestEnv extras
     def pmu_snapshot(self):
@@ -966,22 +980,28 @@ class Machine:
         if word != WFI_WORD:
             return                                   # WFE / YIELD: a hint, keep going
         K.finish_block(A, np.uint64(pc))
+        self._wait_for_interrupt(pc - 4, "WFI")
+
+    def _wait_for_interrupt(self, pc: int, what: str) -> None:
+        """WFI semantics: return at once if an interrupt is pending (even if PSTATE.I masks it),
+        else skip time ahead to the next timer deadline; no deadline = it can never wake."""
+        A = self.A
         if int(A[L.IRQ_CAND]):
-            return                                   # an interrupt is pending: WFI completes at once
+            return
         idle0 = int(A[L.IDLE])
         while not int(A[L.IRQ_CAND]):
             dl = int(A[L.NEXT_DEADLINE])
             if dl == NONE64:
-                raise errors.GuestStop(f"WFI at PC {pc - 4:#x} with no interrupt that could ever arrive "
-                                       f"(no pending or enabled timer)", errors.EXIT_DEADLOCK)
+                raise errors.GuestStop(f"{what} at PC {pc:#x} with no interrupt that could ever arrive "
+                                       f"(no pending interrupt and no enabled timer)", errors.EXIT_DEADLOCK)
             now = self.now_cycles()
             if dl > now:
                 A[L.IDLE] += dl - now                # skip ahead to the next timer deadline
             self._on_timer_event()
             if int(A[L.NEXT_DEADLINE]) == dl and not int(A[L.IRQ_CAND]):
-                raise errors.GuestStop(f"WFI at PC {pc - 4:#x}: the timer fired but its interrupt is "
+                raise errors.GuestStop(f"{what} at PC {pc:#x}: the timer fired but its interrupt is "
                                        f"disabled or masked in the GIC", errors.EXIT_DEADLOCK)
-        self.trace.add({"type": "wfi", "icount": int(A[L.ICOUNT]), "pc": pc - 4, "idle_cycles": int(A[L.IDLE]) - idle0})
+        self.trace.add({"type": "wfi", "icount": int(A[L.ICOUNT]), "pc": pc, "idle_cycles": int(A[L.IDLE]) - idle0})
 
     def _install_sites(self) -> None:
         for addr, _site in self._pending_sites:

@@ -234,19 +234,18 @@ def add_cycles(A, cyc, pc, at_icount):
 
 
 @njit(cache=True)
-def locate(A, c, i0, i1, headroom_needed):
-    """Index of the instruction in [i0, i1) of the current block at which counter c's
-    static channel reaches headroom_needed more events (for the overflow record)."""
+def locate(A, c, i0, i1, needed):
+    """(index, events so far) of the instruction in [i0, i1) of the current block at which
+    counter c's static channel has produced `needed` more events (the overflowing one)."""
     s = I(A[C_S + c])
     e = I(A[CUR_ENTRY])
     off = I(A[BLK_IOFF + e])
     acc = ZERO
     for i in range(i0, i1):
-        cls = I(A[POOL + off + i])
-        acc += A[CLS_INC + cls * C.NS + s]
-        if acc >= headroom_needed:
-            return i
-    return i1 - 1
+        acc += A[CLS_INC + I(A[POOL + off + i]) * C.NS + s]
+        if acc >= needed:
+            return i, acc
+    return i1 - 1, acc
 
 
 @njit(cache=True)
@@ -266,8 +265,14 @@ def _overflowed_in(A, c, old, i0, i1, start, icount0):
         hr = (M64 - old) + ONE
     else:
         hr = (M32 - (old & M32)) + ONE
-    k = locate(A, c, i0, i1, hr)
+    k, acc = locate(A, c, i0, i1, hr)
+    # the record shows the counter just after the overflowing instruction; events of the
+    # rest of the range are already added (they retire in the same commit)
+    final = A[CNT + c]
+    A[CNT + c] = (old + acc) & A[C_WMASK + c]
+    A[ICOUNT] = icount0 + U(k - i0 + 1)
     on_overflow(A, c, start + U(4 * k), icount0 + U(k - i0 + 1))
+    A[CNT + c] = final
 
 
 @njit(cache=True)

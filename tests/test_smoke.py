@@ -20,3 +20,8 @@ def test_overflow_irq_is_precise(vpmu_run):
     assert_kv(r, irq_count=1, irq_intid=23, elr_offset=15, ovs=1)
     assert_overflows(r, counter=0, times=1)
     assert_irq_follows_overflows(r, intid=23, within=0)
+
+
+def test_failed_store_exclusive_is_not_a_store(vpmu_run):
+    r = vpmu_run("pmu_exclusive")
+    assert_kv(r, status_ok=0, status_fail=1, st_ok=1, mem_ok=2, inst_ok=3, st_fail=0, mem_fail=0, inst_fail=3)

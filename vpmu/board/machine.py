@@ -490,10 +490,12 @@ class Machine:
             maint |= ins.maint
             if ins.site is not None:
                 key, is_read, rt = ins.site
-                self._site_put(ins.addr, key | (int(is_read) << 16) | (rt << 17))
-                if ins.addr not in self._site_hooks:
-                    self._pending_sites.append((ins.addr, ins.site))
-                    new_sites = True
+                self._site_put(ins.addr, key | (int(is_read) << 16) | (rt << 17), 0xFFFF_FFFF)
+                new_sites |= self._want_site_hook(ins.addr)
+            if ins.excl_rs >= 0:
+                fail = self._class_id_for(classify.failed_exclusive(ins))
+                self._site_put(ins.addr + 4, (1 << 32) | (ins.excl_rs << 33) | (fail << 40), ~0xFFFF_FFFF)
+                new_sites |= self._want_site_hook(ins.addr + 4)
         last = blk.insns[-1] if blk.insns else None
         A[L.BLK_KEY + e] = addr + 1
         A[L.BLK_SIZE + e] = size
@@ -516,20 +518,33 @@ class Machine:
             i = (i + 1) & (L.NBLK - 1)
         return i
 
-    def _site_put(self, addr: int, val: int) -> None:
+    def _want_site_hook(self, addr: int) -> bool:
+        if addr in self._site_hooks or any(a == addr for a, _ in self._pending_sites):
+            return False
+        self._pending_sites.append((addr, None))
+        return True
+
+    def _site_put(self, addr: int, val: int, field_mask: int) -> None:
+        """Set the bits of `field_mask` of the site entry of addr (a sysreg site and a
+        store-exclusive check can share an address)."""
         A = self.A
         i = (((addr >> 2) * 0x9E3779B1) & 0xFFFFFFFFFFFFFFFF) & (L.NSITE - 1)
+        field_mask &= 0xFFFF_FFFF_FFFF_FFFF
         for _ in range(L.NSITE):
             k = int(A[L.SITE_KEY + i])
             if k == 0 or k == addr + 1:
+                old = int(A[L.SITE_VAL + i]) if k else 0
                 A[L.SITE_KEY + i] = addr + 1
-                A[L.SITE_VAL + i] = val
+                A[L.SITE_VAL + i] = (old & ~field_mask & 0xFFFF_FFFF_FFFF_FFFF) | (val & field_mask)
                 return
             i = (i + 1) & (L.NSITE - 1)
         raise errors.VpmuError("too many system-register sites in the guest (site table full)")
 
     def _class_id(self, ins: classify.Insn) -> int:
-        k = ins.cls_key
+        return self._class_id_for(ins.cls_key)
+
+    def _class_id_for(self, k: tuple) -> int:
+        """Intern a class (static increments + branch kind + data accesses)."""
         cid = self._classes.get(k)
         if cid is None:
             cid = len(self._classes)
@@ -537,9 +552,9 @@ class Machine:
                 raise errors.VpmuError("too many distinct instruction classes")
             self._classes[k] = cid
             A = self.A
-            A[L.CLS_INC + cid * C.NS:L.CLS_INC + (cid + 1) * C.NS] = np.array(ins.inc, dtype=np.uint64)
-            A[L.CLS_BK + cid] = ins.bk
-            A[L.CLS_NMEM + cid] = ins.nmem
+            A[L.CLS_INC + cid * C.NS:L.CLS_INC + (cid + 1) * C.NS] = np.array(k[:C.NS], dtype=np.uint64)
+            A[L.CLS_BK + cid] = k[C.NS]
+            A[L.CLS_NMEM + cid] = k[C.NS + 1]
             A[L.CLS_N] = cid + 1
         return cid
 

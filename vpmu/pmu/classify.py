@@ -10,8 +10,9 @@ tests in tests/test_classify.py pin each of them.
 Decisions:
 - LD_RETIRED counts loads of every kind (literal, pair, SIMD single/multiple structure,
   exclusive, acquire) and the read half of atomics (LDADD.., SWP, CAS); PRFM is not a load.
-- ST_RETIRED counts stores of every kind, including Store-Exclusives whether or not they
-  succeed (the instruction is architecturally executed either way), atomics, and DC ZVA.
+- ST_RETIRED counts stores of every kind, atomics, and DC ZVA.  A Store-Exclusive counts
+  only when it succeeds (Arm ARM: a failed one is not a store); its outcome is read from
+  its status register by a native hook on the next instruction.
 - MEM_ACCESS / L1D_CACHE count one access per register transferred (LDP/STP = 2,
   LD1-LD4/ST1-ST4 = number of registers in the list), 2 for an atomic read-modify-write,
   1 for DC ZVA, 0 for PRFM.  OP_RETIRED = max(1, that number).
@@ -47,6 +48,7 @@ class Insn:
     nmem: int = 0
     site: tuple | None = None   # (key, is_read, rt) for a claimed MRS/MSR
     maint: bool = False   # cache/TLB maintenance or MMU register write
+    excl_rs: int = -1     # store-exclusive: its status register (the outcome decides the class)
     kind: str = "other"   # cycle class: load/store/branch/mul/div/fp/system/other
 
     @property
@@ -149,6 +151,8 @@ def classify_word(addr: int, word: int, cycles: CycleModel) -> Insn:
         inc[C.S_ST] = 1
         ins.nmem = 2 if m.startswith(("stp", "stnp", "stxp", "stlxp")) else _reg_list_len(ops)
         ins.kind = "store"
+        if m.startswith(("stxr", "stlxr", "stxp", "stlxp")):
+            ins.excl_rs = (word >> 16) & 31
     elif m in _MUL:
         ins.kind = "mul"
     elif m in _DIV:
@@ -179,6 +183,15 @@ class Block:
     @property
     def size(self) -> int:
         return 4 * len(self.insns)
+
+
+def failed_exclusive(ins: Insn) -> tuple:
+    """The class a store-exclusive retires as when it fails: architecturally executed
+    (INST_RETIRED, cycles) but neither a store nor a data access (Arm ARM ST_RETIRED)."""
+    inc = list(ins.inc)
+    inc[C.S_ST] = inc[C.S_MEM] = inc[C.S_UNALIGNED_CAND] = 0
+    inc[C.S_OP] = 1
+    return tuple(inc) + (ins.bk, 0)
 
 
 def classify_block(start: int, code: bytes, cycles: CycleModel) -> Block:

@@ -187,7 +187,37 @@ def block_hook(uc, addr, size, user):
 
 
 @njit(cache=True)
+def _xreg(rs):
+    """Unicorn's register id of Xrs (X0..X28 are consecutive, X29/X30 are not)."""
+    if rs <= 28:
+        return R.UC_ARM64_REG_X0 + rs
+    return R.UC_ARM64_REG_X29 if rs == 29 else R.UC_ARM64_REG_X30
+
+
+@njit(cache=True)
+def _exclusive_outcome(uc, addr, A, v):
+    """addr follows a store-exclusive: if its status register says it failed, it retires as
+    the "failed" class (no store, no data access) instead of its own class."""
+    prev = addr - U(4)
+    start = A[CUR_START]
+    if A[CUR_VALID] == ZERO or prev < start or prev >= start + A[CUR_SIZE]:
+        return
+    idx = I((prev - start) >> U(2))
+    if idx < I(A[CUR_DONE]):
+        return
+    rs = I((v >> U(33)) & U(31))
+    if rs == 31:
+        return                          # status discarded: counted as a successful store
+    status = _read_reg(uc, A, _xreg(rs)) & U(0xFFFFFFFF)
+    if status != ZERO:
+        K.commit_ex(A, I(A[CUR_DONE]), idx + 1, idx, I((v >> U(40)) & U(0xFFFF)))
+
+
+@njit(cache=True)
 def _code(uc, addr, A):
+    s = site_lookup(A, addr)
+    if s >= 0 and (A[SITE_VAL + s] >> U(32)) & ONE != ZERO:
+        _exclusive_outcome(uc, addr, A, A[SITE_VAL + s])
     K.sync_to(A, addr)
     if A[CUR_PRECISE] != ZERO and A[CUR_VALID] != ZERO:
         if A[ICOUNT] >= A[INSN_LIMIT]:
@@ -201,8 +231,7 @@ def _code(uc, addr, A):
             A[PY_ARG] = addr
             _pycall(PC_IRQ, A.ctypes)
             return
-    s = site_lookup(A, addr)
-    if s >= 0:
+    if s >= 0 and (A[SITE_VAL + s] & U(0xFFFF)) != ZERO:
         v = A[SITE_VAL + s]
         key = I(v & U(0xFFFF))
         is_read = (v >> U(16)) & ONE != ZERO

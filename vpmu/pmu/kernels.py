@@ -281,6 +281,13 @@ def commit(A, i0, i1):
 
     The fast path (a whole block) is one add per counting counter from the block's
     precomputed totals; a partial range sums the per-instruction class increments."""
+    commit_ex(A, i0, i1, -1, 0)
+
+
+@njit(cache=True)
+def commit_ex(A, i0, i1, oi, oc):
+    """commit(), with instruction oi retiring as class oc instead of its own (a failed
+    store-exclusive is not a store: the class is chosen after it executed)."""
     if i1 <= i0:
         return
     e = I(A[CUR_ENTRY])
@@ -288,7 +295,7 @@ def commit(A, i0, i1):
     elbit = U(1) << (A[CUR_EL] + U(16))
     start = A[CUR_START]
     icount0 = A[ICOUNT]
-    full = i0 == 0 and i1 == n
+    full = i0 == 0 and i1 == n and oi < 0
     off = I(A[BLK_IOFF + e])
     if full:
         cyc = A[BLK_TOT + e * C.NS + C.S_CYC]
@@ -296,7 +303,8 @@ def commit(A, i0, i1):
     else:
         cyc = ZERO
         for i in range(i0, i1):
-            cyc += A[CLS_INC + I(A[POOL + off + i]) * C.NS + C.S_CYC]
+            cl = oc if i == oi else I(A[POOL + off + i])
+            cyc += A[CLS_INC + cl * C.NS + C.S_CYC]
         nins = U(i1 - i0)
     nact = I(A[ACT_N])
     for j in range(nact):
@@ -310,7 +318,8 @@ def commit(A, i0, i1):
         else:
             inc = ZERO
             for i in range(i0, i1):
-                inc += A[CLS_INC + I(A[POOL + off + i]) * C.NS + s]
+                cl = oc if i == oi else I(A[POOL + off + i])
+                inc += A[CLS_INC + cl * C.NS + s]
         if inc == ZERO:
             continue
         old = A[CNT + c]

@@ -130,7 +130,8 @@ BLK_USED = _alloc(1)
 POOL = _alloc(NPOOL)
 POOL_TOP = _alloc(1)
 SITE_KEY = _alloc(NSITE)   # VA + 1 (0 = empty)
-SITE_VAL = _alloc(NSITE)   # sysreg key | is_read << 16 | rt << 17
+SITE_VAL = _alloc(NSITE)   # sysreg site: key | is_read << 16 | rt << 17 (key 0 = none);
+                           # after a store-exclusive: 1 << 32 | Rs << 33 | failed-class << 40
 HANDLER = _alloc(1 << 16)  # sysreg key -> handler id (regs.H_*)
 RULE = _alloc(1 << 16)     # sysreg key -> access rule (regs.el0_rule_table)
 

@@ -37,18 +37,6 @@ class RunResult:
         return out
 
 
-def _pmu_dict(m) -> dict:
-    from .pmu import kernels as K
-    from .pmu import layout as L
-    A = m.A
-    n = int(A[L.NCNT])
-    return {"n": n, "pmcr": int(K.pmcr_read(A)), "pmcntenset": int(A[L.CNTEN]), "pmintenset": int(A[L.INTEN]),
-            "pmovsset": int(A[L.OVS]), "pmselr": int(A[L.SELR]) & 31, "pmuserenr": int(A[L.USERENR]),
-            "pmccntr": int(A[L.CNT + 31]), "pmccfiltr": int(A[L.TYPER + 31]),
-            "evcntr": [int(A[L.CNT + i]) for i in range(n)], "evtyper": [int(A[L.TYPER + i]) for i in range(n)],
-            "pmceid0": int(A[L.PMCEID0]), "pmceid1": int(A[L.PMCEID1])}
-
-
 def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, xen_factory=None,
                raise_errors: bool = False) -> RunResult:
     """Run a guest image (path or loader.Image) with a prepared MachineConfig."""
@@ -72,7 +60,7 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
                 raise
             status, reason, error = e.status, "error", str(e)
         return RunResult(exit_status=status, output=b"".join(out).decode("utf-8", "replace"), reason=reason,
-                         icount=int(m.A[L.ICOUNT]), cycles=int(m.A[L.CYCLES]), pmu=_pmu_dict(m),
+                         icount=int(m.A[L.ICOUNT]), cycles=int(m.A[L.CYCLES]), pmu=m.pmu_state(),
                          trace=trace.records, error=error)
     finally:
         m.close()

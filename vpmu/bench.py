@@ -57,7 +57,6 @@ def plain_unicorn(path: str, iterations: int) -> tuple[int, float]:
 def vpmu_run(path: str) -> tuple[int, float, float, dict]:
     """The whole guest under vpmu: (instructions, run seconds, start-up seconds, result kv)."""
     t0 = time.perf_counter()
-    from .api import _pmu_dict  # noqa: F401  (import cost belongs to start-up)
     from .board.loader import open_image
     from .board.machine import Machine
     from .config import MachineConfig

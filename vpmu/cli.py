@@ -80,7 +80,6 @@ def add_machine_options(p: argparse.ArgumentParser) -> None:
                    help="KVM event filter range, repeatable, applied in order like successive "
                         "KVM_ARM_VCPU_PMU_V3_FILTER calls; inclusive; numbers (hex/decimal) or event names")
     g.add_argument("--vm", metavar="FILE", help="VM description (TOML) instead of the PMU/timer flags")
-    g.add_argument("--skid", type=_int, default=0, metavar="N", help=argparse.SUPPRESS)
     g = p.add_argument_group("models")
     g.add_argument("--cycles", type=cycle_model, default=None, metavar="SPEC",
                    help="cycle model, e.g. base=1,load=2,mispredict=10,l1d-refill=20 (default: 1 cycle/insn)")
@@ -98,11 +97,13 @@ def add_machine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-insns", type=_int, default=None, metavar="N", help="stop after N instructions (error)")
     g.add_argument("--trace", metavar="FILE", help="write a JSON Lines trace")
     g.add_argument("--trace-pmu-regs", action="store_true", help="also trace every PMU register access")
+    g.add_argument("--trace-sample", type=_int, default=0, metavar="N",
+                   help="also record every counter each N retired instructions (at the next block boundary)")
 
 
 def config_from_options(pmu_version=None, counters=None, pmu_irq=None, no_pmu=False, filters=(), filter=None,
                         vm=None, cycles=None, cache=None, memory=128 << 20, append=None, dtb=None, xen=False,
-                        xen_domid=0, xen_vpmu="self", max_insns=None, trace=None, trace_pmu_regs=False, skid=0,
+                        xen_domid=0, xen_vpmu="self", max_insns=None, trace=None, trace_pmu_regs=False, trace_sample=0,
                         **unknown) -> MachineConfig:
     """Build the MachineConfig the way a VMM builds a KVM vCPU (vpmu.kvm): PMU IRQ, filters
     in order, INIT; every attribute error is raised as vpmu.kvm.KvmAttrError."""
@@ -134,7 +135,9 @@ def config_from_options(pmu_version=None, counters=None, pmu_irq=None, no_pmu=Fa
     cfg.append, cfg.dtb_path = append, dtb
     cfg.xen, cfg.xen_domid, cfg.xen_vpmu = xen, xen_domid, xen_vpmu
     cfg.max_insns, cfg.trace_path, cfg.trace_pmu_regs = max_insns, trace, trace_pmu_regs
-    cfg.pmu.skid = skid
+    if trace_sample < 0:
+        raise errors.VpmuError("--trace-sample must not be negative", errors.EXIT_USAGE)
+    cfg.trace_sample = trace_sample
     return cfg
 
 
@@ -167,7 +170,7 @@ def cmd_run(args) -> int:
                               cache=args.cache, memory=args.memory, append=args.append, dtb=args.dtb,
                               xen=args.xen, xen_domid=args.xen_domid, xen_vpmu=args.xen_vpmu,
                               max_insns=args.max_insns, trace=args.trace, trace_pmu_regs=args.trace_pmu_regs,
-                              skid=args.skid)
+                              trace_sample=args.trace_sample)
     res = run_config(args.guest, cfg, capture=False, keep_trace=False, raise_errors=True)
     if args.summary:
         sys.stderr.write(_summary(res))
@@ -204,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--pmu-version", choices=sorted(PMU_VERSIONS), default="3.7")
     ev.add_argument("--implemented", action="store_true", help="only events this PMU version counts")
     ev.set_defaults(func=cmd_events)
-    for mod in ("bench", "dtb", "policy", "tracecmd", "sweep"):
+    for mod in ("bench", "dtb", "policy", "tracecmd", "sweep", "qemudiff"):
         try:
             m = __import__(f"vpmu.{mod}", fromlist=["register"])
         except ImportError:

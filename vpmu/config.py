@@ -72,7 +72,6 @@ class PmuConfig:
     # Event filter as KVM stores it: a bitmap over the *host* event space
     # (True = allowed), or None when no filter was ever set.
     filter_bitmap: Optional[bytearray] = None
-    skid: int = 0                   # instructions between an overflow and its interrupt
 
     @property
     def pmuver(self) -> int:
@@ -91,6 +90,7 @@ class MachineConfig:
     max_insns: Optional[int] = None
     trace_path: Optional[str] = None
     trace_pmu_regs: bool = False
+    trace_sample: int = 0                   # record all counters every N instructions (0 = off)
     append: Optional[str] = None            # /chosen/bootargs
     dtb_path: Optional[str] = None          # replace the generated device tree
     # Xen frontend

@@ -22,6 +22,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "overflow": ("counter", "value", "pc"),
     "pmu_reg": ("reg", "dir", "value", "pc"),
     "swinc": ("mask", "pc"),
+    "sample": ("evcntr", "pmccntr", "pmovsset"),
     "timer": ("timer", "level"),
     "hypercall": ("nr", "name", "args", "result", "pc"),
     "xen_sample": ("vcpu", "domain_id", "pc", "flags"),
@@ -29,7 +30,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "psci": ("function", "result"),
     "semihost": ("op", "result"),
     "wfi": ("pc", "idle_cycles"),
-    "exit": ("status", "reason", "cycles"),
+    "exit": ("status", "reason", "cycles", "pmu"),
     "error": ("reason", "pc"),
 }
 
@@ -44,10 +45,7 @@ def _order(rec: dict) -> dict:
     for k in SCHEMA.get(t, ()):
         if k in rec:
             out[k] = rec[k]
-    for k in rec:                      # extra fields: stable (sorted) order after the schema ones
-        if k not in out:
-            pass
-    for k in sorted(k for k in rec if k not in out):
+    for k in sorted(k for k in rec if k not in out):   # extra fields: sorted, after the schema ones
         out[k] = rec[k]
     return out
 

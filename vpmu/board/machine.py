@@ -174,6 +174,7 @@ class Machine:
         A[L.TRACE_REGS] = 1 if cfg.trace_pmu_regs else 0
         A[L.INSN_LIMIT] = cfg.max_insns if cfg.max_insns is not None else NONE64
         A[L.NEXT_DEADLINE] = NONE64
+        A[L.NEXT_SAMPLE] = cfg.trace_sample if cfg.trace_sample else NONE64
         A[L.CNTFRQ] = MM.CNTFRQ
         A[L.TICK_DIV] = MM.TICK_DIV
         A[L.RAM_LO] = self.ram_base
@@ -428,6 +429,9 @@ class Machine:
             if kind == L.PC_TIMER:
                 self._on_timer_event()
                 return 0
+            if kind == L.PC_SAMPLE:
+                self._sample()
+                return 0
         except BaseException as e:
             self._fail(e)
             return -1
@@ -448,6 +452,17 @@ class Machine:
             elif t == L.RT_PMU_REG:
                 self.trace.add({"type": "pmu_reg", "icount": int(d), "reg": regs.name(int(a)),
                                 "dir": "r" if b else "w", "value": int(c), "pc": int(e)})
+
+    def _sample(self) -> None:
+        """--trace-sample N: every counter at the first block boundary at or after each
+        multiple of N retired instructions."""
+        A = self.A
+        ic = int(A[L.ICOUNT])
+        n = int(A[L.NCNT])
+        self.trace.add({"type": "sample", "icount": ic, "evcntr": [int(A[L.CNT + i]) for i in range(n)],
+                        "pmccntr": int(A[L.CNT + 31]), "pmovsset": int(A[L.OVS])})
+        step = self.cfg.trace_sample
+        A[L.NEXT_SAMPLE] = (ic // step + 1) * step
 
     def _pmu_irq_level(self, level: bool) -> None:
         irq = self.cfg.pmu.irq
@@ -891,6 +906,16 @@ class Machine:
             self.uc.cpr_write(3, 0, 4, 0, 0, self.uc.cpr_read(3, 0, 4, 0, 0))   # rebuild hflags
             self.xen.unmask_irqs_on_return = False
 
+    def pmu_state(self) -> dict:
+        """The architectural PMU registers as a plain dict (RunResult.pmu, the exit record)."""
+        A = self.A
+        n = int(A[L.NCNT])
+        return {"n": n, "pmcr": int(K.pmcr_read(A)), "pmcntenset": int(A[L.CNTEN]), "pmintenset": int(A[L.INTEN]),
+                "pmovsset": int(A[L.OVS]), "pmselr": int(A[L.SELR]) & 31, "pmuserenr": int(A[L.USERENR]),
+                "pmccntr": int(A[L.CNT + 31]), "pmccfiltr": int(A[L.TYPER + 31]),
+                "evcntr": [int(A[L.CNT + i]) for i in range(n)], "evtyper": [int(A[L.TYPER + i]) for i in range(n)],
+                "pmceid0": int(A[L.PMCEID0]), "pmceid1": int(A[L.PMCEID1])}
+
     # Xen GuestEnv extras
     def pmu_snapshot(self):
         from ..xen.env import PmuRegs
@@ -985,7 +1010,7 @@ class Machine:
         self._drain_ring()
         self.exit_status, self.exit_reason = status, reason
         self.trace.add({"type": "exit", "icount": int(self.A[L.ICOUNT]), "status": status, "reason": reason,
-                        "cycles": int(self.A[L.CYCLES])})
+                        "cycles": int(self.A[L.CYCLES]), "pmu": self.pmu_state()})
         self.trace.close()
 
     def _after_halt(self, pc: int) -> None:

@@ -150,6 +150,8 @@ def _block(uc, addr, size, A):
         return
     if A[NEXT_DEADLINE] != K.M64 and K.now(A) >= A[NEXT_DEADLINE]:
         _pycall(PC_TIMER, A.ctypes)
+    if A[ICOUNT] >= A[NEXT_SAMPLE]:
+        _pycall(PC_SAMPLE, A.ctypes)     # --trace-sample: all counters at this boundary
     if irq_deliverable(uc, A):
         A[PY_ARG] = addr
         _pycall(PC_IRQ, A.ctypes)        # Python takes the IRQ exception (writes PC)

@@ -64,6 +64,7 @@ RAM_LO = _alloc(1)         # guest RAM [RAM_LO, RAM_HI): only RAM allocates in t
 RAM_HI = _alloc(1)
 ID_AA64DFR0_BASE = _alloc(1)   # the CPU model's ID register values (PMU fields patched on read)
 ID_DFR0_BASE = _alloc(1)
+NEXT_SAMPLE = _alloc(1)    # --trace-sample: next icount at which Python records all counters
 UNHANDLED = _alloc(1)      # claimed accesses that needed an exception where none could be taken
 
 # --- PMU configuration and architectural registers ----------------------------------------------
@@ -178,7 +179,7 @@ BK_NONE, BK_COND, BK_B, BK_BL, BK_BR, BK_BLR, BK_RET, BK_ERET = 0, 1, 2, 3, 4, 5
 SR_NONE, SR_HOOKS, SR_PRECISE_ON, SR_PRECISE_OFF, SR_MEMHOOK, SR_LIMIT, SR_PYTHON, SR_FLUSH = 0, 1, 2, 3, 4, 5, 6, 7
 
 # vpmu_pycall kinds
-PC_CLASSIFY, PC_SYSREG, PC_IRQ, PC_UNDEF, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER = 1, 2, 3, 4, 5, 6, 7
+PC_CLASSIFY, PC_SYSREG, PC_IRQ, PC_UNDEF, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE = 1, 2, 3, 4, 5, 6, 7, 8
 
 # trace ring record types
 RT_OVERFLOW, RT_IRQ_LEVEL, RT_PMU_REG, RT_SWINC = 1, 2, 3, 4

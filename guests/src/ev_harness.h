@@ -1,0 +1,142 @@
+/* Measurement harness of the ev_* guests (event semantics, tests/test_events*.py).
+ *
+ * NOTE: guests/build.py does not track this header; after editing it rebuild the ev_*
+ * guests with `guests/build.py --force ev_insts ev_branches ...`.
+ *
+ * A measured region is a top-level assembly function `void r_NAME(u64 pmcr)` that starts
+ * counting with `msr pmcr_el0, x0` and stops with `msr pmcr_el0, xzr`.  Bracketing rule
+ * (the same everywhere): a counter read sees every instruction retired before it; the
+ * MSR that enables counting counts itself, the one that disables counting does not.  So
+ * every region's count is "the enabling MSR + the region body".
+ *
+ * ev_measure() runs the region `warm` times with PMCR_EL0 = 0 (nothing counts: warms
+ * the block cache, trains the branch predictor), resets the counters, runs it once with
+ * PMCR_EL0 = E|LC and prints one line per counter, "NAME.EVENT=value", plus
+ * "NAME.CCNT=value" (PMCCNTR_EL0).  Counter i counts ev_list[i] (EV_STD by default: 31
+ * events, run the guest with --counters 31).  Output goes through one semihosting
+ * SYS_WRITE0 per region: the PL011 costs a trap per character.
+ */
+#ifndef EV_HARNESS_H
+#define EV_HARNESS_H
+#include "vpmu.h"
+
+#define EV_PMCR ((u64)(PMCR_E | PMCR_LC))
+
+struct ev { u16 num; const char *name; };
+
+/* The standard set: every implemented event except SW_INCR and CHAIN (software events,
+ * tested in ev_misc), 31 counters. */
+static const struct ev EV_STD[] = {
+    {0x08, "INST_RETIRED"}, {0x1B, "INST_SPEC"}, {0x3A, "OP_RETIRED"}, {0x3B, "OP_SPEC"},
+    {0x11, "CPU_CYCLES"}, {0x14, "L1I_CACHE"}, {0x06, "LD_RETIRED"}, {0x07, "ST_RETIRED"},
+    {0x13, "MEM_ACCESS"}, {0x04, "L1D_CACHE"}, {0x0F, "UNALIGNED_LDST_RETIRED"},
+    {0x21, "BR_RETIRED"}, {0x0D, "BR_IMMED_RETIRED"}, {0x0E, "BR_RETURN_RETIRED"},
+    {0x0C, "PC_WRITE_RETIRED"}, {0x12, "BR_PRED"}, {0x10, "BR_MIS_PRED"},
+    {0x22, "BR_MIS_PRED_RETIRED"}, {0x09, "EXC_TAKEN"}, {0x0A, "EXC_RETURN"},
+    {0x0B, "CID_WRITE_RETIRED"}, {0x1C, "TTBR_WRITE_RETIRED"}, {0x23, "STALL_FRONTEND"},
+    {0x24, "STALL_BACKEND"}, {0x3C, "STALL"}, {0x01, "L1I_CACHE_REFILL"},
+    {0x4006, "L1I_CACHE_LMISS"}, {0x03, "L1D_CACHE_REFILL"}, {0x15, "L1D_CACHE_WB"},
+    {0x400D, "PMU_OVFS"}, {0x4004, "CNT_CYCLES"},
+};
+#define EV_NSTD (sizeof(EV_STD) / sizeof(EV_STD[0]))
+
+static const struct ev *ev_list = EV_STD;
+static u64 ev_n = EV_NSTD;          /* events in ev_list */
+static u64 ev_used;                 /* counters programmed: min(PMCR.N, ev_n) */
+
+/* ---- output buffered and written with semihosting SYS_WRITE0 ---------------------------- */
+static char ev_obuf[4096];
+static u64 ev_olen;
+
+static void ev_flush(void)
+{
+    if (!ev_olen)
+        return;
+    ev_obuf[ev_olen] = 0;
+    register u64 x0 __asm__("x0") = 4;                  /* SYS_WRITE0 */
+    register u64 x1 __asm__("x1") = (u64)ev_obuf;
+    __asm__ volatile("hlt #0xf000" : "+r"(x0) : "r"(x1) : "memory");
+    ev_olen = 0;
+}
+
+static void ev_puts(const char *s)
+{
+    while (*s) {
+        if (ev_olen >= sizeof(ev_obuf) - 2)
+            ev_flush();
+        ev_obuf[ev_olen++] = *s++;
+    }
+}
+
+static void ev_putu(u64 v)
+{
+    char b[24];
+    int n = 0;
+    do { b[n++] = '0' + v % 10; v /= 10; } while (v);
+    char o[24];
+    int k = 0;
+    while (n) o[k++] = b[--n];
+    o[k] = 0;
+    ev_puts(o);
+}
+
+static void ev_kv(const char *a, const char *b, u64 v)
+{
+    ev_puts(a);
+    if (b) { ev_puts("."); ev_puts(b); }
+    ev_puts("=");
+    ev_putu(v);
+    ev_puts("\n");
+}
+
+/* ---- programming and measuring ----------------------------------------------------------- */
+/* Program counter i with ev_list[i] | evfilt (PMEVTYPER P/U bits), PMCCFILTR = ccfilt, enable
+ * all of them and the cycle counter; PMCR.E stays 0. */
+static void ev_program(const struct ev *list, u64 n, u64 evfilt, u64 ccfilt)
+{
+    ev_list = list;
+    ev_n = n;
+    pmu_reset();
+    ev_used = pmu_n() < n ? pmu_n() : n;
+    for (u64 i = 0; i < ev_used; i++)
+        pmu_write_type(i, list[i].num | evfilt);
+    write_sysreg(pmccfiltr_el0, ccfilt);
+    write_sysreg(pmcntenset_el0, ((1UL << ev_used) - 1) | (1UL << 31));
+    isb();
+}
+
+typedef void (*ev_region_t)(u64 pmcr);
+
+static void ev_clear(void)
+{
+    write_sysreg(pmcr_el0, PMCR_LC | PMCR_P | PMCR_C);  /* E = 0, counters and PMCCNTR = 0 */
+    write_sysreg(pmovsclr_el0, ~0UL);
+    isb();
+}
+
+static void ev_print(const char *name)
+{
+    for (u64 i = 0; i < ev_used; i++)
+        ev_kv(name, ev_list[i].name, pmu_read_counter(i));
+    ev_kv(name, "CCNT", read_sysreg(pmccntr_el0));
+    ev_flush();
+}
+
+static NOINLINE void ev_measure(const char *name, ev_region_t fn, int warm)
+{
+    for (int i = 0; i < warm; i++)
+        fn(0);
+    ev_clear();
+    fn(EV_PMCR);
+    isb();
+    ev_print(name);
+}
+
+/* Region boilerplate for top-level asm.  R_ON / R_OFF are the bracketing MSRs. */
+#define R_BEGIN(name) ".text\n.balign 64\n.global " #name "\n.type " #name ", %function\n" #name ":\n"
+#define R_ON "msr pmcr_el0, x0\n"                  /* counted */
+#define R_OFF "msr pmcr_el0, xzr\n"                /* not counted */
+#define R_END "ret\n"
+#define REGION(name) extern void name(u64)
+
+#endif

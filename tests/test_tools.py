@@ -1,0 +1,105 @@
+"""`vpmu trace`, `vpmu sweep`, `vpmu qemu-diff` and the pytest plugin, on real runs."""
+import csv
+import json
+import shutil
+import struct
+import sys
+
+import pytest
+
+from vpmu.cli import main
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory, vpmu_guest_dir):
+    d = tmp_path_factory.mktemp("traces")
+    g = str(vpmu_guest_dir / "pmu_overflow_irq.elf")
+    a, b = d / "a.jsonl", d / "b.jsonl"
+    assert main(["run", "--trace", str(a), "--trace-sample", "20", g]) == 0
+    assert main(["run", "--trace", str(b), "--pmu-version", "3.0", g]) == 0
+    return a, b
+
+
+def test_trace_summary(traces, capsys):
+    capsys.readouterr()
+    assert main(["trace", "summary", str(traces[0])]) == 0
+    out = capsys.readouterr().out
+    assert "exit: exit status 0" in out
+    line = next(x for x in out.splitlines() if x.strip().startswith("PMEV0"))
+    assert "INST_RETIRED (0x8)" in line and line.split()[-1] == "1"      # one overflow
+    assert "interrupts on the PMU INTID 23: 1" in out
+
+
+def test_trace_diff(traces, capsys):
+    capsys.readouterr()
+    assert main(["trace", "diff", str(traces[0]), str(traces[0])]) == 0
+    assert "traces agree" in capsys.readouterr().out
+    assert main(["trace", "diff", str(traces[0]), str(traces[1])]) == 1
+    out = capsys.readouterr().out
+    assert "first divergence at record 0" in out and '"pmu_version":"3.0"' in out
+
+
+def test_trace_plot_is_a_png_of_the_requested_size(traces, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "t.png"
+    assert main(["trace", "plot", str(traces[0]), "-o", str(png), "--width", "640", "--height", "480"]) == 0
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert struct.unpack(">II", data[16:24]) == (640, 480)
+
+
+def test_trace_sample_records(traces):
+    from vpmu.trace import read
+    recs = list(read(str(traces[0])))
+    samples = [r for r in recs if r["type"] == "sample"]
+    assert samples and all(r["icount"] >= 20 * (k + 1) for k, r in enumerate(samples))
+    assert all(len(r["evcntr"]) == 6 for r in samples)
+
+
+def test_sweep_table_csv_json(tmp_path, capsys, vpmu_guest_dir):
+    out_csv, out_json = tmp_path / "s.csv", tmp_path / "s.json"
+    g = str(vpmu_guest_dir / "pmu_smoke.elf")
+    rc = main(["sweep", g, g, "--filters", "noinst=deny:INST_RETIRED", "-j", "2", "-q",
+               "--csv", str(out_csv), "--json", str(out_json)])
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert table.count("pmu_smoke.elf") == 4                       # 2 guests x (baseline + 1 policy)
+    rows = list(csv.DictReader(out_csv.open()))
+    assert {r["policy"] for r in rows} == {"none", "noinst"}
+    for r in rows:
+        assert r["c0:0x8"] == ("42" if r["policy"] == "none" else "0")   # INST_RETIRED denied
+        assert r["c2:0x21"] == "20"                                        # BR_RETIRED unaffected
+    assert len(json.loads(out_json.read_text())) == 4
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-aarch64") is None,
+                    reason="qemu-system-aarch64 is not installed: the QEMU differential check needs it")
+def test_qemu_diff(capsys, vpmu_guest_dir):
+    assert main(["qemu-diff", str(vpmu_guest_dir / "exceptions.elf")]) == 0
+    assert "identical" in capsys.readouterr().out
+    # QEMU's TCG PMU has no BR_RETIRED and reports IDCODE/IMP in PMCR (docs/qemu-compat.md)
+    assert main(["qemu-diff", str(vpmu_guest_dir / "pmu_smoke.elf")]) == 1
+    out = capsys.readouterr().out
+    assert "-br=20" in out and "+br=0" in out
+    assert main(["qemu-diff", str(vpmu_guest_dir / "pmu_smoke.elf"), "--ignore", "br", "--ignore", "pmcr"]) == 0
+
+
+def test_plugin_failure_message_shows_the_differing_record(pytester, vpmu_guest_dir):
+    pytester.makepyfile(f"""
+        from vpmu.testing import assert_overflows, assert_traces_agree
+
+        def test_overflow_count(vpmu_run):
+            r = vpmu_run({str(vpmu_guest_dir / 'pmu_overflow_irq.elf')!r})
+            assert_overflows(r, counter=0, times=3)
+
+        def test_agree(vpmu_run):
+            a = vpmu_run({str(vpmu_guest_dir / 'pmu_overflow_irq.elf')!r})
+            b = vpmu_run({str(vpmu_guest_dir / 'pmu_overflow_irq.elf')!r}, pmu_version="3.4")
+            assert_traces_agree(a, b)
+    """)
+    res = pytester.runpytest_subprocess("-q", "-p", "vpmu")
+    res.assert_outcomes(failed=2)
+    out = res.stdout.str()
+    assert "counter 0 overflowed 1 time(s), expected 3" in out
+    assert '>> [0] {"type":"overflow"' in out or '>> [1] {"type":"overflow"' in out or "overflow" in out
+    assert "traces differ at record 0" in out and ">> [0]" in out and '"pmu_version":"3.4"' in out

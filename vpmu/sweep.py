@@ -1,0 +1,152 @@
+"""``vpmu sweep``: many guests x many filter policies, in parallel on all cores.
+
+Each (guest, policy) pair is one run with the policy applied as successive KVM filters.
+A progress line goes to stderr; the result table (one row per run: exit status,
+instructions, and every programmed counter's final value) goes to stdout, and can also
+be written as CSV (``--csv FILE``) or JSON (``--json FILE``).  The baseline policy "none"
+(no filter) is included unless ``--no-baseline``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from .errors import VpmuError
+
+
+def _guest_path(g: str) -> str:
+    if os.path.exists(g):
+        return g
+    p = Path(__file__).resolve().parent.parent / "guests" / "build" / f"{g}.elf"
+    if p.exists():
+        return str(p)
+    raise VpmuError(f"guest {g!r}: no such file (and no guests/build/{g}.elf)", 2)
+
+
+def _policies(args) -> list[tuple[str, list[str]]]:
+    from .policy import read_policy_file
+    out: list[tuple[str, list[str]]] = [] if args.no_baseline else [("none", [])]
+    for path in args.policy or []:
+        try:
+            items = [str(r) for r in read_policy_file(path)]
+        except Exception as e:
+            raise VpmuError(f"--policy {path}: {e}", 2) from None
+        out.append((Path(path).stem, items))
+    for spec in args.filters or []:
+        name, _, body = spec.rpartition("=") if "=" in spec.split(":")[0] else ("", "", spec)
+        items = [x.strip() for x in body.replace(";", ",").split(",") if x.strip()]
+        out.append((name or body, items))
+    if not out:
+        raise VpmuError("no policies to sweep (use --policy/--filters, or keep the baseline)", 2)
+    return out
+
+
+def _job(guest: str, policy: str, items: list[str], opts: dict) -> dict:
+    from .api import run_config
+    from .cli import config_from_options
+    row = {"guest": Path(guest).name, "policy": policy, "filters": " ".join(items)}
+    try:
+        cfg = config_from_options(filters=items, **opts)
+        r = run_config(guest, cfg, keep_trace=False)
+    except VpmuError as e:
+        row.update(status=e.status, reason="error", error=str(e), instructions=None, counters={})
+        return row
+    p = r.pmu
+    counters = {}
+    for i in range(p.get("n", 0)):
+        if (p["pmcntenset"] >> i) & 1 or p["evcntr"][i]:
+            counters[f"c{i}:{p['evtyper'][i] & 0xFFFF:#x}"] = p["evcntr"][i]
+    counters["ccnt"] = p.get("pmccntr", 0)
+    row.update(status=r.exit_status, reason=r.reason, error=r.error or "", instructions=r.icount,
+               counters=counters)
+    return row
+
+
+def _progress(done: int, total: int, t0: float) -> None:
+    width = 30
+    fill = width * done // max(total, 1)
+    sys.stderr.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {done}/{total} runs, {time.time() - t0:.1f} s")
+    sys.stderr.flush()
+
+
+def sweep(guests: list[str], policies: list[tuple[str, list[str]]], opts: dict, jobs: int,
+          progress: bool = True) -> list[dict]:
+    work = [(g, name, items) for g in guests for name, items in policies]
+    rows: list[dict] = [None] * len(work)   # type: ignore[list-item]
+    t0 = time.time()
+    if jobs <= 1:
+        for k, w in enumerate(work):
+            rows[k] = _job(*w, opts)
+            if progress:
+                _progress(k + 1, len(work), t0)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as ex:
+            futs = {ex.submit(_job, *w, opts): k for k, w in enumerate(work)}
+            for n, f in enumerate(as_completed(futs), 1):
+                rows[futs[f]] = f.result()
+                if progress:
+                    _progress(n, len(work), t0)
+    if progress:
+        sys.stderr.write("\n")
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    keys = sorted({k for r in rows for k in r["counters"]}, key=lambda k: (k == "ccnt", k))
+    head = ["guest", "policy", "status", "instructions"] + keys
+    body = [[r["guest"], r["policy"], str(r["status"]), "" if r["instructions"] is None else str(r["instructions"])]
+            + [str(r["counters"].get(k, "")) for k in keys] for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*b) for b in body]
+    errs = [f"  {r['guest']} / {r['policy']}: {r['error']}" for r in rows if r.get("error")]
+    return "\n".join(lines + (["errors:"] + errs if errs else [])) + "\n"
+
+
+def write_csv(rows: list[dict], path: str) -> None:
+    keys = sorted({k for r in rows for k in r["counters"]}, key=lambda k: (k == "ccnt", k))
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["guest", "policy", "filters", "status", "reason", "instructions", "error"] + keys)
+        for r in rows:
+            w.writerow([r["guest"], r["policy"], r["filters"], r["status"], r["reason"], r["instructions"],
+                        r.get("error", "")] + [r["counters"].get(k, "") for k in keys])
+
+
+def cmd_sweep(args) -> int:
+    guests = [_guest_path(g) for g in args.guests]
+    policies = _policies(args)
+    opts = {"pmu_version": args.pmu_version, "counters": args.counters, "max_insns": args.max_insns}
+    jobs = args.jobs or os.cpu_count() or 1
+    rows = sweep(guests, policies, opts, jobs, progress=not args.quiet)
+    sys.stdout.write(table(rows))
+    if args.csv:
+        write_csv(rows, args.csv)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 1 if any(r.get("error") for r in rows) else 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="run guests x filter policies in parallel; result table/CSV/JSON",
+                       description=__doc__)
+    p.add_argument("guests", nargs="+", metavar="GUEST", help="guest images (or names in guests/build)")
+    p.add_argument("--policy", action="append", metavar="FILE", help="a policy file (as vpmu policy reads), repeatable")
+    p.add_argument("--filters", action="append", metavar="[NAME=]ITEM[,ITEM...]",
+                   help="an inline policy: comma-separated allow|deny:FIRST[-LAST] items, repeatable")
+    p.add_argument("--no-baseline", action="store_true", help="do not include the unfiltered run")
+    p.add_argument("--pmu-version", default=None, help="guest PMU version for every run")
+    p.add_argument("--counters", type=int, default=None, help="PMCR_EL0.N for every run")
+    p.add_argument("--max-insns", type=int, default=50_000_000, help="per-run instruction limit (default 5e7)")
+    p.add_argument("-j", "--jobs", type=int, default=0, help="parallel runs (default: all cores)")
+    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)

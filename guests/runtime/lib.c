@@ -21,13 +21,26 @@ void putc(int c)
 
 void puts(const char *s) { while (*s) putc(*s++); }
 
-static void put_u(u64 v, int base, int width, int zero)
+static void put_u(u64 v, int base, int width, int zero, int left)
 {
     char buf[24];
     int n = 0;
     do { u64 d = v % base; buf[n++] = d < 10 ? '0' + d : 'a' + d - 10; v /= base; } while (v);
-    while (n < width) buf[n++] = zero ? '0' : ' ';
+    int pad = width > n ? width - n : 0;
+    if (!left)
+        while (n < width) buf[n++] = zero ? '0' : ' ';
     while (n) putc(buf[--n]);
+    if (left)
+        while (pad--) putc(' ');
+}
+
+static void put_s(const char *s, int width, int left)
+{
+    int n = 0;
+    while (s[n]) n++;
+    if (!left) for (int i = n; i < width; i++) putc(' ');
+    puts(s);
+    if (left) for (int i = n; i < width; i++) putc(' ');
 }
 
 void printf(const char *fmt, ...)
@@ -37,7 +50,8 @@ void printf(const char *fmt, ...)
     for (; *fmt; fmt++) {
         if (*fmt != '%') { putc(*fmt); continue; }
         fmt++;
-        int zero = 0, width = 0, lng = 0;
+        int zero = 0, width = 0, lng = 0, left = 0;
+        if (*fmt == '-') { left = 1; fmt++; }
         if (*fmt == '0') { zero = 1; fmt++; }
         while (*fmt >= '0' && *fmt <= '9') width = width * 10 + (*fmt++ - '0');
         while (*fmt == 'l') { lng++; fmt++; }
@@ -45,13 +59,13 @@ void printf(const char *fmt, ...)
         case 'd': case 'i': {
             s64 v = lng ? va_arg(ap, s64) : va_arg(ap, int);
             if (v < 0) { putc('-'); v = -v; }
-            put_u((u64)v, 10, width, zero);
+            put_u((u64)v, 10, width, zero, left);
             break;
         }
-        case 'u': put_u(lng ? va_arg(ap, u64) : va_arg(ap, unsigned), 10, width, zero); break;
-        case 'x': put_u(lng ? va_arg(ap, u64) : va_arg(ap, unsigned), 16, width, zero); break;
-        case 'p': puts("0x"); put_u((u64)va_arg(ap, void *), 16, width, zero); break;
-        case 's': { const char *s = va_arg(ap, const char *); puts(s ? s : "(null)"); break; }
+        case 'u': put_u(lng ? va_arg(ap, u64) : va_arg(ap, unsigned), 10, width, zero, left); break;
+        case 'x': put_u(lng ? va_arg(ap, u64) : va_arg(ap, unsigned), 16, width, zero, left); break;
+        case 'p': puts("0x"); put_u((u64)va_arg(ap, void *), 16, width, zero, left); break;
+        case 's': { const char *s = va_arg(ap, const char *); put_s(s ? s : "(null)", width, left); break; }
         case 'c': putc(va_arg(ap, int)); break;
         case '%': putc('%'); break;
         default: putc('%'); putc(*fmt); break;
@@ -60,8 +74,8 @@ void printf(const char *fmt, ...)
     va_end(ap);
 }
 
-void kv_u64(const char *key, u64 v) { puts(key); putc('='); put_u(v, 10, 0, 0); putc('\n'); }
-void kv_hex(const char *key, u64 v) { puts(key); puts("=0x"); put_u(v, 16, 0, 0); putc('\n'); }
+void kv_u64(const char *key, u64 v) { puts(key); putc('='); put_u(v, 10, 0, 0, 0); putc('\n'); }
+void kv_hex(const char *key, u64 v) { puts(key); puts("=0x"); put_u(v, 16, 0, 0, 0); putc('\n'); }
 void kv_str(const char *key, const char *v) { puts(key); putc('='); puts(v); putc('\n'); }
 
 int report(void)

@@ -28,7 +28,7 @@ static inline u64 current_el(void) { return (read_sysreg(CurrentEL) >> 2) & 3; }
 /* ---- output ------------------------------------------------------------------------- */
 void putc(int c);
 void puts(const char *s);                 /* no newline added */
-void printf(const char *fmt, ...);        /* %d %i %u %x %lx %llx %lu %ld %s %c %p %%, widths 0-9 */
+void printf(const char *fmt, ...);        /* %d %i %u %x %lx %lu %ld %s %c %p %%; flags '-' '0', width */
 void kv_u64(const char *key, u64 v);      /* "key=<decimal>\n" */
 void kv_hex(const char *key, u64 v);      /* "key=0x<hex>\n" */
 void kv_str(const char *key, const char *v);

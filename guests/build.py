@@ -5,7 +5,8 @@ Every ``guests/src/NAME.c`` or ``NAME.S`` is linked with the runtime (``guests/r
 into ``guests/build/NAME.elf``.  A first-line comment ``// vpmu-build: flat image`` also
 produces ``NAME.bin`` (raw flat binary) and/or ``NAME.img`` (Linux arm64 Image: the
 source provides the 64-byte header, see image_hello.S).  Only out-of-date outputs are
-rebuilt.  Usage: build.py [--quiet] [--force] [NAME ...]
+rebuilt.  ``flat`` links at RAM + 0x80000 (where QEMU loads raw binaries), ``image`` at
+RAM + 2 MiB (an Image with text_offset 0).  Usage: build.py [--quiet] [--force] [NAME ...]
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ CFLAGS = ["-target", "aarch64-freestanding-none", "-mcpu=cortex_a57", "-O2", "-g
           "-fno-builtin", "-mgeneral-regs-only", "-fno-pic", "-fno-stack-protector", "-Wall", "-Werror",
           "-I", str(RT)]
 RUNTIME = [RT / "start.S", RT / "vectors.S", RT / "lib.c"]
+LINK_ORIGINS = {"elf": 0x4020_0000, "flat": 0x4008_0000}   # Images use the ELF layout (RAM + 2 MiB)
 
 
 def _run(cmd: list[str]) -> None:
@@ -43,15 +45,14 @@ def build_one(src: Path, force: bool) -> str | None:
     name = src.stem
     elf = OUT / f"{name}.elf"
     opts = _options(src)
-    deps = [src, *RUNTIME, RT / "vpmu.h", RT / "link.ld", Path(__file__)]
+    deps = [src, *RUNTIME, RT / "link.ld.in", RT / "vpmu.h", Path(__file__)]
     newest = max(p.stat().st_mtime for p in deps)
     outs = [elf] + ([OUT / f"{name}.bin"] if "flat" in opts else []) + ([OUT / f"{name}.img"] if "image" in opts else [])
     if not force and all(o.exists() and o.stat().st_mtime >= newest for o in outs):
         return None
     objs = [] if "noruntime" in opts else [str(p) for p in RUNTIME]
-    link = ["-nostdlib", "-static", f"-Wl,-T,{RT / 'link.ld'}", "-Wl,--build-id=none"]
-    if "image" in opts or "noruntime" in opts:
-        link = ["-nostdlib", "-static", f"-Wl,-T,{RT / 'link_image.ld'}", "-Wl,--build-id=none"]
+    kind = "flat" if "flat" in opts else "elf"
+    link = ["-nostdlib", "-static", f"-Wl,-T,{OUT / f'link-{kind}.ld'}", "-Wl,--build-id=none"]
     _run(ZIG + ["cc", *CFLAGS, *objs, str(src), *link, "-o", str(elf)])
     if "flat" in opts:
         _run(ZIG + ["objcopy", "-O", "binary", str(elf), str(OUT / f"{name}.bin")])
@@ -65,6 +66,12 @@ def main(argv: list[str]) -> int:
     force = "--force" in argv
     names = [a for a in argv if not a.startswith("--")]
     OUT.mkdir(exist_ok=True)
+    template = (RT / "link.ld.in").read_text()
+    for kind, origin in LINK_ORIGINS.items():
+        path = OUT / f"link-{kind}.ld"
+        text = template.replace("@ORIGIN@", hex(origin))
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
     srcs = sorted(p for p in SRC.iterdir() if p.suffix in (".c", ".S"))
     if names:
         srcs = [p for p in srcs if p.stem in names]

@@ -116,7 +116,6 @@ class NumbaPmu:
         return bool(K.access_undef(self.A, k, h, is_read, el))
 
     def read(self, name: str, el: int = 1):
-        self.A[L.CUR_EL] = el
         if self.undef(name, True, el):
             return UNDEF
         k, h = self._kh(name)
@@ -229,13 +228,9 @@ class Pair:
     def snapshot(self, side) -> dict:
         snap = {}
         for name in ALL_NAMES:
-            if side is self.ref:
-                snap[name] = side.read(name, 1)
-                u = (side.undef(name, True, 0), side.undef(name, False, 0), side.undef(name, False, 1))
-            else:
-                snap[name] = side.read(name, 1)
-                u = (side.undef(name, True, 0), side.undef(name, False, 0), side.undef(name, False, 1))
-            snap[name + " undef(r0,w0,w1)"] = u
+            snap[name] = side.read(name, 1)
+            snap[name + " undef(r0,w0,w1)"] = (side.undef(name, True, 0), side.undef(name, False, 0),
+                                               side.undef(name, False, 1))
         snap["irq_level"] = side.irq_level
         return snap
 

@@ -25,3 +25,21 @@ def test_overflow_irq_is_precise(vpmu_run):
 def test_failed_store_exclusive_is_not_a_store(vpmu_run):
     r = vpmu_run("pmu_exclusive")
     assert_kv(r, status_ok=0, status_fail=1, st_ok=1, mem_ok=2, inst_ok=3, st_fail=0, mem_fail=0, inst_fail=3)
+
+
+def test_boot_from_device_tree_with_mmu_on_elf_flat_image(vpmu_run, vpmu_guest_dir):
+    """The same code found the UART/GIC/PMU IRQ in the tree, counted with the MMU on and took
+    the overflow interrupt named by the tree, booted as ELF, flat binary and Linux Image."""
+    for name, from_x0 in (("boot_dt.elf", 0), ("boot_flat.bin", 1), ("boot_image.img", 1)):
+        r = vpmu_run(str(vpmu_guest_dir / name))
+        # loop of 2002 instructions plus the overflow handler, taken right after the overflow
+        assert_kv(r, dt_from_x0=from_x0, x1=0, x2=0, x3=0, el=1, dt_valid=1, uart=0x9000000, gicd=0x8000000,
+                  pmu_intid=23, mmu=1, irqs=1, irq_id=23, inst=2076)
+
+
+def test_periodic_timer_and_wfi(vpmu_run):
+    r = vpmu_run("timer_periodic")
+    # the idle part waits in WFI: the board skips to each deadline; CPU_CYCLES does not count
+    # while waiting (CONSTRAINED UNPREDICTABLE; QEMU counts); the busy part matches QEMU exactly
+    assert_kv(r, cntfrq=62500000, ticks=50, idle_min_gap=1000003, idle_max_gap=1000004,
+              busy_min_gap=2004, busy_max_gap=2004, busy_cycles_per_tick=32063, idle_cycles_per_tick=106)

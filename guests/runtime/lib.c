@@ -9,6 +9,7 @@
 #define UARTFR_TXFF (1u << 5)
 
 u64 boot_dtb;
+u64 boot_regs[5];
 u64 failures;
 
 void putc(int c)
@@ -224,6 +225,38 @@ int pmu_event_supported(u64 ev)
     if (ev >= 0x4000 && ev < 0x4020) return (p0 >> (32 + ev - 0x4000)) & 1;
     if (ev >= 0x4020 && ev < 0x4040) return (p1 >> (32 + ev - 0x4020)) & 1;
     return 0;
+}
+
+/* ---- MMU ----------------------------------------------------------------------------------- */
+static u64 l1_table[512] ALIGNED(4096);
+
+void mmu_enable(u64 alias_va)
+{
+    /* MAIR: attr0 = Device-nGnRnE (0x00), attr1 = Normal WB RW-allocate (0xff) */
+    write_sysreg(mair_el1, 0xff00UL);
+    for (int i = 0; i < 512; i++)
+        l1_table[i] = 0;
+    /* level-1 block descriptors: bits[1:0] = 01, AttrIndx [4:2], AF bit 10, SH [9:8] */
+    l1_table[0] = 0x0UL | (0 << 2) | (1 << 10) | 1;                              /* devices */
+    for (u64 g = 1; g < 4; g++)
+        l1_table[g] = (g << 30) | (1 << 2) | (3 << 8) | (1 << 10) | 1;           /* RAM */
+    if (alias_va && (alias_va & ((1UL << 30) - 1)) == 0 && (alias_va >> 30) < 512)
+        l1_table[alias_va >> 30] = 0x40000000UL | (1 << 2) | (3 << 8) | (1 << 10) | 1;
+    dsb();
+    /* TCR: T0SZ = 25 (39-bit), IRGN0/ORGN0 WB, SH0 inner, TG0 4K, EPD1 (no TTBR1 walks), IPS 40-bit */
+    write_sysreg(tcr_el1, 25UL | (1UL << 8) | (1UL << 10) | (3UL << 12) | (1UL << 23) | (2UL << 32));
+    write_sysreg(ttbr0_el1, (u64)l1_table);
+    isb();
+    __asm__ volatile("tlbi vmalle1\n dsb sy\n isb" ::: "memory");
+    u64 sctlr = read_sysreg(sctlr_el1);
+    write_sysreg(sctlr_el1, sctlr | 1 | (1 << 2) | (1 << 12));                  /* M, C, I */
+    isb();
+}
+
+void mmu_disable(void)
+{
+    write_sysreg(sctlr_el1, read_sysreg(sctlr_el1) & ~1UL);
+    isb();
 }
 
 /* ---- flattened device tree ------------------------------------------------------------------- */

@@ -2,9 +2,13 @@
     .section .text.start, "ax"
     .global _start
 _start:
+    mov     x19, x0                     // x0..x4 at entry (Linux boot protocol: x0 = device tree),
+    mov     x20, x1                     // kept until .bss is cleared
+    mov     x21, x2
+    mov     x22, x3
+    mov     x23, x4
     ldr     x1, =__stack_top
     mov     sp, x1
-    mov     x19, x0                     // device tree address (Linux boot protocol), or 0
     mov     x1, #(3 << 20)              // CPACR_EL1.FPEN: no FP/SIMD traps
     msr     cpacr_el1, x1
     ldr     x1, =vectors
@@ -18,6 +22,10 @@ _start:
     b       1b
 2:  ldr     x1, =boot_dtb
     str     x19, [x1]
+    ldr     x1, =boot_regs
+    stp     x19, x20, [x1]
+    stp     x21, x22, [x1, #16]
+    str     x23, [x1, #32]
     bl      main
     bl      exit                        // exit(main()) via semihosting
 3:  b       3b

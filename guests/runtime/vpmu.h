@@ -39,6 +39,7 @@ void *memset(void *d, int c, unsigned long n);
 void *memcpy(void *d, const void *s, unsigned long n);
 int strcmp(const char *a, const char *b);
 extern u64 boot_dtb;                      /* x0 at entry (device tree for Image/flat boots) */
+extern u64 boot_regs[5];                  /* x0..x4 at entry */
 extern u64 failures;
 #define CHECK(cond) do { if (!(cond)) { failures++; printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); } } while (0)
 #define CHECK_EQ(a, b) do { u64 __a = (u64)(a), __b = (u64)(b); if (__a != __b) { failures++; \
@@ -125,6 +126,13 @@ int pmu_event_supported(u64 event);       /* from PMCEID0/1 */
 /* ---- generic timer ------------------------------------------------------------------- */
 static inline u64 cntvct(void) { isb(); return read_sysreg(cntvct_el0); }
 static inline u64 cntfrq(void) { return read_sysreg(cntfrq_el0); }
+
+/* ---- MMU ----------------------------------------------------------------------------- */
+/* Identity map with 4 KiB granule, 39-bit VAs, 1 GiB blocks: [0, 1 GiB) Device-nGnRnE,
+ * [1 GiB, 4 GiB) Normal write-back; plus `alias_va` -> RAM base as a 1 GiB Normal block
+ * when alias_va is a non-zero multiple of 1 GiB below 512 GiB.  Turns on M, C, I. */
+void mmu_enable(u64 alias_va);
+void mmu_disable(void);
 
 /* ---- device tree --------------------------------------------------------------------- */
 /* Minimal flattened-device-tree reader over the blob at `dtb` (big-endian FDT format). */

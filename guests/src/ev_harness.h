@@ -9,9 +9,10 @@
  * MSR that enables counting counts itself, the one that disables counting does not.  So
  * every region's count is "the enabling MSR + the region body".
  *
- * ev_measure() runs the region `warm` times with PMCR_EL0 = 0 (nothing counts: warms
- * the block cache, trains the branch predictor), resets the counters, runs it once with
- * PMCR_EL0 = E|LC and prints one line per counter, "NAME.EVENT=value", plus
+ * ev_measure() runs the region `warm` times (warm-up: trains the branch predictor and fills
+ * the cache models; counting is on, because the cache models only see what happens while
+ * a counter listens to a cache event, see docs/events.md), resets the counters, runs it
+ * once more and prints one line per counter, "NAME.EVENT=value", plus
  * "NAME.CCNT=value" (PMCCNTR_EL0).  Counter i counts ev_list[i] (EV_STD by default: 31
  * events, run the guest with --counters 31).  Output goes through one semihosting
  * SYS_WRITE0 per region: the PL011 costs a trap per character.
@@ -124,8 +125,10 @@ static void ev_print(const char *name)
 
 static NOINLINE void ev_measure(const char *name, ev_region_t fn, int warm)
 {
-    for (int i = 0; i < warm; i++)
-        fn(0);
+    for (int i = 0; i < warm; i++) {
+        ev_clear();
+        fn(EV_PMCR);
+    }
     ev_clear();
     fn(EV_PMCR);
     isb();

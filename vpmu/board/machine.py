@@ -127,6 +127,10 @@ class Machine:
         # ---- engine ------------------------------------------------------------------------------
         uc = self.uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
         uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
+        # Unicorn's cortex-a57 has EL3 with SCR_EL3.RW = 0: QEMU then treats EL1 as AArch32
+        # (short-descriptor translation, AArch32 fault codes) once the MMU is on.  QEMU's virt
+        # board has no EL3 at all; RW = 1 gives the same AArch64 EL1.
+        uc.cpr_write(3, 6, 1, 1, 0, 1 << 10)
         uc.mem_map(self.ram_base, self.ram_size)
         uc.mmio_map(MM.UART0_BASE, MM.UART0_SIZE, self._uart_read, None, self._uart_write, None)
         uc.mmio_map(MM.GICD_BASE, MM.GICD_SIZE, self._gicd_read, None, self._gicd_write, None)

@@ -140,10 +140,16 @@ class RefPmu:
         self.cnt = [0] * 32          # [31] = PMCCNTR
         self.icount = 0
         self.records: list[tuple[int, int, int, int]] = []
+        self._pmceid = None
 
     # ------------------------------------------------------------------ derived views
     def pmceid(self) -> tuple[int, int]:
         """PMCEID0/1 (kvm-pmu.md 2): host events, SW_INCR/CHAIN on, STALL_SLOT* off, AND filter."""
+        if self._pmceid is None:
+            self._pmceid = self._compute_pmceid()
+        return self._pmceid
+
+    def _compute_pmceid(self) -> tuple[int, int]:
         v = [0, 0]
         for ev in self.implemented:
             if ev < 64:

@@ -152,7 +152,7 @@ int main(void)
     unmask_mask();
     show_log("pmu");
     kv_hex("pmu_pmovs", pmovs_seen);
-    kv_u64("pmu_counter", read_sysreg(pmevcntr0_el0));
+    kv_u64("pmu_counter_low32", read_sysreg(pmevcntr0_el0) & 0xffffffffUL);   /* 64-bit from PMUv3p5 */
     pmcr_write(PMCR_LC);
 
     /* 8 */

@@ -123,16 +123,22 @@ static void ev_print(const char *name)
     ev_flush();
 }
 
-static NOINLINE void ev_measure(const char *name, ev_region_t fn, int warm)
+/* ev_measure with the value the region's enabling MSR writes to PMCR_EL0 */
+static NOINLINE void ev_measure_pmcr(const char *name, ev_region_t fn, int warm, u64 pmcr)
 {
     for (int i = 0; i < warm; i++) {
         ev_clear();
-        fn(EV_PMCR);
+        fn(pmcr);
     }
     ev_clear();
-    fn(EV_PMCR);
+    fn(pmcr);
     isb();
     ev_print(name);
+}
+
+static void ev_measure(const char *name, ev_region_t fn, int warm)
+{
+    ev_measure_pmcr(name, fn, warm, EV_PMCR);
 }
 
 /* Region boilerplate for top-level asm.  R_ON / R_OFF are the bracketing MSRs. */
@@ -141,5 +147,51 @@ static NOINLINE void ev_measure(const char *name, ev_region_t fn, int warm)
 #define R_OFF "msr pmcr_el0, xzr\n"                /* not counted */
 #define R_END "ret\n"
 #define REGION(name) extern void name(u64)
+
+/* ---- vector tables for measured exceptions ------------------------------------------------
+ * Regions that take exceptions install one of these (VEC(ev_vec_a)) so that every handler
+ * instruction is known:
+ *   ev_vec_a  sync, current EL:  eret                                          (1 instruction)
+ *   ev_vec_b  sync, current EL:  mrs x17, elr; add x17, x17, #4; msr elr, x17; eret    (4)
+ *             (skips the faulting instruction)
+ *   both      IRQ, any EL:       mrs x17, IAR1; msr cntv_ctl, xzr; msr EOIR1, x17; eret (4)
+ *             (acknowledges the interrupt, stops the virtual timer)
+ *             sync, lower EL:    br x16   (the region continues at EL1 where x16 says)  (1)
+ * Anything else is a test failure (exit 97). */
+#define SGI1 "0x1000001"      /* ICC_SGI1R_EL1 value: INTID 1 to CPU 0 */
+
+__asm__(".text\n"
+        ".macro ev_bad_entry\n .balign 0x80\n b ev_vec_bad\n .endm\n"
+        ".macro ev_irq_entry\n .balign 0x80\n mrs x17, s3_0_c12_c12_0\n msr cntv_ctl_el0, xzr\n"
+        " msr s3_0_c12_c12_1, x17\n eret\n .endm\n"
+        ".balign 2048\n.global ev_vec_a\nev_vec_a:\n"
+        " ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n"
+        " .balign 0x80\n eret\n"                         /* 0x200 sync, current EL, SPx */
+        " ev_irq_entry\n"                                /* 0x280 IRQ, current EL */
+        " ev_bad_entry\n ev_bad_entry\n"
+        " .balign 0x80\n br x16\n"                       /* 0x400 sync, lower EL */
+        " ev_irq_entry\n"                                /* 0x480 IRQ, lower EL */
+        " ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n"
+        ".balign 2048\n.global ev_vec_b\nev_vec_b:\n"
+        " ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n"
+        " .balign 0x80\n mrs x17, elr_el1\n add x17, x17, #4\n msr elr_el1, x17\n eret\n"
+        " ev_irq_entry\n"
+        " ev_bad_entry\n ev_bad_entry\n"
+        " .balign 0x80\n br x16\n"
+        " ev_irq_entry\n"
+        " ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n"
+        "ev_vec_bad:\n mrs x0, esr_el1\n mrs x1, elr_el1\n bl ev_vec_bad_c\n");
+
+void ev_vec_bad_c(u64 esr, u64 elr)
+{
+    printf("unexpected exception in a measured region: esr=0x%lx elr=0x%lx\n", esr, elr);
+    exit(97);
+}
+
+#define VEC(t) "adr x9, " #t "\n msr vbar_el1, x9\n isb\n"
+#define VEC_RESTORE "ldr x9, =vectors\n msr vbar_el1, x9\n isb\n"
+/* enter EL0 at label 2f with an ERET (EL0t, interrupts unmasked); an SVC (or any synchronous
+ * exception) from EL0 continues at EL1 at label 3f */
+#define TO_EL0_SETUP "adr x16, 3f\n adr x9, 2f\n msr elr_el1, x9\n msr spsr_el1, xzr\n"
 
 #endif

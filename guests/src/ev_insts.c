@@ -4,74 +4,38 @@
  *
  * Run with --counters 31.  Bracketing (ev_harness.h): every count includes the enabling
  * `msr pmcr_el0, x0` and not the disabling `msr pmcr_el0, xzr`.  The exception regions
- * install their own vector table (ev_vec_a / ev_vec_b below) so that every handler
- * instruction is known:
- *   ev_vec_a  sync, current EL:  eret                              (1 instruction)
- *             IRQ, any EL:       mrs x17, IAR1; msr EOIR1, x17; eret  (3)
- *             sync, lower EL:    br x16    (continue at EL1 where the region says)  (1)
- *   ev_vec_b  sync, current EL:  mrs x17, elr; add x17, x17, #4; msr elr, x17; eret  (4)
- *             (skips the faulting instruction; IRQ and lower-EL entries as ev_vec_a)
- * Every region is run twice with counting off first (warm-up), so the branch predictor
+ * install the harness's vector tables ev_vec_a / ev_vec_b (ev_harness.h: an SVC handler is
+ * 1 instruction, a skipping sync handler 4, the IRQ handler 4, the lower-EL sync entry 1).
+ * Every region is run twice before it is measured (warm-up), so the branch predictor
  * state is the steady state of the region.  Each region is measured three times: all
  * ELs ("@all"), EL0 only ("@el0": P=1) and EL1 only ("@el1": U=1), in PMEVTYPER and
  * PMCCFILTR alike.
  */
 #include "ev_harness.h"
 
-#define SGI1 "0x1000001"      /* ICC_SGI1R_EL1: INTID 1 to CPU 0 */
-
-/* ---- vector tables --------------------------------------------------------------------- */
-__asm__(".text\n"
-        ".macro ev_bad_entry\n .balign 0x80\n b ev_vec_bad\n .endm\n"
-        ".macro ev_irq_entry\n .balign 0x80\n mrs x17, s3_0_c12_c12_0\n msr s3_0_c12_c12_1, x17\n eret\n .endm\n"
-        ".balign 2048\n.global ev_vec_a\nev_vec_a:\n"
-        " ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n"
-        " .balign 0x80\n eret\n"                         /* 0x200 sync, current EL, SPx */
-        " ev_irq_entry\n"                                /* 0x280 IRQ, current EL */
-        " ev_bad_entry\n ev_bad_entry\n"
-        " .balign 0x80\n br x16\n"                       /* 0x400 sync, lower EL */
-        " ev_irq_entry\n"                                /* 0x480 IRQ, lower EL */
-        " ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n"
-        ".balign 2048\n.global ev_vec_b\nev_vec_b:\n"
-        " ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n"
-        " .balign 0x80\n mrs x17, elr_el1\n add x17, x17, #4\n msr elr_el1, x17\n eret\n"
-        " ev_irq_entry\n"
-        " ev_bad_entry\n ev_bad_entry\n"
-        " .balign 0x80\n br x16\n"
-        " ev_irq_entry\n"
-        " ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n ev_bad_entry\n"
-        "ev_vec_bad:\n mrs x0, esr_el1\n mrs x1, elr_el1\n bl ev_vec_bad_c\n");
-
-void ev_vec_bad_c(u64 esr, u64 elr)
-{
-    printf("unexpected exception in a measured region: esr=0x%lx elr=0x%lx\n", esr, elr);
-    exit(97);
-}
-
-#define VEC(t) "adr x9, " #t "\n msr vbar_el1, x9\n isb\n"
-#define VEC_RESTORE "ldr x9, =vectors\n msr vbar_el1, x9\n isb\n"
-/* enter EL0 at label 2f with an ERET; the EL0 code's SVC continues at EL1 at label 3f */
-#define TO_EL0_SETUP "adr x16, 3f\n adr x9, 2f\n msr elr_el1, x9\n msr spsr_el1, xzr\n"
-
 /* ---- straight-line code ------------------------------------------------------------------ */
 /* nop8: msr + 8 NOPs.  INST = INST_SPEC = OP = L1I_CACHE = CPU_CYCLES = CCNT = 9; nothing else. */
 REGION(r_nop8);
 __asm__(R_BEGIN(r_nop8) R_ON ".rept 8\n nop\n .endr\n" R_OFF R_END);
 
-/* alu: msr + mov, add, sub, and, orr, eor, lsl, madd, sdiv, csel (cond false), ccmp = 12.
- * A condition-failing CSEL/CCMP is architecturally executed.  INST = 12. */
+/* alu: msr + mov, add, sub, and, orr, eor, lsl, madd, sdiv, cmp, csel (condition false) = 12.
+ * A condition-failing CSEL is architecturally executed.  INST = 12. */
 REGION(r_alu);
 __asm__(R_BEGIN(r_alu) R_ON
         "mov x1, #7\n add x2, x1, #1\n sub x3, x2, x1\n and x4, x2, x3\n orr x5, x4, x1\n"
         "eor x6, x5, x2\n lsl x7, x6, #2\n madd x8, x7, x1, x2\n sdiv x9, x8, x1\n"
-        "cmp x1, #0\n csel x10, x1, x2, eq\n"                 /* 12 with cmp: see below */
+        "cmp x1, #0\n csel x10, x1, x2, eq\n"
         R_OFF R_END);
-/* (the count: msr 1 + mov add sub and orr eor lsl madd sdiv 9 + cmp csel 2 = 12) */
 
 /* barriers: msr + isb + dsb sy + dmb ish + clrex + nop = 6; ISB is not a branch
  * (PC_WRITE_RETIRED = BR_RETIRED = 0). */
 REGION(r_barriers);
 __asm__(R_BEGIN(r_barriers) R_ON "isb\n dsb sy\n dmb ish\n clrex\n nop\n" R_OFF R_END);
+
+/* hints: msr + yield + wfe + sev + sevl + nop = 6 (WFE does not wait in vpmu: QEMU treats it
+ * as a yield). */
+REGION(r_hints);
+__asm__(R_BEGIN(r_hints) R_ON "yield\n wfe\n sev\n sevl\n nop\n" R_OFF R_END);
 
 /* ---- exceptions at EL1 --------------------------------------------------------------------- */
 /* svc_el1: msr(1) svc(2) -> vector: eret(3) -> nop(4).  The SVC retires (preferred return
@@ -100,8 +64,8 @@ REGION(r_hvc0);
 __asm__(R_BEGIN(r_hvc0) "mov x8, x0\n ldr x0, =0x84000000\n" "msr pmcr_el0, x8\n" "hvc #0\n nop\n" R_OFF R_END);
 
 /* irq_el1: msr(1) msr SGI1R (2: INTID 1 pending, PSTATE.I masks it) msr daifclr (3) ->
- * the IRQ is taken before the next instruction: vector IAR, EOIR, eret (4-6) -> msr daifset
- * (7).  EXC_TAKEN 1 (an IRQ at EL1), EXC_RETURN 1, PC_WRITE 1. */
+ * the IRQ is taken before the next instruction: handler IAR, CNTV_CTL, EOIR, eret (4-7) ->
+ * msr daifset (8).  EXC_TAKEN 1 (an IRQ at EL1), EXC_RETURN 1, PC_WRITE 1. */
 REGION(r_irq_el1);
 __asm__(R_BEGIN(r_irq_el1) VEC(ev_vec_a) "ldr x1, =" SGI1 "\n" R_ON
         "msr s3_0_c12_c11_5, x1\n msr daifclr, #2\n msr daifset, #2\n" R_OFF VEC_RESTORE R_END);
@@ -118,8 +82,8 @@ __asm__(R_BEGIN(r_el0_svc) TO_EL0_SETUP VEC(ev_vec_a) R_ON
         "3:" R_OFF VEC_RESTORE R_END);
 
 /* el0_irq: EL1: msr(1) msr SGI1R(2) eret(3) -> EL0 has PSTATE.I clear: the IRQ is taken
- * before the first EL0 instruction -> EL1: IAR(4) EOIR(5) eret(6) -> EL0: nop(1) svc(2) ->
- * EL1: br x16 (7).  EXC_TAKEN: 2 at EL0 (IRQ and SVC), EXC_RETURN: 2 at EL1. */
+ * before the first EL0 instruction -> EL1 handler (4-7) -> EL0: nop(1) svc(2) -> EL1: br x16
+ * (8).  EXC_TAKEN: 2 at EL0 (IRQ and SVC), EXC_RETURN: 2 at EL1, PC_WRITE 3 at EL1. */
 REGION(r_el0_irq);
 __asm__(R_BEGIN(r_el0_irq) TO_EL0_SETUP VEC(ev_vec_a) "ldr x1, =" SGI1 "\n" R_ON
         "msr s3_0_c12_c11_5, x1\n eret\n"
@@ -143,8 +107,12 @@ __asm__(".text\n.balign 64\n.global el0_leaf\nel0_leaf:\n nop\n nop\n ret\n");
 
 static void measure_el0_call(const char *name)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
+        ev_clear();
+        write_sysreg(pmcr_el0, EV_PMCR);
         el0_call(el0_leaf, 0, (u64)__el0_stack_top);
+        write_sysreg(pmcr_el0, 0);
+    }
     ev_clear();
     write_sysreg(pmcr_el0, EV_PMCR);
     el0_call(el0_leaf, 0, (u64)__el0_stack_top);
@@ -155,7 +123,7 @@ static void measure_el0_call(const char *name)
 
 struct region { const char *name; ev_region_t fn; };
 static const struct region REGIONS[] = {
-    {"nop8", r_nop8}, {"alu", r_alu}, {"barriers", r_barriers},
+    {"nop8", r_nop8}, {"alu", r_alu}, {"barriers", r_barriers}, {"hints", r_hints},
     {"svc_el1", r_svc_el1}, {"brk", r_brk}, {"udf", r_udf}, {"dabt", r_dabt}, {"hvc0", r_hvc0},
     {"irq_el1", r_irq_el1}, {"el0_svc", r_el0_svc}, {"el0_irq", r_el0_irq}, {"el0_brk", r_el0_brk},
 };

@@ -206,12 +206,6 @@ class Gic:
     def _bits_read(self, arr, first: int) -> int:
         return sum(1 << b for b in range(32) if first + b < NIRQ and arr[first + b])
 
-    def _bank(self, off: int, base: int, value: int | None, first_irq: int = 0):
-        """Bitmap registers (1 bit per interrupt); returns the read value or None."""
-        idx = (off - base) // 4
-        first = first_irq + idx * 32
-        return first
-
     def dist_read(self, off: int, size: int) -> int:
         if off == GICD_CTLR:
             return self.dist_ctlr

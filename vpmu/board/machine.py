@@ -177,6 +177,7 @@ class Machine:
         A[L.PMCR] = K.PMCR_LC                   # reset: LC (RES1), everything else 0
         A[L.TRACE_REGS] = 1 if cfg.trace_pmu_regs else 0
         A[L.INSN_LIMIT] = cfg.max_insns if cfg.max_insns is not None else NONE64
+        A[L.EL_STALE] = 1                       # read PSTATE at the first block
         A[L.NEXT_DEADLINE] = NONE64
         A[L.NEXT_SAMPLE] = cfg.trace_sample if cfg.trace_sample else NONE64
         A[L.CNTFRQ] = MM.CNTFRQ
@@ -185,19 +186,17 @@ class Machine:
         A[L.RAM_HI] = self.ram_base + self.ram_size
         A[L.HANDLER:L.HANDLER + (1 << 16)] = regs.handler_table()
         A[L.RULE:L.RULE + (1 << 16)] = regs.el0_rule_table()
-        for i in range(L.NCLS):
-            pass
-        for e in events.CATALOGUE:
+        A[L.EV_S:L.EV_S + events.NSLOT] = L.NOCH
+        A[L.EV_D:L.EV_D + events.NSLOT] = L.NOCH
+        for e in events.CATALOGUE:          # the catalogue drives counting (and PMCEID below)
             sl = events.slot(e.number)
             if sl < 0:
                 continue
-            A[L.EV_S + sl] = e.static if e.static >= 0 else L.NOCH
-            A[L.EV_D + sl] = e.dynamic if e.dynamic >= 0 else L.NOCH
+            if e.static >= 0:
+                A[L.EV_S + sl] = e.static
+            if e.dynamic >= 0:
+                A[L.EV_D + sl] = e.dynamic
             A[L.EV_OK + sl] = 1 if events.implemented_for(e.number, pmuver) else 0
-        for sl in range(128):
-            if A[L.EV_OK + sl] == 0 and A[L.EV_S + sl] == 0 and A[L.EV_D + sl] == 0:
-                A[L.EV_S + sl] = L.NOCH
-                A[L.EV_D + sl] = L.NOCH
         # event filter (KVM semantics; the bitmap covers the host event space)
         if p.filter_bitmap is not None:
             bits = np.frombuffer(bytes(p.filter_bitmap), dtype=np.uint8).astype(bool)
@@ -654,6 +653,7 @@ class Machine:
         self.A[L.CUR_EL] = el
         K.dyn_event(self.A, C.D_EXC_TAKEN, np.uint64(1), np.uint64(elr), self.A[L.ICOUNT])
         self.A[L.CUR_EL] = 1
+        self.A[L.EL_NOW] = 1
         return vector
 
     def _take_irq(self, pc: int) -> None:

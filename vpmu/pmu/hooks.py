@@ -128,8 +128,12 @@ def _block(uc, addr, size, A):
     if A[FLUSH_REQ] != ZERO:
         flush_blocks(A)
         A[STOP_REASON] = U(SR_FLUSH)
-    el = (_read_reg(uc, A, REG_PSTATE) >> U(2)) & U(3)
-    A[CUR_EL] = el
+    # The EL changes only by exception entry (the board sets EL_NOW) and ERET (which ends its
+    # block and marks the EL stale), so PSTATE is read only after an ERET.
+    if A[EL_STALE] != ZERO:
+        A[EL_NOW] = (_read_reg(uc, A, REG_PSTATE) >> U(2)) & U(3)
+        A[EL_STALE] = ZERO
+    A[CUR_EL] = A[EL_NOW]
     # 2. find (or classify) the block
     e = blk_lookup(A, addr, size)
     if e < 0:

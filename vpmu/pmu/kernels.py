@@ -412,7 +412,9 @@ def finish_block(A, next_pc):
         commit(A, I(A[CUR_DONE]), n)
         bk = A[BLK_BK + e]
         A[CUR_VALID] = ZERO
-        if bk != U(BK_NONE) and bk != U(BK_ERET):
+        if bk == U(BK_ERET):
+            A[EL_STALE] = ONE               # ERET changed the exception level: re-read PSTATE
+        elif bk != U(BK_NONE):
             A[PB_VALID] = ONE
             A[PB_KIND] = bk
             A[PB_PC] = A[CUR_START] + U(4 * (n - 1))
@@ -551,7 +553,7 @@ def needs_precise(A, e):
     n = I(A[BLK_N + e])
     if A[ICOUNT] + U(n) > A[INSN_LIMIT]:
         return True
-    if n <= 1:
+    if n <= 1 or (A[IRQ_WATCH] == ZERO and A[NEXT_DEADLINE] == M64):
         return False
     last = I(A[POOL + I(A[BLK_IOFF + e]) + n - 1])
     nmem = A[BLK_NMEM + e]

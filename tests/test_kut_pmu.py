@@ -349,19 +349,13 @@ def test_overflow_interrupt_trace(vpmu_run, vpmu_guest_dir, version):
         # load-driven overflows: the interrupt is taken at the same instruction boundary
         assert_irq_follows_overflows(loud, intid=23, within=0, counters=[0])
         # PMSWINC-driven overflow of #1 in step b: taken right after that MSR (the guest saw
-        # swincs=16); the record's icount is one short, see the xfail test below
-        assert_irq_follows_overflows(loud, intid=23, within=1, counters=[1])
+        # swincs=16), at the same icount (the MSR's own retirement)
+        assert_irq_follows_overflows(loud, intid=23, within=0, counters=[1])
         for q in loud:
             if q["type"] == "irq":
                 assert q["pc"] in (ldr + 4, swinc + 16 * 4)
 
 
-@pytest.mark.xfail(strict=True, reason="emulator bug: an overflow caused by a PMSWINC_EL0 write is recorded "
-                                       "with the icount before that MSR retires (kernels.swinc passes A[ICOUNT], "
-                                       "which sync_to(pc) left before the MSR), although docs/trace.md says an "
-                                       "overflow's icount counts the overflowing instruction (as it does for "
-                                       "counted events); so the interrupt taken right after the MSR looks one "
-                                       "instruction late")
 def test_swinc_overflow_record_has_the_icount_of_its_instruction(vpmu_run, vpmu_guest_dir):
     r, ldr, swinc = _overflow_interrupt_trace(vpmu_run, vpmu_guest_dir, "3.4")
     recs = list(r.trace)
@@ -369,7 +363,7 @@ def test_swinc_overflow_record_has_the_icount_of_its_instruction(vpmu_run, vpmu_
     assert recs[i]["pc"] == swinc + 15 * 4                  # the 16th msr pmswinc_el0
     irq = next(q for q in recs[i:] if q["type"] == "irq")
     assert irq["pc"] == swinc + 16 * 4                      # taken right after it ...
-    assert irq["icount"] == recs[i]["icount"]               # ... so at the same icount (fails: +1)
+    assert irq["icount"] == recs[i]["icount"]               # ... so at the same icount
 
 
 # ---------------------------------------------------------------------------------------------

@@ -226,6 +226,7 @@ class Pair:
         self.sut = NumbaPmu(pmuver, n, filters)
         self.log: list[str] = []
         self.pc = 0x4000_0000
+        self.last_records: list[tuple[int, int, int, int]] = []    # overflow records of the last operation
 
     # --- observation
     def snapshot(self, side, access_rules: bool) -> dict:
@@ -245,6 +246,7 @@ class Pair:
         a, b = self.snapshot(self.ref, access_rules), self.snapshot(self.sut, access_rules)
         diffs = [f"  {k}: reference {_fmt(a[k])} numba {_fmt(b[k])}" for k in a if a[k] != b[k]]
         ra, rb = sorted(self.ref.take_records()), sorted(self.sut.take_records())
+        self.last_records += ra
         if ra != rb:
             diffs.append(f"  overflow records (counter, value, icount, pc):\n    reference {_fmtr(ra)}\n"
                          f"    numba     {_fmtr(rb)}")
@@ -254,6 +256,7 @@ class Pair:
 
     # --- operations
     def write(self, name: str, value: int, el: int = 1) -> None:
+        self.last_records = []
         self.pc += 4
         ra = self.ref.write(name, value, el, self.pc)
         rb = self.sut.write(name, value, el, self.pc)
@@ -267,6 +270,7 @@ class Pair:
         mids[cut] = list of (name, value) register writes done at that point (the MSR is the
         instruction at index cut); override = (i, inc): instruction i retires as a class
         with increments inc (commit_ex)."""
+        self.last_records = []
         n = len(incs)
         mids = mids or {}
         self.pc = (self.pc + 0x100) & ~0xFF
@@ -293,6 +297,7 @@ class Pair:
         self.pc = pc0 + 4 * n
 
     def burst(self, el: int, d: int, k: int) -> None:
+        self.last_records = []
         self.pc += 4
         self.ref.burst(el, {ev: k for ev in DYNAMIC_EVENTS[d]}, self.pc)
         self.sut.burst(el, d, k, self.pc)
@@ -477,3 +482,248 @@ COMMON = settings(max_examples=EXAMPLES, deadline=None, derandomize="VPMU_REF_RA
 def test_random_sequences_match_reference(pmuver, data):
     pv, n, filters, ops = data.draw(scenario(pmuver))
     Pair(pv, n, filters).run(ops)
+
+
+# ---------------------------------------------------------------------------------------------
+# explicit edge cases: each asserts the spec value on both models (and Pair.check compares
+# everything else after every step)
+
+def insn(**channels) -> tuple[int, ...]:
+    """One instruction's static channel increments, e.g. insn(inst=1, mem=1)."""
+    inc = [0] * C.NS
+    for k, v in channels.items():
+        inc[C.STATIC_NAMES.index(k)] = v
+    return tuple(inc)
+
+
+def both(p: Pair, name: str):
+    a, b = p.ref.read(name), p.sut.read(name)
+    assert a == b, f"{name}: reference {_fmt(a)} numba {_fmt(b)}"
+    return a
+
+
+def setup(p: Pair, program: dict, enable: int, pmcr: int = R.E, inten: int = 0) -> None:
+    """program: counter -> (PMEVTYPER value, preset); 31 = (PMCCFILTR, PMCCNTR)."""
+    for c, (ty, v) in program.items():
+        p.write("PMCCFILTR_EL0" if c == 31 else R.pmevtyper(c), ty)
+        p.write("PMCCNTR_EL0" if c == 31 else R.pmevcntr(c), v)
+    p.write("PMCNTENSET_EL0", enable)
+    if inten:
+        p.write("PMINTENSET_EL1", inten)
+    p.write("PMCR_EL0", pmcr)
+
+
+@pytest.mark.parametrize("pmuver", [1, 4, 5])
+def test_32bit_counter_wraps_from_0xffffffff_to_0(pmuver):
+    p = Pair(pmuver, 4)
+    setup(p, {0: (0x08, 0xFFFF_FFFF), 2: (0x00, 0xFFFF_FFFF)}, 0b101)
+    assert both(p, "PMEVCNTR0_EL0") == 0xFFFF_FFFF
+    p.block(1, [insn(inst=1)])
+    assert both(p, "PMEVCNTR0_EL0") == 0 and both(p, "PMOVSSET_EL0") == 0b1
+    assert p.last_records == [(0, 0, 1, p.pc - 4)]
+    p.write("PMSWINC_EL0", 0b100)                       # SW_INCR counter wraps the same way
+    assert both(p, "PMEVCNTR2_EL0") == 0 and both(p, "PMOVSSET_EL0") == 0b101
+    # a 64-bit write to a 32-bit counter keeps the low half only
+    p.write("PMEVCNTR0_EL0", 0x1234_5678_FFFF_FFFF)
+    assert both(p, "PMEVCNTR0_EL0") == 0xFFFF_FFFF
+
+
+@pytest.mark.parametrize("pmuver", [6, 7])
+def test_v3p5_64bit_counter_overflows_at_32_bits_without_lp(pmuver):
+    p = Pair(pmuver, 4)
+    setup(p, {0: (0x08, 0xFFFF_FFF0), 1: (0x00, 0xFFFF_FFF0)}, 0b11)
+    p.block(1, [insn(inst=1)] * 0x64)                   # fast path: one add of 0x64
+    assert both(p, "PMEVCNTR0_EL0") == 0x1_0000_0054
+    assert both(p, "PMOVSSET_EL0") == 0b1
+    assert p.last_records == [(0, 0x1_0000_0000, 16, p.pc - 4 * 0x64 + 4 * 15)]   # the 16th instruction
+    for _ in range(0x64):                               # kvm-unit-tests pmu-sw-incr, 32-bit variant
+        p.write("PMSWINC_EL0", 0b10)
+    assert both(p, "PMEVCNTR1_EL0") == 0x1_0000_0054 and both(p, "PMOVSSET_EL0") == 0b11
+    # and again at the next 2**32 boundary, in chunks (partial path)
+    p.write("PMEVCNTR0_EL0", 0x1_FFFF_FFFE)
+    icount = p.sut.icount
+    p.block(0, [insn(inst=1)] * 4, cuts=[1, 3])
+    assert both(p, "PMEVCNTR0_EL0") == 0x2_0000_0002
+    assert p.last_records == [(0, 0x2_0000_0000, icount + 2, p.pc - 4 * 4 + 4)]
+
+
+@pytest.mark.parametrize("pmuver", [6, 7])
+def test_lp_gives_64bit_overflow_and_no_chain(pmuver):
+    p = Pair(pmuver, 4)
+    setup(p, {0: (0x08, 0xFFFF_FFF0), 1: (0x1E, 5)}, 0b11, pmcr=R.E | R.LP)
+    assert both(p, "PMCR_EL0") & R.LP
+    p.block(1, [insn(inst=1)] * 0x20)
+    assert both(p, "PMEVCNTR0_EL0") == 0x1_0000_0010
+    assert both(p, "PMOVSSET_EL0") == 0 and both(p, "PMEVCNTR1_EL0") == 5
+    p.write("PMEVCNTR0_EL0", 0xFFFF_FFFF_FFFF_FFF0)
+    p.block(1, [insn(inst=1)] * 0x20)
+    assert both(p, "PMEVCNTR0_EL0") == 0x10
+    assert both(p, "PMOVSSET_EL0") == 0b1                # overflow at 64 bits ...
+    assert both(p, "PMEVCNTR1_EL0") == 5                 # ... and CHAIN does not move
+    # the same without LP chains
+    p.write("PMCR_EL0", R.E)
+    p.write("PMEVCNTR0_EL0", 0xFFFF_FFFF_FFFF_FFF0)
+    p.block(1, [insn(inst=1)] * 0x20)
+    assert both(p, "PMEVCNTR1_EL0") == 6
+
+
+@pytest.mark.parametrize("pmuver", VERSIONS)
+def test_chain_into_a_disabled_odd_counter(pmuver):
+    p = Pair(pmuver, 2)
+    setup(p, {0: (0x00, 0xFFFF_FFFF), 1: (0x1E, 7)}, 0b01)
+    p.write("PMSWINC_EL0", 0b01)
+    assert both(p, "PMOVSSET_EL0") == 0b01               # the even counter's bit is set anyway
+    assert both(p, "PMEVCNTR1_EL0") == 7                 # the odd counter needs its own enable
+    p.write("PMCNTENSET_EL0", 0b10)
+    p.write("PMEVCNTR0_EL0", 0xFFFF_FFFF)
+    p.write("PMSWINC_EL0", 0b01)
+    assert both(p, "PMEVCNTR1_EL0") == 8
+    # an odd counter with CHAIN at 0xFFFFFFFF wraps and overflows too (kvm-unit-tests chained-sw-incr)
+    p.write("PMEVCNTR1_EL0", 0xFFFF_FFFF)
+    p.write("PMEVCNTR0_EL0", 0xFFFF_FFFF)
+    p.write("PMOVSCLR_EL0", M64)
+    p.write("PMSWINC_EL0", 0b01)
+    assert both(p, "PMOVSSET_EL0") == 0b11
+    assert both(p, "PMEVCNTR1_EL0") == (0x1_0000_0000 if pmuver >= 6 else 0)
+    # the even counter disabled: never overflows, the odd counter stays
+    p.write("PMCNTENCLR_EL0", 0b01)
+    p.write("PMEVCNTR0_EL0", 0xFFFF_FFFF)
+    p.write("PMSWINC_EL0", 0b11)
+    assert both(p, "PMEVCNTR0_EL0") == 0xFFFF_FFFF
+
+
+def test_counter_30_never_chains():
+    p = Pair(7, 31)
+    # PMCCFILTR keeps evtCount 0x1E (KVM quirk) and excludes EL0 and EL1: the cycle counter
+    # would only move by a (wrong) chain from counter 30.
+    setup(p, {30: (0x08, 0xFFFF_FFFF), 31: (R.TY_P | R.TY_U | 0x1E, 0)}, M64)
+    assert both(p, "PMCCFILTR_EL0") == R.TY_P | R.TY_U | 0x1E
+    p.block(1, [insn(inst=1, cycles=1)])
+    assert both(p, "PMOVSSET_EL0") == 1 << 30
+    assert both(p, "PMCCNTR_EL0") == 0
+
+
+@pytest.mark.parametrize("pmuver", VERSIONS)
+def test_pmcr_lc_res1_lp_res0_below_v3p5_p_c_read_0(pmuver):
+    p = Pair(pmuver, 3)
+    assert both(p, "PMCR_EL0") == R.LC | 3 << 11                           # reset value
+    p.write("PMCR_EL0", 0)
+    assert both(p, "PMCR_EL0") == R.LC | 3 << 11                           # LC is RES1
+    p.write("PMCR_EL0", R.LP | R.D | R.X | R.DP | 0xFFFF_FF00)
+    want_lp = R.LP if pmuver >= 6 else 0
+    assert both(p, "PMCR_EL0") == R.LC | want_lp | R.D | R.X | R.DP | 3 << 11  # N/IDCODE/IMP read-only
+    for c in range(3):
+        p.write(R.pmevcntr(c), 0xFFFF_FFFF_FFFF_FFFF)
+    p.write("PMCCNTR_EL0", 0x1234_5678_9ABC_DEF0)
+    p.write("PMCR_EL0", R.P)
+    assert both(p, "PMCR_EL0") & (R.P | R.C) == 0
+    assert [both(p, R.pmevcntr(c)) for c in range(3)] == [0, 0, 0]
+    assert both(p, "PMCCNTR_EL0") == 0x1234_5678_9ABC_DEF0                # P does not reset PMCCNTR
+    p.write("PMCR_EL0", R.C)
+    assert both(p, "PMCR_EL0") & (R.P | R.C) == 0 and both(p, "PMCCNTR_EL0") == 0
+
+
+def test_pmselr_reads_bits_4_0_and_selects_with_them():
+    p = Pair(7, 4)
+    p.write("PMSELR_EL0", 0xFFFF_FFFF_FFFF_FFE3)
+    assert both(p, "PMSELR_EL0") == 3
+    p.write("PMXEVCNTR_EL0", 0xDEAD_BEEF)
+    p.write("PMXEVTYPER_EL0", 0xEA)
+    assert both(p, "PMEVCNTR3_EL0") == 0xDEAD_BEEF and both(p, "PMEVTYPER3_EL0") == 0xEA
+    p.write("PMSELR_EL0", 4)                               # SEL = N: UNDEF
+    assert p.ref.read("PMXEVCNTR_EL0") is UNDEF and p.sut.read("PMXEVCNTR_EL0") is UNDEF
+    assert p.ref.write("PMXEVTYPER_EL0", 1) is UNDEF and p.sut.write("PMXEVTYPER_EL0", 1) is UNDEF
+
+
+@pytest.mark.parametrize("pmuver", [1, 7])
+def test_pmxevtyper_and_pmxevcntr_at_sel_31(pmuver):
+    p = Pair(pmuver, 2)
+    p.write("PMSELR_EL0", 31)
+    p.write("PMXEVTYPER_EL0", M64)
+    evmask = 0x3FF if pmuver == 1 else 0xFFFF
+    assert both(p, "PMCCFILTR_EL0") == R.TY_P | R.TY_U | evmask            # evtCount kept (KVM quirk)
+    assert both(p, "PMXEVTYPER_EL0") == R.TY_P | R.TY_U | evmask
+    p.write("PMXEVCNTR_EL0", 0xFFFF_FFFF_FFFF_FFFE)
+    assert both(p, "PMCCNTR_EL0") == 0xFFFF_FFFF_FFFF_FFFE                # 64 bits on every version
+    # PMCCFILTR's evtCount does not change what the cycle counter counts
+    p.write("PMCCFILTR_EL0", 0x08)
+    setup(p, {}, 1 << 31)
+    p.block(1, [insn(inst=1, cycles=3)])
+    assert both(p, "PMCCNTR_EL0") == 1                                     # LC=1: 64-bit overflow
+    assert both(p, "PMOVSSET_EL0") == 1 << 31
+
+
+@pytest.mark.parametrize("pmuver", [1, 4, 7])
+def test_filtered_cpu_cycles_stops_the_cycle_counter(pmuver):
+    p = Pair(pmuver, 2, filters=[(F.KVM_PMU_EVENT_DENY, 0x11, 1)])
+    setup(p, {0: (0x11, 0), 1: (0x08, 0), 31: (0, 0)}, M64)
+    p.block(1, [insn(inst=1, cycles=5)] * 3)
+    p.burst(1, C.D_CYC, 100)                                               # penalty cycles too
+    assert both(p, "PMCCNTR_EL0") == 0 and both(p, "PMEVCNTR0_EL0") == 0
+    assert both(p, "PMEVCNTR1_EL0") == 3
+    assert both(p, "PMCEID0_EL0") >> 0x11 & 1 == 0
+    # registers still work
+    p.write("PMCCNTR_EL0", 42)
+    assert both(p, "PMCCNTR_EL0") == 42
+
+
+@pytest.mark.parametrize("pmuver", [1, 7])
+def test_sw_incr_ignores_filter_and_pu_but_needs_e_and_cnten(pmuver):
+    # first filter ALLOW INST_RETIRED only: everything else (SW_INCR included) denied
+    p = Pair(pmuver, 2, filters=[(F.KVM_PMU_EVENT_ALLOW, 0x08, 1)])
+    assert both(p, "PMCEID0_EL0") & 1 == 0                                 # hidden from PMCEID ...
+    p.write("PMEVTYPER0_EL0", R.TY_P | R.TY_U | 0x00)                      # excludes EL0 and EL1
+    p.write("PMSWINC_EL0", 1)
+    assert both(p, "PMEVCNTR0_EL0") == 0                                   # PMCR.E = 0
+    p.write("PMCR_EL0", R.E)
+    p.write("PMSWINC_EL0", 1)
+    assert both(p, "PMEVCNTR0_EL0") == 0                                   # not enabled
+    p.write("PMCNTENSET_EL0", 1)
+    p.write("PMSWINC_EL0", M64)                                            # bit 31, unimplemented bits ignored
+    assert both(p, "PMEVCNTR0_EL0") == 1                                   # ... but counted
+    p.write("PMUSERENR_EL0", R.SW)
+    p.write("PMSWINC_EL0", 1, el=0)
+    assert both(p, "PMEVCNTR0_EL0") == 2
+    p.write("PMUSERENR_EL0", 0)
+    p.write("PMSWINC_EL0", 1, el=0)                                        # UNDEF at EL0 without EN/SW
+    assert both(p, "PMEVCNTR0_EL0") == 2
+    p.write("PMEVTYPER1_EL0", 0x1E)                                         # CHAIN is not filtered either
+    p.write("PMCNTENSET_EL0", 2)
+    p.write("PMEVCNTR0_EL0", 0xFFFF_FFFF)
+    p.write("PMSWINC_EL0", 1)
+    assert both(p, "PMEVCNTR1_EL0") == 1
+
+
+def test_overflow_irq_level_newest_rule():
+    p = Pair(7, 2)
+    setup(p, {0: (0x00, 0xFFFF_FFFF)}, 1, inten=1)
+    assert p.sut.irq_level == 0
+    p.write("PMSWINC_EL0", 1)
+    assert p.sut.irq_level == 1
+    p.write("PMCNTENCLR_EL0", 1)                          # PMCNTEN is not part of the level
+    assert p.sut.irq_level == 1
+    p.write("PMCR_EL0", 0)
+    assert p.sut.irq_level == 0
+    p.write("PMCR_EL0", R.E)
+    assert p.sut.irq_level == 1
+    p.write("PMINTENCLR_EL1", 1)
+    assert p.sut.irq_level == 0
+    p.write("PMINTENSET_EL1", 1)
+    p.write("PMOVSCLR_EL0", 1)
+    assert p.sut.irq_level == 0
+    p.write("PMOVSSET_EL0", 1 << 31)                      # software-set overflow, cycle counter bit
+    assert p.sut.irq_level == 0                           # (its interrupt is not enabled)
+    p.write("PMINTENSET_EL1", 1 << 31)
+    assert p.sut.irq_level == 1
+
+
+@pytest.mark.parametrize("pmuver", VERSIONS)
+def test_el_filter_and_unimplemented_counters(pmuver):
+    p = Pair(pmuver, 3)
+    setup(p, {0: (R.TY_U | 0x08, 0), 1: (R.TY_P | 0x08, 0), 2: (0x08, 0)}, M64)
+    p.block(0, [insn(inst=1)] * 3)
+    p.block(1, [insn(inst=1)] * 5, cuts=[2])
+    assert [both(p, R.pmevcntr(c)) for c in range(3)] == [5, 3, 8]
+    for name in (R.pmevcntr(3), R.pmevtyper(3), R.pmevcntr(30)):
+        assert p.ref.read(name) is UNDEF and p.sut.read(name) is UNDEF
+    assert both(p, "PMCNTENSET_EL0") == 0x8000_0007

@@ -110,12 +110,24 @@ __asm__(R_BEGIN(r_u_ld) DBUF "add x4, x1, #4\n add x5, x1, #2\n" R_ON
         "ldp w2, w3, [x4]\n ldp x2, x3, [x4]\n str x2, [x1, #3]\n stp w2, w3, [x5]\n"
         R_OFF R_END);
 
-/* u_simd: ld1 {v0.4s} @0 (no), ld1 {v0.4s} @+2 (4-byte elements: yes), ld1 {v0.16b} @+1
- * (bytes: no), ldr d0 @+4 (yes).  msr + 4 = 5; UNALIGNED 2. */
+/* u_simd: ld1 {v0.4s} @0 (no), ld1 {v0.4s} @+2 (4-byte elements: yes), ldur d0 @+4 (yes).
+ * msr + 3 = 4; UNALIGNED 2. */
 REGION(r_u_simd);
-__asm__(R_BEGIN(r_u_simd) ".arch_extension simd\n.arch_extension fp\n" DBUF "add x2, x1, #2\n add x3, x1, #1\n" R_ON
-        "ld1 {v0.4s}, [x1]\n ld1 {v0.4s}, [x2]\n ld1 {v0.16b}, [x3]\n ldur d0, [x1, #4]\n"
+__asm__(R_BEGIN(r_u_simd) ".arch_extension simd\n.arch_extension fp\n" DBUF "add x2, x1, #2\n" R_ON
+        "ld1 {v0.4s}, [x1]\n ld1 {v0.4s}, [x2]\n ldur d0, [x1, #4]\n"
         R_OFF R_END);
+
+/* u_ld1b: ld1 {v0.16b} @+1: byte elements are never unaligned.  msr + ld1 = 2; UNALIGNED 0
+ * (see the xfail test). */
+REGION(r_u_ld1b);
+__asm__(R_BEGIN(r_u_ld1b) ".arch_extension simd\n.arch_extension fp\n" DBUF "add x2, x1, #1\n" R_ON
+        "ld1 {v0.16b}, [x2]\n" R_OFF R_END);
+
+/* u_ld1s: ld1 {v0.4s} @+4: 4-byte elements at 4-byte aligned addresses.  msr + ld1 = 2;
+ * UNALIGNED 0 (see the xfail test). */
+REGION(r_u_ld1s);
+__asm__(R_BEGIN(r_u_ld1s) ".arch_extension simd\n.arch_extension fp\n" DBUF "add x2, x1, #4\n" R_ON
+        "ld1 {v0.4s}, [x2]\n" R_OFF R_END);
 
 /* u_q: ldr q0 @+8: a 16-byte element at an 8-byte aligned address: unaligned (SCTLR.A = 1
  * faults it).  msr + ldr = 2; UNALIGNED 1 (see the xfail test). */
@@ -128,6 +140,12 @@ REGION(r_u_loop);
 __asm__(R_BEGIN(r_u_loop) DBUF "mov x3, #4\n" R_ON "1: ldr x2, [x1, #1]\n subs x3, x3, #1\n b.ne 1b\n" R_OFF R_END);
 
 /* ---- I-side (run with the I-side configuration; each region runs once) ------------------ */
+/* i_warm: msr + 8 nops, run once with counting off (fn(0)), then measured.  Its lines were
+ * fetched by the first run: L1I_CACHE_REFILL 0 (see the xfail test; run in the D-side
+ * configuration, whose L1I is the default 32 KiB, 2-way, no L1I penalty). */
+REGION(r_i_warm);
+__asm__(R_BEGIN(r_i_warm) R_ON ".rept 8\n nop\n .endr\n" R_OFF R_END);
+
 /* i_seq: 128 NOPs after the isb.  The block after the isb spans lines 0..8 of the region:
  * line 0 was fetched with the block of the enabling MSR (hit), lines 1..8 are new: 8
  * refills.  INST 1 + 1 + 128 = 130 (msr, isb, nops), L1I_CACHE 130, L1I_CACHE_LMISS 8,
@@ -161,7 +179,8 @@ static const struct region REGIONS[] = {
     {"d_dirty_hit", r_d_dirty_hit, 1}, {"d_cross", r_d_cross, 1}, {"d_ldp", r_d_ldp, 1},
     {"d_prfm", r_d_prfm, 1}, {"d_stxr_fail", r_d_stxr_fail, 1}, {"d_dczva", r_d_dczva, 1},
     {"d_civac", r_d_civac, 1}, {"d_warm", r_d_warm, 1},
-    {"u_ld", r_u_ld, 2}, {"u_simd", r_u_simd, 2}, {"u_q", r_u_q, 2}, {"u_loop", r_u_loop, 2},
+    {"u_ld", r_u_ld, 0}, {"u_simd", r_u_simd, 0}, {"u_ld1b", r_u_ld1b, 0}, {"u_ld1s", r_u_ld1s, 0},
+    {"u_q", r_u_q, 0}, {"u_loop", r_u_loop, 0},
     {"i_seq", r_i_seq, 0}, {"i_conflict", r_i_conflict, 0}, {"i_fit", r_i_fit, 0},
 };
 
@@ -170,5 +189,8 @@ int main(void)
     ev_program(EV_STD, EV_NSTD, 0, 0);
     for (u64 r = 0; r < sizeof(REGIONS) / sizeof(REGIONS[0]); r++)
         ev_measure(REGIONS[r].name, REGIONS[r].fn, REGIONS[r].warm);
+    ev_clear();
+    r_i_warm(0);                        /* first run: nothing counts */
+    ev_measure("i_warm", r_i_warm, 0);
     return report();
 }

@@ -108,6 +108,16 @@ __asm__(R_BEGIN(r_excl_fail) BUF "mov x2, #1\n" R_ON
         "1: clrex\n stxp w4, x2, x2, [x1]\n"
         R_OFF "orr w3, w3, w4\n ldr x7, =ev_status\n str x3, [x7]\n" R_END);
 
+/* excl_page: a failing stxr that is the last instruction of a 4 KiB page (the next one is in
+ * the next page, hence in another translation block): msr, clrex, stxr = 3 (the padding
+ * before the region is never executed).  ST 0, MEM 0, OP 3 (see the xfail test). */
+REGION(r_excl_page);
+extern char ev_stxr_page_insn[];
+__asm__(".text\n.balign 4096\n.skip 4096 - 64\n" R_BEGIN(r_excl_page) BUF "mov x2, #1\n"
+        ".rept 11\n nop\n .endr\n" R_ON "clrex\n"
+        ".global ev_stxr_page_insn\nev_stxr_page_insn: stxr w3, x2, [x1]\n"
+        R_OFF R_END);
+
 /* acqrel: ldar, stlr, ldarb, stlrh, ldaxrb (no store).  msr + 5 = 6.  LD 3, ST 2, MEM 5. */
 REGION(r_acqrel);
 __asm__(R_BEGIN(r_acqrel) BUF R_ON
@@ -128,7 +138,7 @@ static const struct region REGIONS[] = {
     {"ldst_gpr", r_ldst_gpr}, {"ldst_idx", r_ldst_idx}, {"literal", r_literal}, {"pairs", r_pairs},
     {"stack", r_stack}, {"simd", r_simd}, {"simd_multi", r_simd_multi}, {"prfm", r_prfm},
     {"dczva", r_dczva}, {"excl_ok", r_excl_ok}, {"excl_fail", r_excl_fail}, {"acqrel", r_acqrel},
-    {"unpriv", r_unpriv}, {"mmio", r_mmio},
+    {"unpriv", r_unpriv}, {"mmio", r_mmio}, {"excl_page", r_excl_page},
 };
 
 int main(void)
@@ -141,5 +151,6 @@ int main(void)
         if (REGIONS[r].fn == r_excl_fail)
             kv_u64("excl_fail.status", ev_status);
     }
+    kv_hex("excl_page.offset", (u64)ev_stxr_page_insn & 0xfff);
     return report();
 }

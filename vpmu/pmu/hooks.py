@@ -275,7 +275,11 @@ def _sysreg(uc, reg, cp, A, is_read):
         if is_read:
             val = K.pmu_read(A, h, U(key))
         else:
+            # what the write causes (a PMSWINC overflow, an interrupt-line edge) happens when
+            # the MSR retires: its records carry the icount including the MSR itself
+            A[ICOUNT] += ONE
             K.pmu_write(A, h, U(key), val, pc)
+            A[ICOUNT] -= ONE
         if A[TRACE_REGS] != ZERO:
             K.ring_put(A, RT_PMU_REG, key, 1 if is_read else 0, val, A[ICOUNT], pc)
         if is_read and reg != REG_XZR:

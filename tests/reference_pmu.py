@@ -23,6 +23,8 @@ Interpretation choices (where the spec leaves room), each written down once:
 - An overflow record is ``(counter, value, icount, pc)``: ``value`` is the counter just
   after the instruction (or burst) whose events made it overflow, ``icount`` the number
   of instructions retired up to and including that instruction, ``pc`` its address.
+  A PMSWINC write takes effect when its MSR retires: its records count the MSR itself
+  (icount + 1; :meth:`RefPmu.retire` is not told about the MSR instruction).
   A CHAIN increment and its overflow happen at the same point as the even counter's.
 - PMU_OVFS (0x400D, PMUv3p4+) is an ordinary event that occurs once per counter overflow
   (including a chained odd counter's), at the exception level where the overflow happens.
@@ -253,7 +255,7 @@ class RefPmu:
             return
         for c in range(31):
             if v >> c & 1 and self.cnten >> c & 1 and self.typer[c] & self.evmask == SW_INCR:
-                self._add(c, 1, el, (self.icount, pc))
+                self._add(c, 1, el, (self.icount + 1, pc))
 
     # ------------------------------------------------------------------ register access
     def undef(self, name: str, is_read: bool, el: int = 1) -> bool:

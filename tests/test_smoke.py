@@ -43,3 +43,18 @@ def test_periodic_timer_and_wfi(vpmu_run):
     # while waiting (CONSTRAINED UNPREDICTABLE; QEMU counts); the busy part matches QEMU exactly
     assert_kv(r, cntfrq=62500000, ticks=50, idle_min_gap=1000003, idle_max_gap=1000004,
               busy_min_gap=2004, busy_max_gap=2004, busy_cycles_per_tick=32063, idle_cycles_per_tick=106)
+
+
+import pytest
+
+
+@pytest.mark.parametrize("opts, expect", [
+    ({}, dict(pmuver=7, perfmon_aarch32=7, pmcr_undef=0, n=6, pmcr=0x3040, pmmir_undef=0)),
+    ({"no_pmu": True}, dict(pmuver=0, perfmon_aarch32=0, pmcr_undef=1, pmmir_undef=1)),
+    ({"pmu_version": "3.0", "counters": 31}, dict(pmuver=1, perfmon_aarch32=3, n=31, pmcr=0xF840, pmmir_undef=1)),
+    ({"pmu_version": "3.4", "counters": 0}, dict(pmuver=5, perfmon_aarch32=5, n=0, pmcr=0x40, pmmir_undef=0)),
+])
+def test_pmu_probe(vpmu_run, opts, expect):
+    """ID_AA64DFR0_EL1.PMUVer / ID_DFR0_EL1.PerfMon follow --pmu-version; without the PMU
+    feature every PMU register UNDEFs; PMMIR_EL1 exists (RAZ) from PMUv3p4."""
+    assert_kv(vpmu_run("pmu_probe", **opts), **expect)

@@ -116,7 +116,7 @@ extern char ev_stxr_page_insn[];
 __asm__(".text\n.balign 4096\n.skip 4096 - 64\n" R_BEGIN(r_excl_page) BUF "mov x2, #1\n"
         ".rept 11\n nop\n .endr\n" R_ON "clrex\n"
         ".global ev_stxr_page_insn\nev_stxr_page_insn: stxr w3, x2, [x1]\n"
-        R_OFF R_END);
+        R_OFF "ldr x7, =ev_status\n str x3, [x7]\n" R_END);
 
 /* acqrel: ldar, stlr, ldarb, stlrh, ldaxrb (no store).  msr + 5 = 6.  LD 3, ST 2, MEM 5. */
 REGION(r_acqrel);
@@ -150,6 +150,8 @@ int main(void)
             kv_u64("excl_ok.status", ev_status);
         if (REGIONS[r].fn == r_excl_fail)
             kv_u64("excl_fail.status", ev_status);
+        if (REGIONS[r].fn == r_excl_page)
+            kv_u64("excl_page.status", ev_status);
     }
     kv_hex("excl_page.offset", (u64)ev_stxr_page_insn & 0xfff);
     return report();

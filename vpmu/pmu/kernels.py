@@ -804,7 +804,9 @@ def id_read(A, h, qemu_value):
     if h == 128:   # ID_AA64DFR0_EL1.PMUVer [11:8]
         pv = A[PMUVER] if A[PMU_PRESENT] != ZERO else ZERO
         return (qemu_value & ~U(0xF00)) | (pv << U(8))
-    if h == 129:   # ID_DFR0_EL1.PerfMon [27:24]: AArch32 view of the same version
+    if h == 129:   # ID_DFR0_EL1.PerfMon [27:24]: the AArch32 encoding (PMUv3 = 3, then as PMUVer)
         pv = A[PMUVER] if A[PMU_PRESENT] != ZERO else ZERO
+        if pv == ONE:
+            pv = U(3)
         return (qemu_value & ~U(0xF000000)) | (pv << U(24))
     return qemu_value

@@ -163,14 +163,14 @@ INSTS = {
     "el0_irq": (dict(inst=2, exc=2), dict(inst=8, eret=2, pcw=3, br=1)),
     "el0_brk": (dict(inst=0, exc=1), dict(inst=3, eret=1, pcw=2, br=1)),
 }
-FILTERS = ["all", "el0", "el1"]
+FILTERS = ["all", "el0", "el1", "none"]
 
 
 @pytest.mark.parametrize("flt", FILTERS)
 @pytest.mark.parametrize("region", list(INSTS))
 def test_instructions_and_exceptions(guest, region, flt):
     el0, el1 = (expand(s) for s in INSTS[region])
-    want = {"all": add(el0, el1), "el0": el0, "el1": el1}[flt]
+    want = {"all": add(el0, el1), "el0": el0, "el1": el1, "none": expand(ZERO)}[flt]
     check_region(guest("ev_insts"), f"{region}@{flt}", want)
 
 

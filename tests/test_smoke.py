@@ -58,3 +58,18 @@ def test_pmu_probe(vpmu_run, opts, expect):
     """ID_AA64DFR0_EL1.PMUVer / ID_DFR0_EL1.PerfMon follow --pmu-version; without the PMU
     feature every PMU register UNDEFs; PMMIR_EL1 exists (RAZ) from PMUv3p4."""
     assert_kv(vpmu_run("pmu_probe", **opts), **expect)
+
+
+def test_pv_time_stolen_time(vpmu_run, tmp_path):
+    """KVM_ARM_VCPU_PVTIME_IPA through a VM description; the guest's SMCCC PV_TIME calls and the
+    stolen-time record; 100 us stolen per ms of guest time: 3 slices in 3.5 ms, during which
+    the generic timer moves on and CPU_CYCLES does not."""
+    vm = tmp_path / "pv.toml"
+    vm.write_text("[pvtime]\nipa = 0x47000000\nstolen_ns_per_ms = 100000\n")
+    r = vpmu_run("pvtime", vm=str(vm))
+    assert_kv(r, arch_features_pv=0, features_features=0, features_st=0, st=0x47000000, revision=0,
+              attributes=0, stolen_at_start=0, stolen_ns=300000)
+    kv = {k: int(v, 0) for k, v in r.kv().items()}
+    assert abs(kv["elapsed_ns"] - kv["stolen_ns"] - kv["cycles"]) < 64   # loop granularity
+    no = vpmu_run("pvtime")                                             # no PVTIME_IPA: NOT_SUPPORTED
+    assert_kv(no, arch_features_pv=(1 << 64) - 1, features_st=(1 << 64) - 1, st=(1 << 64) - 1)

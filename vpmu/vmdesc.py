@@ -92,6 +92,7 @@ class VmDesc:
     filters: list = field(default_factory=list)   # [(text, FilterRange)]
     timers: dict = field(default_factory=dict)    # name -> PPI
     pvtime_ipa: Optional[int] = None
+    stolen_ns_per_ms: int = 0     # deterministic stolen time: ns lost per ms of guest time
     source: str = "<string>"
 
     def host(self) -> kvm.Host:
@@ -111,7 +112,7 @@ _SCHEMA: dict[str, Any] = {
     "pmu": {"enabled": bool, "version": str, "set_pmu": int, "counters": int, "irq": int,
             "filters": "strlist"},
     "timer": {"vtimer": int, "ptimer": int, "hvtimer": int, "hptimer": int},
-    "pvtime": {"ipa": int},
+    "pvtime": {"ipa": int, "stolen_ns_per_ms": int},
 }
 _HOST_PMU_KEYS = {"type": int, "version": str, "counters": int, "cpus": "intlist", "name": str}
 _SIZE_RE = re.compile(r"\s*(\d+)\s*([KMG]?)i?B?\s*\Z", re.IGNORECASE)
@@ -221,7 +222,12 @@ def _store(d: VmDesc, table: str, key: str, v: Any, source: str) -> None:
     elif table == "timer":
         d.timers[key] = v
     elif table == "pvtime":
-        d.pvtime_ipa = v
+        if key == "ipa":
+            d.pvtime_ipa = v
+        else:
+            if v < 0 or v > 1_000_000:
+                raise VmDescError(f"{source}: pvtime.stolen_ns_per_ms must be 0..1000000 (got {v})")
+            d.stolen_ns_per_ms = v
 
 
 def _host_pmu(i: int, t: dict, source: str) -> HostPmuDesc:
@@ -311,7 +317,9 @@ def build(desc: VmDesc) -> MachineConfig:
     """Apply ``desc`` and do the first-``KVM_RUN`` checks; return the MachineConfig.
     (A supported-CPUs mismatch raises :class:`vpmu.kvm.KvmExitFailEntry`.)"""
     _vm, vcpu = apply(desc)
-    return _call(desc, "KVM_RUN", "KVM_RUN", None, vcpu.run)
+    cfg = _call(desc, "KVM_RUN", "KVM_RUN", None, vcpu.run)
+    cfg.stolen_ns_per_ms = desc.stolen_ns_per_ms
+    return cfg
 
 
 def loads(text: str, source: str = "<string>") -> MachineConfig:

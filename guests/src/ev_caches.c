@@ -139,6 +139,13 @@ __asm__(R_BEGIN(r_u_q) ".arch_extension simd\n.arch_extension fp\n" DBUF R_ON "l
 REGION(r_u_loop);
 __asm__(R_BEGIN(r_u_loop) DBUF "mov x3, #4\n" R_ON "1: ldr x2, [x1, #1]\n subs x3, x3, #1\n b.ne 1b\n" R_OFF R_END);
 
+/* u_fault: an unaligned LDXR takes an Alignment fault (exclusives are always checked): it
+ * does not retire, and the access that faulted is not counted.  msr, [ldxr: abort], 4
+ * handler instructions (ev_vec_b skips it), nop = 6.  LD 0, MEM 0, EXC_TAKEN 1,
+ * EXC_RETURN 1, PC_WRITE 1, UNALIGNED 0. */
+REGION(r_u_fault);
+__asm__(R_BEGIN(r_u_fault) VEC(ev_vec_b) DBUF "add x2, x1, #1\n" R_ON "ldxr x3, [x2]\n nop\n" R_OFF VEC_RESTORE R_END);
+
 /* ---- I-side (run with the I-side configuration; each region runs once) ------------------ */
 /* i_warm: msr + 8 nops, run once with counting off (fn(0)), then measured.  Its lines were
  * fetched by the first run: L1I_CACHE_REFILL 0 (see the xfail test; run in the D-side
@@ -180,7 +187,7 @@ static const struct region REGIONS[] = {
     {"d_prfm", r_d_prfm, 1}, {"d_stxr_fail", r_d_stxr_fail, 1}, {"d_dczva", r_d_dczva, 1},
     {"d_civac", r_d_civac, 1}, {"d_warm", r_d_warm, 1},
     {"u_ld", r_u_ld, 0}, {"u_simd", r_u_simd, 0}, {"u_ld1b", r_u_ld1b, 0}, {"u_ld1s", r_u_ld1s, 0},
-    {"u_q", r_u_q, 0}, {"u_loop", r_u_loop, 0},
+    {"u_q", r_u_q, 0}, {"u_loop", r_u_loop, 0}, {"u_fault", r_u_fault, 0},
     {"i_seq", r_i_seq, 0}, {"i_conflict", r_i_conflict, 0}, {"i_fit", r_i_fit, 0},
 };
 

@@ -7,9 +7,9 @@
  * install the harness's vector tables ev_vec_a / ev_vec_b (ev_harness.h: an SVC handler is
  * 1 instruction, a skipping sync handler 4, the IRQ handler 4, the lower-EL sync entry 1).
  * Every region is run twice before it is measured (warm-up), so the branch predictor
- * state is the steady state of the region.  Each region is measured three times: all
- * ELs ("@all"), EL0 only ("@el0": P=1) and EL1 only ("@el1": U=1), in PMEVTYPER and
- * PMCCFILTR alike.
+ * state is the steady state of the region.  Each region is measured four times: all
+ * ELs ("@all"), EL0 only ("@el0": P=1), EL1 only ("@el1": U=1) and none ("@none": P=U=1),
+ * in PMEVTYPER and PMCCFILTR alike.
  */
 #include "ev_harness.h"
 
@@ -131,13 +131,13 @@ static const struct region REGIONS[] = {
 int main(void)
 {
     static const struct { const char *sfx; u64 f; } FILT[] = {
-        {"@all", 0}, {"@el0", PMEVTYPER_P}, {"@el1", PMEVTYPER_U},
+        {"@all", 0}, {"@el0", PMEVTYPER_P}, {"@el1", PMEVTYPER_U}, {"@none", PMEVTYPER_P | PMEVTYPER_U},
     };
     char name[64];
     gic_init();
     gic_enable_irq(1, 0x80);
     kv_u64("counters", pmu_n());
-    for (u64 f = 0; f < 3; f++) {
+    for (u64 f = 0; f < 4; f++) {
         ev_program(EV_STD, EV_NSTD, FILT[f].f, FILT[f].f);
         for (u64 r = 0; r < sizeof(REGIONS) / sizeof(REGIONS[0]); r++) {
             u64 k = 0;

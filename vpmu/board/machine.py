@@ -119,6 +119,8 @@ class Machine:
         self._fault: Optional[tuple] = None
         self._last_vector: Optional[tuple[int, int]] = None
         self._timers = {"vtimer": False, "ptimer": False}
+        self._soft_timers: dict[str, int] = {}    # frontend/one-shot timers: name -> time (cycles)
+        self._pv_stolen = 0
         self.xen = None
         self.ram_base = MM.RAM_BASE
         self.ram_size = cfg.memory
@@ -381,15 +383,13 @@ class Machine:
                 self._timers[name] = level
                 self.trace.add({"type": "timer", "icount": int(A[L.ICOUNT]), "timer": name, "level": int(level)})
                 self.gic.set_level(ppi, level)
-        for t in self._soft_timers.values() if hasattr(self, "_soft_timers") else ():
+        for t in self._soft_timers.values():
             deadline = min(deadline, t)
         A[L.NEXT_DEADLINE] = deadline
 
     def set_timer(self, name: str, deadline_ns: Optional[int]) -> None:
         """One-shot timers for frontends (Xen vcpu_op timers): fire at the first instruction
         boundary at or after deadline_ns, calling frontend.on_timer(name)."""
-        if not hasattr(self, "_soft_timers"):
-            self._soft_timers = {}
         if deadline_ns is None:
             self._soft_timers.pop(name, None)
         else:
@@ -398,15 +398,16 @@ class Machine:
 
     def _on_timer_event(self) -> None:
         self._timer_update()
-        if hasattr(self, "_soft_timers"):
-            now = self.now_cycles()
-            for name, t in sorted(self._soft_timers.items(), key=lambda kv: (kv[1], kv[0])):
-                if now >= t:
-                    del self._soft_timers[name]
-                    if self.xen is not None:
-                        self.xen.on_timer(name)
-                        self._xen_after_call()
-            self._timer_update()
+        now = self.now_cycles()
+        for name, t in sorted(self._soft_timers.items(), key=lambda kv: (kv[1], kv[0])):
+            if now >= t:
+                del self._soft_timers[name]
+                if name == "pvtime":
+                    self._pv_tick()
+                elif self.xen is not None:
+                    self.xen.on_timer(name)
+                    self._xen_after_call()
+        self._timer_update()
 
     # ================================================================================ pycall
     def _pycall(self, kind: int) -> int:
@@ -870,21 +871,32 @@ class Machine:
 
     def _pv_time_st(self) -> int:
         """PV_TIME_ST: (re)write the 64-byte stolen-time record (revision 0, attributes 0,
-        stolen ns) and return its IPA; stolen time restarts from this point (kvm-pmu.md 1.9)."""
+        stolen ns = 0) and return its IPA; stolen time restarts from this point (kvm-pmu.md 1.9).
+
+        Stolen time is deterministic: every millisecond of guest time the host "preempts" the
+        vCPU for cfg.stolen_ns_per_ms ns.  Guest time (the generic timer) moves on by that
+        much, CPU_CYCLES does not (the vCPU did not run), and the record is rewritten, as
+        KVM does when it schedules the vCPU back in."""
         ipa = self.cfg.pvtime_ipa
         if ipa is None:
             return NOT_SUPPORTED
-        self._pv_base_ns = self.now_ns()
-        self._pv_update()
+        self._pv_stolen = 0
+        self._pv_write()
+        if self.cfg.stolen_ns_per_ms:
+            self.set_timer("pvtime", self.now_ns() + 1_000_000)
         return ipa
 
-    def _pv_update(self) -> None:
+    def _pv_tick(self) -> None:
+        ns = self.cfg.stolen_ns_per_ms
+        self._pv_stolen += ns
+        self.A[L.IDLE] += ns * MM.CPU_HZ // 1_000_000_000
+        self._pv_write()
+        self.set_timer("pvtime", self.now_ns() + 1_000_000)
+
+    def _pv_write(self) -> None:
         ipa = self.cfg.pvtime_ipa
-        if ipa is None or not hasattr(self, "_pv_base_ns"):
-            return
-        stolen = (self.now_ns() - self._pv_base_ns) * self.cfg.stolen_ns_per_ms // 1_000_000
         if self.is_ram(ipa, 64):
-            self.write_phys(ipa, struct.pack("<IIQ", 0, 0, stolen) + bytes(48))
+            self.write_phys(ipa, struct.pack("<IIQ", 0, 0, self._pv_stolen) + bytes(48))
 
     # ================================================================================ hypercalls
     def _hypercall(self, pc: int) -> None:

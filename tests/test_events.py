@@ -304,6 +304,7 @@ UNALIGNED = {
     "u_ld1s": dict(COLD, inst=2, ld=1, mem=1, unal=None),   # xfail below
     "u_q": dict(COLD, inst=2, ld=1, mem=1, unal=None),      # xfail below
     "u_loop": dict(COLD, inst=13, ld=4, mem=4, br=4, immed=4, pcw=3, unal=None),   # xfail below
+    "u_fault": dict(COLD, inst=6, exc=1, eret=1, pcw=1, unal=0),     # Alignment fault: not retired, not counted
 }
 
 

@@ -70,6 +70,8 @@ def test_pv_time_stolen_time(vpmu_run, tmp_path):
     assert_kv(r, arch_features_pv=0, features_features=0, features_st=0, st=0x47000000, revision=0,
               attributes=0, stolen_at_start=0, stolen_ns=300000)
     kv = {k: int(v, 0) for k, v in r.kv().items()}
-    assert abs(kv["elapsed_ns"] - kv["stolen_ns"] - kv["cycles"]) < 64   # loop granularity
+    # elapsed time = cycles run + stolen time, to within one 16 ns tick of the generic timer
+    # and the few instructions around the two timer reads
+    assert abs(kv["elapsed_ns"] - kv["stolen_ns"] - kv["cycles"]) < 32
     no = vpmu_run("pvtime")                                             # no PVTIME_IPA: NOT_SUPPORTED
     assert_kv(no, arch_features_pv=(1 << 64) - 1, features_st=(1 << 64) - 1, st=(1 << 64) - 1)

@@ -21,16 +21,17 @@ int main(void)
     kv_u64("attributes", rec32[1]);
     kv_u64("stolen_at_start", rec64[1]);
     /* run for 3.5 ms of guest time: the host takes its slice each millisecond */
-    u64 t0 = cntvct(), c0;
     pmu_reset();
     write_sysreg(pmcntenset_el0, 1UL << 31);
     pmcr_write(PMCR_LC | PMCR_E);
-    c0 = read_sysreg(pmccntr_el0);
+    u64 c0 = read_sysreg(pmccntr_el0);
+    u64 t0 = cntvct();
     while (cntvct() - t0 < 3500000UL / 16)       /* 62.5 MHz ticks */
         ;
+    u64 t1 = cntvct();
     u64 cycles = read_sysreg(pmccntr_el0) - c0;
     kv_u64("stolen_ns", rec64[1]);
-    kv_u64("elapsed_ns", (cntvct() - t0) * 16);
+    kv_u64("elapsed_ns", (t1 - t0) * 16);
     kv_u64("cycles", cycles);
     return 0;
 }

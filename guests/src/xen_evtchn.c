@@ -10,8 +10,10 @@
  * grant-table queries, memory_op, console_io, unknown hypercall numbers, and HVC from EL0 and
  * with a foreign immediate.  Ends with SCHEDOP_shutdown (poweroff, or crash on a failure).
  *
- * --append case=poll_timeout runs only SCHEDOP_poll on a quiet port with a timeout: the
- * vCPU must wake at the timeout and the call return 0. */
+ * --append case=NAME runs one case alone instead: el0_hvc (HVC #0xEA1 at EL0 must be an
+ * Undefined Instruction exception), poll_timeout (SCHEDOP_poll on a quiet port returns after
+ * its timeout), poll_masked (SCHEDOP_poll on a masked port returns when the port becomes
+ * pending, without an upcall). */
 #include "xen_hcall.h"
 #include "board_common.h"
 
@@ -152,6 +154,7 @@ static void ports_and_status(void)
     /* masked port: pending without upcall until EVTCHNOP_unmask */
     mask((u32)ipi);
     u64 up0 = upcalls;
+    before = port_hits[ipi];
     kv_rc("send_masked", xen_evtchn_port_op(EVTCHNOP_send, (u32)ipi));
     kv_u64("masked_pending", pending(ipi));
     kv_u64("masked_upcall_flag", VI->evtchn_upcall_pending);
@@ -406,17 +409,26 @@ static void abi(void)
 
     set_sync_handler(sync_handler);
     u64 s0 = sync_count;
-    u64 r = el0_call(el0_hvc, 0, (u64)__el0_stack_top);
-    kv_u64("el0_hvc_exceptions", sync_count - s0);
-    kv_hex("el0_hvc_esr", s0 != sync_count ? sync_esr : 0);
-    kv_hex("el0_hvc_x0", r);
-    s0 = sync_count;
     __asm__ volatile("mov x16, #17\n hvc #0x1" ::: "x0", "x16", "memory");
     kv_u64("hvc_imm1_exceptions", sync_count - s0);
     kv_hex("hvc_imm1_esr", s0 != sync_count ? sync_esr : 0);
     set_sync_handler(0);
 }
 
+/* HVC is UNDEFINED at EL0: an EL0 process must get an Undefined Instruction exception
+ * (EC 0) at EL1, never a hypercall */
+static void el0_hvc_case(void)
+{
+    set_sync_handler(sync_handler);
+    u64 r = el0_call(el0_hvc, 0, (u64)__el0_stack_top);
+    kv_u64("el0_hvc_exceptions", sync_count);
+    kv_hex("el0_hvc_esr", sync_esr);
+    kv_u64("el0_hvc_vector", sync_vec);
+    kv_hex("el0_hvc_x0", r);
+    set_sync_handler(0);
+}
+
+/* SCHEDOP_poll with a timeout on a quiet port: back after the timeout with 0 */
 static void poll_timeout(void)
 {
     long ipi = bind_ipi();
@@ -428,6 +440,22 @@ static void poll_timeout(void)
     kv_u64("poll_slept", xen_now_ns() >= t0 + MS);
 }
 
+/* SCHEDOP_poll (no timeout) on a masked port: the event wakes the vCPU without an upcall */
+static void poll_masked(void)
+{
+    timer_port = (u32)xen_bind_virq(VIRQ_TIMER, 0);
+    u32 port = timer_port;
+    mask(port);
+    u64 deadline = xen_now_ns() + MS;
+    singleshot(deadline);
+    struct sched_poll p = { (u64)&port, 1, 0, 0 };
+    long rc = HYPERVISOR_sched_op(SCHEDOP_poll, &p);
+    kv_rc("poll_masked", rc);
+    kv_u64("poll_masked_pending", pending(port));
+    kv_u64("poll_masked_slept", xen_now_ns() >= deadline);
+    kv_u64("poll_masked_upcalls", upcalls);
+}
+
 int main(void)
 {
     set_irq_handler(irq_handler);
@@ -437,6 +465,10 @@ int main(void)
     irq_enable();
     if (board_arg_is("case", "poll_timeout")) {
         poll_timeout();
+    } else if (board_arg_is("case", "poll_masked")) {
+        poll_masked();
+    } else if (board_arg_is("case", "el0_hvc")) {
+        el0_hvc_case();
     } else {
         ports_and_status();
         timers();

@@ -113,7 +113,7 @@ class Machine:
         self._error: Optional[BaseException] = None
         self._pending_sites: list[tuple[int, tuple]] = []
         self._site_hooks: dict[int, int] = {}
-        self._precise_hooks: dict[int, tuple[int, int, int]] = {}   # block entry -> (handle, start, end)
+        self._precise_hooks: dict[tuple[int, int], int] = {}   # (start, end) of a precise block -> hook
         self._mem_hook: Optional[int] = None
         self._classes: dict[tuple, int] = {}
         self._fault: Optional[tuple] = None
@@ -524,7 +524,7 @@ class Machine:
         A[L.BLK_TGT + e] = last.target if last else 0
         A[L.BLK_NMEM + e] = nmem
         flags = L.BF_MAINT if maint else 0
-        if any(h[1] <= addr < h[2] for h in self._precise_hooks.values()):
+        if (addr, addr + size) in self._precise_hooks:
             flags |= L.BF_PRECISE
         A[L.BLK_FLAGS + e] = flags
         A[L.BLK_TOT + e * C.NS:L.BLK_TOT + (e + 1) * C.NS] = tot
@@ -1072,13 +1072,14 @@ class Machine:
         start = int(A[L.BLK_KEY + e]) - 1
         end = start + int(A[L.BLK_SIZE + e])
         if on:
-            h = native.hook_add(self.uc, UC.UC_HOOK_CODE, self._H.code_hook.address, self._arena_addr, start, end - 1)
-            self._precise_hooks[e] = (h, start, end)
+            if (start, end) not in self._precise_hooks:
+                self._precise_hooks[start, end] = native.hook_add(
+                    self.uc, UC.UC_HOOK_CODE, self._H.code_hook.address, self._arena_addr, start, end - 1)
             A[L.BLK_FLAGS + e] |= L.BF_PRECISE
         else:
-            rec = self._precise_hooks.pop(e, None)
-            if rec is not None:
-                native.hook_del(self.uc, rec[0])
+            h = self._precise_hooks.pop((start, end), None)
+            if h is not None:
+                native.hook_del(self.uc, h)
             A[L.BLK_FLAGS + e] &= ~np.uint64(L.BF_PRECISE)
         native.remove_tb_cache(self.uc, start, end)
 

@@ -14,7 +14,7 @@ STALL = STALL_FRONTEND + STALL_BACKEND), so every other counter is asserted to b
 CNT_CYCLES is checked exactly where the region's cycle count makes it phase-independent
 and against floor/ceil(cycles / 16) elsewhere.  Each guest configuration runs once per module.
 
-Known emulator bugs are ``xfail(strict=True)`` tests at the end of the module.
+Regression tests for the emulator bugs these guests found are at the end of the module.
 """
 from __future__ import annotations
 
@@ -207,9 +207,9 @@ BRANCHES = {
     "btb_alt": dict(inst=26, br=13, immed=5, ret=4, pcw=12, mis=5),
     "btb_mono": dict(inst=26, br=13, immed=5, ret=4, pcw=12, mis=1),
     "ras_nest": dict(inst=12, br=6, immed=3, ret=3, pcw=6),
-    "ras_deep": dict(inst=67, ld=16, st=16, mem=32, br=34, immed=17, ret=17, pcw=34, mis=None),  # xfail below
-    "cold_loop": dict(COLD, inst=9, br=4, immed=4, pcw=3),                                        # xfail below
-    "bcond_next": dict(inst=4, br=1, immed=1, pcw=None),                                          # xfail below
+    "ras_deep": dict(inst=67, ld=16, st=16, mem=32, br=34, immed=17, ret=17, pcw=34, mis=1),
+    "cold_loop": dict(COLD, inst=9, br=4, immed=4, pcw=3, mis=2),
+    "bcond_next": dict(inst=4, br=1, immed=1, pcw=0),
 }
 
 
@@ -235,8 +235,8 @@ MEM = {
     "excl_fail": dict(inst=6, br=1, immed=1, pcw=1),         # failed STXR/STXP: not stores, no access
     "acqrel": dict(inst=6, ld=3, st=2, mem=5),
     "unpriv": dict(inst=4, ld=2, st=1, mem=3),
-    "mmio": dict(inst=2, ld=1, mem=1, l1d=None),             # L1D_CACHE: xfail below
-    "excl_page": dict(inst=3, st=None, mem=None),            # xfail below
+    "mmio": dict(inst=2, ld=1, mem=1, l1d=0),                # Device access: not an L1D_CACHE access
+    "excl_page": dict(inst=3, st=0, mem=0),                  # failed STXR ending its page and block
 }
 
 
@@ -264,12 +264,14 @@ D_SIDE = {
     "d_wr8_rd8": _d(17, 16, 8, ld=8, st=8, mem=16),          # write-allocate, dirty victims written back
     "d_lru": _d(6, 4, ld=5, mem=5),                          # A B A C B: LRU 4 refills (FIFO: 3)
     "d_dirty_hit": _d(5, 3, 1, ld=3, st=1, mem=4),
-    "d_cross": _d(2, 2, ld=1, mem=1, unal=None),             # one load, two lines; UNALIGNED: xfail below
+    "d_cross": _d(2, 2, ld=1, mem=1, unal=1),                # one load, two lines, unaligned
     "d_ldp": _d(2, 1, ld=1, mem=2, op=3),
     "d_prfm": _d(3, 1, ld=1, mem=1),                         # PRFM allocates nothing
     "d_stxr_fail": _d(3),                                    # a failed STXR accesses nothing
     "d_dczva": _d(2, 1, st=1, mem=1),                        # DC ZVA: a 64-byte write, write-allocate
-    "d_civac": dict(_d(4, 1, ld=1, st=1, mem=2), drefill=None, cyc=None, be=None),   # xfail below
+    # CIVAC writes the dirty line back: counted by L1D_CACHE_WB (IMPLEMENTATION DEFINED for
+    # cache maintenance; vpmu counts it, docs/events.md)
+    "d_civac": _d(4, 2, 1, ld=1, st=1, mem=2),
     "d_warm": _d(2, ld=1, mem=1),
 }
 
@@ -300,10 +302,10 @@ def test_l1i_cache(guest, region):
 UNALIGNED = {
     "u_ld": dict(COLD, inst=10, ld=7, st=2, mem=12, op=13, unal=6),
     "u_simd": dict(COLD, inst=4, ld=3, mem=3, unal=2),
-    "u_ld1b": dict(COLD, inst=2, ld=1, mem=1, unal=None),   # xfail below
-    "u_ld1s": dict(COLD, inst=2, ld=1, mem=1, unal=None),   # xfail below
-    "u_q": dict(COLD, inst=2, ld=1, mem=1, unal=None),      # xfail below
-    "u_loop": dict(COLD, inst=13, ld=4, mem=4, br=4, immed=4, pcw=3, unal=None),   # xfail below
+    "u_ld1b": dict(COLD, inst=2, ld=1, mem=1, unal=0),
+    "u_ld1s": dict(COLD, inst=2, ld=1, mem=1, unal=0),
+    "u_q": dict(COLD, inst=2, ld=1, mem=1, unal=1),
+    "u_loop": dict(COLD, inst=13, ld=4, mem=4, br=4, immed=4, pcw=3, unal=4),
     "u_fault": dict(COLD, inst=6, exc=1, eret=1, pcw=1, unal=0),     # Alignment fault: not retired, not counted
 }
 
@@ -460,7 +462,8 @@ def _ver_expected(version):
     e["STALL"] = 9 if v >= 5 else 0
     e["L1I_CACHE_LMISS"] = e["PMU_OVFS"] = 0
     if v == 1:      # 10-bit evtCount: 0x4004 -> 0x004 L1D_CACHE, 0x4006 -> 0x006 LD_RETIRED,
-        e.update(CNT_CYCLES=3, L1I_CACHE_LMISS=2, PMU_OVFS=5)    # 0x400D -> 0x00D BR_IMMED_RETIRED
+        # 0x400D -> 0x00D BR_IMMED_RETIRED, 0x400F -> 0x00F UNALIGNED_LDST_RETIRED (ldr [x1, #17])
+        e.update(CNT_CYCLES=3, L1I_CACHE_LMISS=2, PMU_OVFS=5, PMU_HOVFS=1)
     elif v == 4:    # 0x4000 range exists, CNT_CYCLES is not implemented before 3.4
         e["CNT_CYCLES"] = 0
     return e
@@ -484,71 +487,79 @@ def test_evtcount_width(guest, version):
     assert t["CNT_CYCLES"] == want and t["EV_3FF"] == 0x3FF
 
 
-# ---------------------------------------------------------------------------------------------
-# known emulator bugs (strict xfail: they fail while the bug exists)
+def test_every_implemented_event_is_measured():
+    """The standard set of the guests (ev_harness.h EV_STD) plus SW_INCR and CHAIN (ev_misc)
+    is exactly the catalogue's implemented events: a new event needs its guest regions."""
+    from vpmu.pmu import events
+    implemented = {e.name for e in events.CATALOGUE if e.implemented}
+    assert implemented == set(STD) | {"SW_INCR", "CHAIN"}
 
-@pytest.mark.xfail(strict=True, reason="branch predictor counters start at 0 (strongly not-taken), not at the "
-                   "documented 1 (weakly not-taken): the BP array is never initialised (kernels.resolve_branch)")
+
+@pytest.mark.parametrize("name", ["ev_insts", "ev_branches", "ev_mem", "ev_caches", "ev_cycles", "ev_misc"])
+def test_no_predictor_aliasing_in_the_guests(vpmu_guest_dir, name):
+    """The steady-state mispredict counts assume no two conditional branches of a guest share
+    a 2-bit counter ((PC >> 2) mod 4096) and no two BR/BLR share a target-buffer entry
+    ((PC >> 2) mod 1024)."""
+    import capstone
+    from elftools.elf.elffile import ELFFile
+    with open(resolve_guest(vpmu_guest_dir, name), "rb") as f:
+        text = ELFFile(f).get_section_by_name(".text")
+        data, base = text.data(), text["sh_addr"]
+    md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+    cond, ind = {}, {}
+    for addr, _size, mnem, _ops in md.disasm_lite(data, base):
+        if mnem.startswith("b.") or mnem in ("cbz", "cbnz", "tbz", "tbnz"):
+            cond.setdefault((addr >> 2) % 4096, []).append(hex(addr))
+        elif mnem in ("br", "blr"):
+            ind.setdefault((addr >> 2) % 1024, []).append(hex(addr))
+    assert [v for v in cond.values() if len(v) > 1] == []
+    assert [v for v in ind.values() if len(v) > 1] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# regression tests for emulator bugs found by these guests (all fixed)
+
 def test_bug_predictor_starts_weakly_not_taken(guest):
     # a never-executed back edge, T T T NT: weakly not-taken start -> 2 mispredicts (vpmu: 3)
     assert guest("ev_branches")["cold_loop"]["BR_MIS_PRED"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="return stack overflow: once RAS_TOP saturates at 16 a push overwrites "
-                   "slot 0 but the next pop reads slot 15, so every return of a chain deeper than 16 mispredicts")
 def test_bug_return_stack_keeps_the_16_most_recent(guest):
     # 17 distinct call sites: only the outermost RET should miss (vpmu: all 17)
     assert guest("ev_branches")["ras_deep"]["BR_MIS_PRED"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a not-taken conditional branch whose target is the next instruction is "
-                   "resolved as taken (resolve_branch cannot tell from next_pc): counted by PC_WRITE_RETIRED")
 def test_bug_not_taken_branch_to_next_instruction(guest):
     assert guest("ev_branches")["bcond_next"]["PC_WRITE_RETIRED"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="UNALIGNED_LDST_RETIRED: LAST_UNALIGNED_PC is never reset, so an unaligned "
-                   "access by the same instruction as the previously counted one is not counted again")
 @pytest.mark.parametrize("region,want", [("u_loop", 4), ("d_cross", 1)])
 def test_bug_unaligned_counts_every_execution(guest, region, want):
     assert guest("ev_caches", **D_CACHE)[region]["UNALIGNED_LDST_RETIRED"] == want
 
 
-@pytest.mark.xfail(strict=True, reason="UNALIGNED_LDST_RETIRED follows Unicorn's access split, not the element "
-                   "size: LD1 of consecutive elements is done as 8-byte accesses, LDR Q as two 8-byte accesses")
 @pytest.mark.parametrize("region,want", [("u_ld1b", 0), ("u_ld1s", 0), ("u_q", 1)])
 def test_bug_unaligned_uses_the_element_size(guest, region, want):
     assert guest("ev_caches", **D_CACHE)[region]["UNALIGNED_LDST_RETIRED"] == want
 
 
-@pytest.mark.xfail(strict=True, reason="the data-side memory hook is installed only when the run loop happens to "
-                   "stop (nothing requests SR_MEMHOOK), so without an L1D penalty the accesses right after a "
-                   "counter starts listening to L1D_CACHE_REFILL are not seen")
 def test_bug_l1d_refills_counted_from_the_enabling_write(guest):
     r = guest("ev_caches", cache="line=64,l1d-size=512,l1d-ways=2")
     assert r["d_rd8"]["L1D_CACHE_REFILL"] == 8
 
 
-@pytest.mark.xfail(strict=True, reason="the cache models only see fetches/accesses while a counter listens to a "
-                   "cache event (or a penalty is configured): code run with counting off is not in the L1I model")
 def test_bug_cache_contents_do_not_depend_on_counting(guest):
     assert guest("ev_caches", **D_CACHE)["i_warm"]["L1I_CACHE_REFILL"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="the L1D model ignores cache maintenance: DC CIVAC leaves the line valid, "
-                   "so the load after it hits")
 def test_bug_dc_civac_invalidates(guest):
     assert guest("ev_caches", **D_CACHE)["d_civac"]["L1D_CACHE_REFILL"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="L1D_CACHE is the static MEM_ACCESS channel: it counts Device (MMIO) "
-                   "accesses, which the cache model itself never allocates (RAM only)")
 def test_bug_l1d_cache_excludes_device_accesses(guest):
     assert guest("ev_mem")["mmio"]["L1D_CACHE"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="a failed store-exclusive is recognised by a hook on the next instruction "
-                   "of the same block; when the STXR ends a page (and its block) it is counted as a store")
 def test_bug_failed_stxr_at_the_end_of_a_page(guest):
     r = guest("ev_mem")["excl_page"]
     assert (r["ST_RETIRED"], r["MEM_ACCESS"]) == (0, 0)

@@ -41,8 +41,8 @@ def _kv_model(cls, spec: str, what: str):
     for item in filter(None, (x.strip() for x in spec.split(","))):
         k, sep, v = item.partition("=")
         k = k.strip().replace("-", "_")
-        if not sep or not hasattr(obj, k):
-            names = ", ".join(f.replace("_", "-") for f in vars(obj))
+        if not sep or not hasattr(obj, k) or k == "enabled":
+            names = ", ".join(f.replace("_", "-") for f in vars(obj) if f != "enabled")
             raise argparse.ArgumentTypeError(f"{what}: unknown item {item!r} (known: {names})")
         try:
             val = parse_size(v) if cls is CacheModel else int(v, 0)
@@ -63,6 +63,7 @@ def cycle_model(spec: str) -> CycleModel:
 
 def cache_model(spec: str) -> CacheModel:
     m = _kv_model(CacheModel, spec, "--cache")
+    m.enabled = True
     if m.line < 4 or m.line & (m.line - 1):
         raise argparse.ArgumentTypeError("--cache: line must be a power of two >= 4")
     return m

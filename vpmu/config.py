@@ -54,7 +54,11 @@ class CycleModel:
 
 @dataclass
 class CacheModel:
-    """Set-associative L1 caches used by the L1I_*/L1D_* events (LRU, write-back, write-allocate)."""
+    """Set-associative L1 caches used by the L1I_*/L1D_* events (LRU, write-back, write-allocate).
+
+    ``enabled`` (set by ``--cache``): the models simulate from the start of the run; otherwise
+    a model starts, cold, when a counter first counts one of its events."""
+    enabled: bool = False
     line: int = 64
     l1i_size: int = 32 * 1024
     l1i_ways: int = 2

@@ -14,7 +14,9 @@
  * none of ev_dbuf, so that every count below follows from the model alone.
  * I-side regions run once in the whole guest (warm = 0): their code lines were never
  * fetched; `isb` after the enabling MSR ends the translation block, so the block after it
- * is fetched (looked up once per 64-byte line it spans) while counting.
+ * is fetched (looked up once per 64-byte line it spans) while counting.  The unaligned
+ * regions (u_*) run once too: an instruction's unaligned access is counted only if the
+ * previously counted one was another instruction (see the xfail tests).
  */
 #include "ev_harness.h"
 
@@ -66,8 +68,8 @@ __asm__(R_BEGIN(r_d_dirty_hit) CLEANSE DBUF R_ON
         R_OFF R_END);
 
 /* d_cross: an 8-byte load at line offset 60 reads bytes of two lines: 2 refills, and it is
- * unaligned (UNALIGNED_LDST_RETIRED 1).  INST 2, L1D_CACHE 1 (one register), MEM 1,
- * CPU_CYCLES 2 + 40. */
+ * unaligned (UNALIGNED_LDST_RETIRED 1: see the xfail test, the warm-up run hides it).
+ * INST 2, L1D_CACHE 1 (one register), MEM 1, CPU_CYCLES 2 + 40. */
 REGION(r_d_cross);
 __asm__(R_BEGIN(r_d_cross) CLEANSE DBUF R_ON "ldr x2, [x1, #60]\n" R_OFF R_END);
 
@@ -75,15 +77,19 @@ __asm__(R_BEGIN(r_d_cross) CLEANSE DBUF R_ON "ldr x2, [x1, #60]\n" R_OFF R_END);
 REGION(r_d_ldp);
 __asm__(R_BEGIN(r_d_ldp) CLEANSE DBUF R_ON "ldp x2, x3, [x1]\n" R_OFF R_END);
 
-/* d_prfm: PRFM is a NOP in vpmu (no access, no allocation): prfm A, then load A: 1 refill. */
+/* d_prfm: PRFM is a NOP in vpmu (no access, no allocation): prfm A, then load A: 1 refill.
+ * INST 3, LD 1, MEM 1, CPU_CYCLES 23. */
 REGION(r_d_prfm);
 __asm__(R_BEGIN(r_d_prfm) CLEANSE DBUF R_ON "prfm pldl1keep, [x1]\n ldr x2, [x1]\n" R_OFF R_END);
 
-/* d_stxr_fail: a failed store-exclusive does not access memory: clrex, stxr: 0 refills. */
+/* d_stxr_fail: a failed store-exclusive does not access memory: msr, clrex, stxr = 3;
+ * 0 refills, ST 0, MEM 0. */
 REGION(r_d_stxr_fail);
 __asm__(R_BEGIN(r_d_stxr_fail) CLEANSE DBUF R_ON "clrex\n stxr w3, x2, [x1]\n" R_OFF R_END);
 
-/* d_dczva: DC ZVA of line A (see the test for what vpmu's cache model does with it). */
+/* d_dczva: DC ZVA of line A: the model sees a 64-byte write, which allocates the line with a
+ * refill (write-allocate; a real core may allocate a zeroed line without one).  INST 2,
+ * ST 1, MEM 1, refills 1, CPU_CYCLES 22. */
 REGION(r_d_dczva);
 __asm__(R_BEGIN(r_d_dczva) CLEANSE DBUF R_ON "dc zva, x1\n" R_OFF R_END);
 
@@ -93,9 +99,9 @@ __asm__(R_BEGIN(r_d_dczva) CLEANSE DBUF R_ON "dc zva, x1\n" R_OFF R_END);
 REGION(r_d_civac);
 __asm__(R_BEGIN(r_d_civac) CLEANSE DBUF R_ON "str x2, [x1]\n dc civac, x1\n ldr x2, [x1]\n" R_OFF R_END);
 
-/* d_warm: warm-up with counting OFF.  Before the enabling MSR, load A (after CLEANSE); then
- * count a load of A: a hit, 0 refills, whatever the PMU was doing when A was loaded.
- * Run by main() with PMCR_EL0 = 0 until R_ON (see d_warm_measure). */
+/* d_warm: load A with counting off (the region writes PMCR_EL0 = 0 first), then count a
+ * load of A: a hit, 0 refills.  INST 2, LD 1, MEM 1.  (In the D-side configuration the
+ * penalties keep the model observing while nothing counts; see i_warm for the I side.) */
 REGION(r_d_warm);
 __asm__(R_BEGIN(r_d_warm) CLEANSE DBUF "msr pmcr_el0, xzr\n isb\n ldr x2, [x1]\n" R_ON "ldr x2, [x1]\n" R_OFF R_END);
 

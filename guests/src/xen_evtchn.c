@@ -13,7 +13,8 @@
  * --append case=NAME runs one case alone instead: el0_hvc (HVC #0xEA1 at EL0 must be an
  * Undefined Instruction exception), poll_timeout (SCHEDOP_poll on a quiet port returns after
  * its timeout), poll_masked (SCHEDOP_poll on a masked port returns when the port becomes
- * pending, without an upcall). */
+ * pending, without an upcall), watchdog (an expired SCHEDOP_watchdog ends the run with reason
+ * xen_watchdog, exit status 1). */
 #include "xen_hcall.h"
 #include "board_common.h"
 
@@ -95,7 +96,7 @@ static void status(const char *name, u16 dom, u32 port)
     long rc = HYPERVISOR_event_channel_op(EVTCHNOP_status, &s);
     printf("status_%s=%ld\n", name, rc);
     if (rc == 0)
-        printf("status_%s_fields=%u,%u,0x%x\n", name, s.status, s.vcpu, s.u.virq);
+        printf("status_%s_fields=%u,%u,0x%x,0x%x\n", name, s.status, s.vcpu, s.u.virq, s.u.interdomain.port);
 }
 
 static long singleshot(u64 deadline)
@@ -190,6 +191,25 @@ static void ports_and_status(void)
         kv_rc("close_console", xen_evtchn_port_op(EVTCHNOP_close, (u32)con));
         kv_rc("rebind_console", xen_bind_virq(VIRQ_CONSOLE, 0));
     }
+    /* loopback interdomain channel: binding notifies the new port at once; each end's send
+     * reaches the other; closing one end leaves the other unbound */
+    struct evtchn_alloc_unbound au2 = { DOMID_SELF, DOMID_SELF, ~0u };
+    HYPERVISOR_event_channel_op(EVTCHNOP_alloc_unbound, &au2);
+    struct evtchn_bind_interdomain bi = { DOMID_SELF, au2.port, ~0u };
+    up0 = upcalls;
+    rc = HYPERVISOR_event_channel_op(EVTCHNOP_bind_interdomain, &bi);
+    kv_rc("bind_interdomain", rc ? rc : (long)bi.local_port);
+    kv_u64("bind_interdomain_upcalls", upcalls - up0);
+    u64 a0 = port_hits[au2.port], l0 = port_hits[bi.local_port];
+    kv_rc("send_local", xen_evtchn_port_op(EVTCHNOP_send, bi.local_port));
+    kv_rc("send_remote", xen_evtchn_port_op(EVTCHNOP_send, au2.port));
+    printf("interdomain_hits=%lu,%lu\n", port_hits[au2.port] - a0, port_hits[bi.local_port] - l0);
+    status("interdomain", DOMID_SELF, bi.local_port);
+    kv_rc("close_local", xen_evtchn_port_op(EVTCHNOP_close, bi.local_port));
+    status("peer_after_close", DOMID_SELF, au2.port);
+    bi.remote_port = timer_port;
+    kv_rc("bind_interdomain_to_virq", HYPERVISOR_event_channel_op(EVTCHNOP_bind_interdomain, &bi));
+
     /* FIFO ABI not built: Linux falls back to 2-level */
     u8 ic[24] = { 0 };
     kv_rc("init_control", HYPERVISOR_event_channel_op(EVTCHNOP_init_control, ic));
@@ -440,6 +460,21 @@ static void poll_timeout(void)
     kv_u64("poll_slept", xen_now_ns() >= t0 + MS);
 }
 
+/* SCHEDOP_watchdog: an expired watchdog shuts the domain down (reason watchdog) */
+static void watchdog(void)
+{
+    u32 w[2] = { 0, 1 };                                   /* id 0 = new, timeout 1 s */
+    kv_rc("watchdog_new", HYPERVISOR_sched_op(SCHEDOP_watchdog, w));
+    w[0] = 1;
+    w[1] = 0;
+    kv_rc("watchdog_disarm", HYPERVISOR_sched_op(SCHEDOP_watchdog, w));
+    w[0] = 0;
+    w[1] = 1;
+    kv_rc("watchdog_again", HYPERVISOR_sched_op(SCHEDOP_watchdog, w));
+    for (;;)
+        wfi();
+}
+
 /* SCHEDOP_poll (no timeout) on a masked port: the event wakes the vCPU without an upcall */
 static void poll_masked(void)
 {
@@ -467,6 +502,8 @@ int main(void)
         poll_timeout();
     } else if (board_arg_is("case", "poll_masked")) {
         poll_masked();
+    } else if (board_arg_is("case", "watchdog")) {
+        watchdog();
     } else if (board_arg_is("case", "el0_hvc")) {
         el0_hvc_case();
     } else {

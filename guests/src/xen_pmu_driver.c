@@ -170,9 +170,11 @@ int main(void)
     struct vcpu_register_vcpu_info rvi = { (u64)vcpu_info_page >> 12, VI_OFFSET, 0 };
     kv_rc("register_vcpu_info", HYPERVISOR_vcpu_op(VCPUOP_register_vcpu_info, 0, &rvi));
     vi = (volatile struct vcpu_info *)(vcpu_info_page + VI_OFFSET);
+    kv_rc("register_vcpu_info_again", HYPERVISOR_vcpu_op(VCPUOP_register_vcpu_info, 0, &rvi));
     kv_u64("vi_upcall_pending", vi->evtchn_upcall_pending);
     kv_hex("vi_pending_sel", vi->evtchn_pending_sel);
     gic_enable_irq(XEN_EVTCHN_PPI, 0x80);
+    gic_enable_irq(PMU_PPI, 0x80);     /* must stay quiet while the page owns the PMU interrupt */
     irq_enable();
     isb();
     kv_u64("spurious_upcalls", upcalls_empty);
@@ -189,6 +191,7 @@ int main(void)
     kv_rc("init", rc);
     if (rc) {
         kv_str("vpmu", "disabled");
+        kv_rc("flush_without_page", HYPERVISOR_xenpmu_op(XENPMU_flush, 0));
         kv_rc("bind_virq_xenpmu", xen_bind_virq(VIRQ_XENPMU, 0));   /* binding still works */
         return report();
     }
@@ -263,7 +266,6 @@ int main(void)
     kv_rc("lvtpc_set_after_finish", HYPERVISOR_xenpmu_op(XENPMU_lvtpc_set, 0));
     kv_rc("flush_after_finish", HYPERVISOR_xenpmu_op(XENPMU_flush, 0));
     u64 before = pmu_upcalls;
-    gic_enable_irq(PMU_PPI, 0x80);
     arm_counter0(0xFFFFFFF0UL);
     pmcr_write(PMCR_LC | PMCR_E);
     spin(100);

@@ -153,6 +153,7 @@ class Machine:
             native.hook_add(uc, UC.UC_HOOK_BLOCK, H.block_hook.address, self._arena_addr),
             native.hook_add(uc, UC.UC_HOOK_INSN, H.mrs_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_MRS),
             native.hook_add(uc, UC.UC_HOOK_INSN, H.msr_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_MSR),
+            native.hook_add(uc, UC.UC_HOOK_INSN, H.sys_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_SYS),
         ]
         uc.hook_add(UC.UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
@@ -212,6 +213,11 @@ class Machine:
         cy, ca = cfg.cycles, cfg.cache
         A[L.PEN_MISPRED], A[L.PEN_L1I], A[L.PEN_L1D], A[L.PEN_WB] = cy.mispredict, cy.l1i_refill, cy.l1d_refill, cy.l1d_writeback
         A[L.LINE_SHIFT] = ca.line.bit_length() - 1
+        A[L.BP:L.BP + L.BP_N] = 1                  # 2-bit counters start weakly not-taken
+        # An explicitly configured cache model (or a refill penalty) simulates from the start;
+        # otherwise a model starts (cold) when a counter first counts one of its events.
+        A[L.L1I_ACTIVE] = 1 if (ca.enabled or cy.l1i_refill) else 0
+        A[L.L1D_ACTIVE] = 1 if (ca.enabled or cy.l1d_refill or cy.l1d_writeback) else 0
         for (sets_o, ways_o, size, ways) in ((L.L1I_SETS, L.L1I_WAYS, ca.l1i_size, ca.l1i_ways),
                                             (L.L1D_SETS, L.L1D_WAYS, ca.l1d_size, ca.l1d_ways)):
             lines = size // ca.line
@@ -501,6 +507,7 @@ class Machine:
         nmem = 0
         maint = False
         new_sites = False
+        excl_last = 0
         for i, ins in enumerate(blk.insns):
             cid = self._class_id(ins)
             A[L.POOL + off + i] = cid
@@ -513,8 +520,12 @@ class Machine:
                 new_sites |= self._want_site_hook(ins.addr)
             if ins.excl_rs >= 0:
                 fail = self._class_id_for(classify.failed_exclusive(ins))
-                self._site_put(ins.addr + 4, (1 << 32) | (ins.excl_rs << 33) | (fail << 40), ~0xFFFF_FFFF)
-                new_sites |= self._want_site_hook(ins.addr + 4)
+                check = (1 << 32) | (ins.excl_rs << 33) | (fail << 40)
+                if i == n - 1:
+                    excl_last = check         # judged by the block hook of the successor
+                else:
+                    self._site_put(ins.addr + 4, check, ~0xFFFF_FFFF)
+                    new_sites |= self._want_site_hook(ins.addr + 4)
         last = blk.insns[-1] if blk.insns else None
         A[L.BLK_KEY + e] = addr + 1
         A[L.BLK_SIZE + e] = size
@@ -523,6 +534,8 @@ class Machine:
         A[L.BLK_BK + e] = last.bk if last else 0
         A[L.BLK_TGT + e] = last.target if last else 0
         A[L.BLK_NMEM + e] = nmem
+        A[L.BLK_WORD + e] = last.word if last else 0
+        A[L.BLK_EXCL + e] = excl_last
         flags = L.BF_MAINT if maint else 0
         if (addr, addr + size) in self._precise_hooks:
             flags |= L.BF_PRECISE
@@ -574,6 +587,7 @@ class Machine:
             A[L.CLS_INC + cid * C.NS:L.CLS_INC + (cid + 1) * C.NS] = np.array(k[:C.NS], dtype=np.uint64)
             A[L.CLS_BK + cid] = k[C.NS]
             A[L.CLS_NMEM + cid] = k[C.NS + 1]
+            A[L.CLS_ESIZE + cid] = k[C.NS + 2]
             A[L.CLS_N] = cid + 1
         return cid
 
@@ -978,6 +992,8 @@ class Machine:
         pc = self.entry
         try:
             while True:
+                if int(A[L.MEMHOOK_WANT]) != int(A[L.MEMHOOK_ON]):
+                    self._update_memhook()
                 A[L.STOP_REASON] = L.SR_NONE
                 self._fault = None
                 try:
@@ -1004,14 +1020,10 @@ class Machine:
                 elif reason == L.SR_LIMIT:
                     raise errors.GuestStop(f"instruction limit reached ({int(A[L.INSN_LIMIT])} instructions) "
                                            f"at PC {pc:#x}", errors.EXIT_INSN_LIMIT)
-                elif reason == L.SR_MEMHOOK:
-                    self._update_memhook()
                 elif reason == L.SR_NONE:
                     if pc == UNTIL:
                         raise errors.VpmuError(f"the guest branched to {UNTIL:#x}")
                     self._after_halt(pc)
-                if int(A[L.MEMHOOK_WANT]) != int(A[L.MEMHOOK_ON]):
-                    self._update_memhook()
         except GuestExit as ge:
             self._finish(ge.status, ge.reason)
         except errors.VpmuError as ve:

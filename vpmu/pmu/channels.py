@@ -48,11 +48,12 @@ D_STALL_BE = 9    # backend penalty cycles (L1D refills and write-backs)
 D_PMU_OVFS = 10   # counter overflows
 D_CNT_CYCLES = 11 # ticks of the constant-frequency (generic timer) clock
 D_STALL = 12      # D_STALL_FE + D_STALL_BE
-ND = 13
+D_L1D_ACCESS = 13 # data accesses to RAM (cacheable): L1D_CACHE excludes Device accesses
+ND = 14
 
 DYNAMIC_NAMES = ["pc_write_cond", "mispred", "exc_taken", "l1i_refill", "l1d_refill", "l1d_wb",
                  "unaligned", "penalty_cycles", "stall_fe_pen", "stall_be_pen", "pmu_ovfs",
-                 "cnt_cycles", "stall_pen"]
+                 "cnt_cycles", "stall_pen", "l1d_access"]
 
 # dynamic channels that need the data-side memory hooks while a counter uses them
-MEM_HOOK_CHANNELS = (D_L1D_REFILL, D_L1D_WB, D_UNALIGNED)
+MEM_HOOK_CHANNELS = (D_L1D_REFILL, D_L1D_WB, D_UNALIGNED, D_L1D_ACCESS)

@@ -49,11 +49,12 @@ class Insn:
     site: tuple | None = None   # (key, is_read, rt) for a claimed MRS/MSR
     maint: bool = False   # cache/TLB maintenance or MMU register write
     excl_rs: int = -1     # store-exclusive: its status register (the outcome decides the class)
+    esize: int = 0        # element size of its data accesses in bytes (0: no data access)
     kind: str = "other"   # cycle class: load/store/branch/mul/div/fp/system/other
 
     @property
     def cls_key(self) -> tuple:
-        return self.inc + (self.bk, self.nmem)
+        return self.inc + (self.bk, self.nmem, self.esize)
 
 
 _LOAD_PREFIXES = ("ldr", "ldur", "ldp", "ldnp", "ldxr", "ldxp", "ldaxr", "ldaxp", "ldar", "ldapr",
@@ -76,6 +77,33 @@ def _reg_list_len(op_str: str) -> int:
         a, b = (int(x.strip()[1:].split(".")[0]) for x in inner.split(" - "))
         return (b - a) % 32 + 1
     return len([x for x in inner.split(",") if x.strip()])
+
+
+_VSIZE = {"b": 1, "h": 2, "s": 4, "d": 8, "q": 16}
+
+
+def element_size(mnemonic: str, op_str: str) -> int:
+    """Bytes per element of a load/store: what alignment is judged against (Arm ARM
+    UNALIGNED_LDST_RETIRED: the alignment check SCTLR_ELx.A = 1 would make)."""
+    m = mnemonic
+    ops = [o.strip() for o in op_str.replace("{", "").replace("}", "").split(",")]
+    if m.startswith(("ld1", "ld2", "ld3", "ld4", "st1", "st2", "st3", "st4")):
+        arr = op_str.split(".", 1)[1] if "." in op_str else "b"
+        return _VSIZE.get(arr.lstrip("0123456789")[:1], 1)
+    if m.startswith(("stxr", "stlxr", "stxp", "stlxp")):
+        ops = ops[1:]                                  # skip the status register
+    if m.endswith("b"):
+        return 1
+    if m.endswith("h"):
+        return 2
+    if m.endswith("sw"):
+        return 4
+    reg = ops[0] if ops else ""
+    if reg[:1] in ("x",) or reg == "sp" or reg == "xzr":
+        return 8
+    if reg[:1] == "w":
+        return 4
+    return _VSIZE.get(reg[:1], 8)
 
 
 def _target(op_str: str) -> int:
@@ -114,6 +142,7 @@ def classify_word(addr: int, word: int, cycles: CycleModel) -> Insn:
                 inc[C.S_ST] = 1
                 ins.nmem = 1
                 ins.kind = "store"
+                ins.esize = 1                                  # block-aligned: never unaligned
     # --- branches --------------------------------------------------------------------------------
     elif m.startswith("b.") or m in _COND_BRANCH:
         ins.bk, ins.target, ins.kind = L.BK_COND, _target(ops), "branch"
@@ -141,16 +170,19 @@ def classify_word(addr: int, word: int, cycles: CycleModel) -> Insn:
         inc[C.S_LD] = inc[C.S_ST] = 1
         ins.nmem = 4 if m.startswith("casp") else 2
         ins.kind = "load"
+        ins.esize = element_size(m, ops)
     elif m.startswith("prf"):
         ins.kind = "load"                               # a hint: no access, not a load
     elif m.startswith(_LOAD_PREFIXES):
         inc[C.S_LD] = 1
         ins.nmem = 2 if m.startswith(("ldp", "ldnp", "ldxp", "ldaxp", "ldpsw")) else _reg_list_len(ops)
         ins.kind = "load"
+        ins.esize = element_size(m, ops)
     elif m.startswith(_STORE_PREFIXES):
         inc[C.S_ST] = 1
         ins.nmem = 2 if m.startswith(("stp", "stnp", "stxp", "stlxp")) else _reg_list_len(ops)
         ins.kind = "store"
+        ins.esize = element_size(m, ops)
         if m.startswith(("stxr", "stlxr", "stxp", "stlxp")):
             ins.excl_rs = (word >> 16) & 31
     elif m in _MUL:
@@ -191,7 +223,7 @@ def failed_exclusive(ins: Insn) -> tuple:
     inc = list(ins.inc)
     inc[C.S_ST] = inc[C.S_MEM] = inc[C.S_UNALIGNED_CAND] = 0
     inc[C.S_OP] = 1
-    return tuple(inc) + (ins.bk, 0)
+    return tuple(inc) + (ins.bk, 0, ins.esize)
 
 
 def classify_block(start: int, code: bytes, cycles: CycleModel) -> Block:

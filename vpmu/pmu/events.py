@@ -43,7 +43,7 @@ _COMMON = [
     (0x03, "L1D_CACHE_REFILL",        "Level 1 data cache refill",
                                       "L1D cache model: line misses of data accesses (memory hooks)",      -1, _I.D_L1D_REFILL, 1, ""),
     (0x04, "L1D_CACHE",               "Level 1 data cache access",
-                                      "one per architectural data access (as MEM_ACCESS)",                 _I.S_MEM, -1, 1, ""),
+                                      "data accesses to RAM, counted as MEM_ACCESS counts them (Device accesses excluded; memory hooks)", -1, _I.D_L1D_ACCESS, 1, ""),
     (0x05, "L1D_TLB_REFILL",          "Level 1 data TLB refill", "", -1, -1, 1, ""),
     (0x06, "LD_RETIRED",              "Instruction architecturally executed, condition code check pass, load",
                                       "load instructions retired (classification table)",                  _I.S_LD, -1, 1, ""),

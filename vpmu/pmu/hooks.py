@@ -115,11 +115,80 @@ def irq_deliverable(uc, A):
 
 
 @njit(cache=True)
+def _xreg(rs):
+    """Unicorn's register id of Xrs (X0..X28 are consecutive, X29/X30 are not)."""
+    if rs <= 28:
+        return R.UC_ARM64_REG_X0 + rs
+    return R.UC_ARM64_REG_X29 if rs == 29 else R.UC_ARM64_REG_X30
+
+
+@njit(cache=True)
+def _exclusive_outcome(uc, addr, A, v):
+    """addr follows a store-exclusive: if its status register says it failed, it retires as
+    the "failed" class (no store, no data access) instead of its own class."""
+    prev = addr - U(4)
+    start = A[CUR_START]
+    if A[CUR_VALID] == ZERO or prev < start or prev >= start + A[CUR_SIZE]:
+        return
+    idx = I((prev - start) >> U(2))
+    if idx < I(A[CUR_DONE]):
+        return
+    rs = I((v >> U(33)) & U(31))
+    if rs == 31:
+        return                          # status discarded: counted as a successful store
+    status = _read_reg(uc, A, _xreg(rs)) & U(0xFFFFFFFF)
+    if status != ZERO:
+        K.commit_ex(A, I(A[CUR_DONE]), idx + 1, idx, I((v >> U(40)) & U(0xFFFF)))
+
+
+@njit(cache=True)
+def _cond_holds(uc, A, word):
+    """Did the conditional branch `word` (the last instruction, just executed) see its
+    condition hold?  Its inputs are still intact at the next block boundary."""
+    if (word & U(0xFF000010)) == U(0x54000000):               # B.cond
+        nzcv = _read_reg(uc, A, R.UC_ARM64_REG_NZCV) >> U(28)
+        n, z, c, v = (nzcv >> U(3)) & ONE, (nzcv >> U(2)) & ONE, (nzcv >> U(1)) & ONE, nzcv & ONE
+        cond = I(word & U(0xF))
+        base = cond >> 1
+        if base == 0:
+            r = z == ONE
+        elif base == 1:
+            r = c == ONE
+        elif base == 2:
+            r = n == ONE
+        elif base == 3:
+            r = v == ONE
+        elif base == 4:
+            r = c == ONE and z == ZERO
+        elif base == 5:
+            r = n == v
+        elif base == 6:
+            r = n == v and z == ZERO
+        else:
+            r = True
+        if (cond & 1) == 1 and cond != 15:
+            r = not r
+        return r
+    rt = I(word & U(31))
+    val = ZERO if rt == 31 else _read_reg(uc, A, _xreg(rt))
+    if (word & U(0x7E000000)) == U(0x34000000):               # CBZ / CBNZ
+        if (word >> U(31)) == ZERO:
+            val &= U(0xFFFFFFFF)
+        return (val == ZERO) != ((word >> U(24)) & ONE == ONE)
+    bit = ((word >> U(31)) << U(5)) | ((word >> U(19)) & U(31))  # TBZ / TBNZ
+    return ((val >> bit) & ONE == ZERO) != ((word >> U(24)) & ONE == ONE)
+
+
+@njit(cache=True)
 def _block(uc, addr, size, A):
     # 1. the previous block retired completely; its branch resolves against addr
     if A[CUR_VALID] != ZERO:
         e_prev = I(A[CUR_ENTRY])
         maint = (A[BLK_FLAGS + e_prev] & U(BF_MAINT)) != ZERO
+        if A[BLK_EXCL + e_prev] != ZERO:      # a store-exclusive ended the block
+            _exclusive_outcome(uc, A[CUR_START] + A[CUR_SIZE], A, A[BLK_EXCL + e_prev])
+        if A[BLK_BK + e_prev] == U(BK_COND) and A[BLK_TGT + e_prev] == A[CUR_START] + A[CUR_SIZE]:
+            A[PB_OUTCOME] = U(2) if _cond_holds(uc, A, A[BLK_WORD + e_prev]) else ONE
         K.finish_block(A, addr)
         if maint:
             A[FLUSH_REQ] = ONE
@@ -193,33 +262,6 @@ def block_hook(uc, addr, size, user):
 
 
 @njit(cache=True)
-def _xreg(rs):
-    """Unicorn's register id of Xrs (X0..X28 are consecutive, X29/X30 are not)."""
-    if rs <= 28:
-        return R.UC_ARM64_REG_X0 + rs
-    return R.UC_ARM64_REG_X29 if rs == 29 else R.UC_ARM64_REG_X30
-
-
-@njit(cache=True)
-def _exclusive_outcome(uc, addr, A, v):
-    """addr follows a store-exclusive: if its status register says it failed, it retires as
-    the "failed" class (no store, no data access) instead of its own class."""
-    prev = addr - U(4)
-    start = A[CUR_START]
-    if A[CUR_VALID] == ZERO or prev < start or prev >= start + A[CUR_SIZE]:
-        return
-    idx = I((prev - start) >> U(2))
-    if idx < I(A[CUR_DONE]):
-        return
-    rs = I((v >> U(33)) & U(31))
-    if rs == 31:
-        return                          # status discarded: counted as a successful store
-    status = _read_reg(uc, A, _xreg(rs)) & U(0xFFFFFFFF)
-    if status != ZERO:
-        K.commit_ex(A, I(A[CUR_DONE]), idx + 1, idx, I((v >> U(40)) & U(0xFFFF)))
-
-
-@njit(cache=True)
 def _code(uc, addr, A):
     s = site_lookup(A, addr)
     if s >= 0 and (A[SITE_VAL + s] >> U(32)) & ONE != ZERO:
@@ -280,6 +322,11 @@ def _sysreg(uc, reg, cp, A, is_read):
             A[ICOUNT] += ONE
             K.pmu_write(A, h, U(key), val, pc)
             A[ICOUNT] -= ONE
+            if A[MEMHOOK_WANT] != A[MEMHOOK_ON]:
+                # the data-side memory hooks must be (un)installed before the next access:
+                # an MSR ends its block, so stopping here resumes right after it
+                A[STOP_REASON] = U(SR_MEMHOOK)
+                _emu_stop(uc)
         if A[TRACE_REGS] != ZERO:
             K.ring_put(A, RT_PMU_REG, key, 1 if is_read else 0, val, A[ICOUNT], pc)
         if is_read and reg != REG_XZR:
@@ -328,6 +375,35 @@ def msr_hook(uc, reg, cp, user):
 def mem_hook(uc, access, addr, size, value, user):
     A = carray(user, ARENA_WORDS, dtype=np.uint64)
     pc = _read_reg(uc, A, REG_PC)
-    if addr >= A[RAM_LO] and addr < A[RAM_HI]:
-        K.data_access(A, U(addr), size, access == 17, pc)   # UC_MEM_WRITE = 17
+    # (with the MMU on the address is virtual: the models are indexed by VA, and identity-
+    # mapped RAM is what counts as cacheable)
+    K.data_access(A, U(addr), size, access == 17, pc, addr >= A[RAM_LO] and addr < A[RAM_HI])
     return True
+
+
+@njit(cache=True)
+def _sys(uc, cp, A):
+    c = carray(cp, 8, dtype=np.uint32)
+    crn, crm, op1, op2 = c[0], c[1], c[3], c[4]
+    if crn != 7:
+        return 0
+    op = 0
+    if op1 == 3 and op2 == 1 and crm == 14:
+        op = 1                                  # DC CIVAC
+    elif op1 == 0 and op2 == 1 and crm == 6:
+        op = 2                                  # DC IVAC
+    elif op1 == 3 and op2 == 1 and (crm == 10 or crm == 11 or crm == 12 or crm == 13):
+        op = 3                                  # DC CVAC / CVAU / CVAP / CVADP
+    elif op1 == 3 and op2 == 1 and crm == 5:
+        op = 4                                  # IC IVAU
+    elif op1 == 0 and op2 == 0 and (crm == 5 or crm == 1):
+        op = 5                                  # IC IALLU / IALLUIS
+    if op != 0:
+        K.cache_maintenance(A, op, U(c[6]) | (U(c[7]) << U(32)), _read_reg(uc, A, REG_PC))
+    return 0                                    # QEMU performs the instruction
+
+
+@cfunc(native.HOOK_INSN_SYS_SIG, cache=True)
+def sys_hook(uc, reg, cp, user):
+    A = carray(user, ARENA_WORDS, dtype=np.uint64)
+    return _sys(uc, cp, A)

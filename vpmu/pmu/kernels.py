@@ -137,12 +137,16 @@ def reconfigure(A):
             A[DYN_LISTEN + I(dch)] |= bit
     A[ACT_N] = U(nact)
     A[IRQ_WATCH] = watch
-    mw = ZERO
+    # A cache model starts (cold) when a counter first counts one of its events and then keeps
+    # simulating (its contents must not depend on when counting was on); --cache starts both.
+    if A[DYN_LISTEN + C.D_L1I_REFILL] != ZERO:
+        A[L1I_ACTIVE] = ONE
+    if (A[DYN_LISTEN + C.D_L1D_REFILL] | A[DYN_LISTEN + C.D_L1D_WB]) != ZERO:
+        A[L1D_ACTIVE] = ONE
+    mw = A[L1D_ACTIVE]
     for d in C.MEM_HOOK_CHANNELS:
         if A[DYN_LISTEN + d] != ZERO:
             mw = ONE
-    if (A[PEN_L1D] != ZERO or A[PEN_WB] != ZERO):
-        mw = ONE                            # time itself depends on data-side refills
     A[MEMHOOK_WANT] = mw
 
 
@@ -348,8 +352,10 @@ def resolve_branch(A, next_pc):
 
     Predictor model (docs/events.md): conditional branches use a 2-bit saturating counter
     per (PC >> 2) mod 4096, initially weakly not-taken; B/BL are always predicted; BR/BLR
-    use a 1024-entry last-target buffer (cold entry = mispredict); RET pops a 16-entry
-    return stack filled by BL/BLR (empty or wrong = mispredict).  ERET is not predicted.
+    use a 1024-entry last-target buffer (cold entry = mispredict); RET pops a 16-entry circular
+    return stack filled by BL/BLR (the 17th push overwrites the oldest entry; empty or wrong =
+    mispredict).  ERET is not predicted.  A conditional branch whose target is the next
+    instruction is taken iff its condition held (decided by the block hook).
     """
     if A[PB_VALID] == ZERO:
         return
@@ -361,9 +367,10 @@ def resolve_branch(A, next_pc):
     A[CUR_EL] = A[PB_EL]
     mis = False
     if kind == BK_COND:
-        taken = next_pc == A[PB_TARGET] and next_pc != pc + U(4)
-        if next_pc == A[PB_TARGET] and A[PB_TARGET] == pc + U(4):
-            taken = True            # branch to the next instruction: counted as taken
+        taken = next_pc == A[PB_TARGET]
+        if A[PB_TARGET] == pc + U(4):
+            taken = A[PB_OUTCOME] == U(2)   # a branch to the next instruction: the condition decides
+        A[PB_OUTCOME] = ZERO
         i = bp_index(pc)
         ctr = A[BP + i]
         pred_taken = ctr >= U(2)
@@ -381,17 +388,19 @@ def resolve_branch(A, next_pc):
         A[BTB_TAG + i] = pc + ONE
         A[BTB_TGT + i] = next_pc
     elif kind == BK_RET:
-        top = I(A[RAS_TOP])
-        if top > 0:
-            top -= 1
-            mis = A[RAS + (top % RAS_N)] != next_pc
-            A[RAS_TOP] = U(top)
+        cnt = I(A[RAS_CNT])
+        if cnt > 0:                 # pop the most recent return address
+            top = I(A[RAS_TOP])
+            mis = A[RAS + top] != next_pc
+            A[RAS_TOP] = U((top + RAS_N - 1) % RAS_N)
+            A[RAS_CNT] = U(cnt - 1)
         else:
-            mis = True
+            mis = True              # empty return stack: not predicted
     if kind == BK_BL or kind == BK_BLR:
-        top = I(A[RAS_TOP])
-        A[RAS + (top % RAS_N)] = pc + U(4)
-        A[RAS_TOP] = U(top + 1) if top + 1 <= RAS_N else U(RAS_N)
+        top = (I(A[RAS_TOP]) + 1) % RAS_N   # circular: a 17th push overwrites the oldest entry
+        A[RAS + top] = pc + U(4)
+        A[RAS_TOP] = U(top)
+        A[RAS_CNT] = U(min(I(A[RAS_CNT]) + 1, RAS_N))
     if mis:
         dyn_event(A, C.D_MISPRED, ONE, pc, ic)
         pen = A[PEN_MISPRED]
@@ -492,7 +501,7 @@ def cache_lookup(A, is_d, line, is_write):
 @njit(cache=True)
 def icache_fetch(A, start, size, pc_for_events):
     """Instruction fetch of a block: one L1I lookup per line it spans (before it executes)."""
-    if A[DYN_LISTEN + C.D_L1I_REFILL] == ZERO and A[PEN_L1I] == ZERO:
+    if A[L1I_ACTIVE] == ZERO:
         return
     sh = A[LINE_SHIFT]
     first = start >> sh
@@ -513,12 +522,34 @@ def icache_fetch(A, start, size, pc_for_events):
 
 
 @njit(cache=True)
-def data_access(A, addr, size, is_write, pc):
-    """One data access seen by the memory hook (cache model, unaligned accesses)."""
+def _insn_class(A, pc):
+    """Class of the instruction at pc in the current block (-1 if pc is not in it)."""
+    start = A[CUR_START]
+    if A[CUR_VALID] == ZERO or pc < start or pc >= start + A[CUR_SIZE]:
+        return -1
+    return I(A[POOL + I(A[BLK_IOFF + I(A[CUR_ENTRY])]) + I((pc - start) >> U(2))])
+
+
+@njit(cache=True)
+def data_access(A, addr, size, is_write, pc, is_ram):
+    """One data access seen by the memory hook (Unicorn may split an instruction's transfer
+    into several).  Per instruction execution, on its first access: UNALIGNED_LDST_RETIRED if
+    the address is not a multiple of the instruction's element size, and L1D_CACHE for its
+    architectural accesses (as MEM_ACCESS counts them) when they go to RAM.  Per access: the
+    L1D model (RAM only: Device memory does not allocate)."""
     ic = A[ICOUNT]
-    if size > 1 and (addr & U(size - 1)) != ZERO and A[LAST_UNALIGNED_PC] != pc + ONE:
-        A[LAST_UNALIGNED_PC] = pc + ONE      # count the instruction once
-        dyn_event(A, C.D_UNALIGNED, ONE, pc, ic)
+    if A[LAST_MEM_PC] != pc + ONE or A[LAST_MEM_IC] != ic:
+        A[LAST_MEM_PC] = pc + ONE
+        A[LAST_MEM_IC] = ic
+        cl = _insn_class(A, pc)
+        esize = A[CLS_ESIZE + cl] if cl >= 0 else U(size)
+        nmem = A[CLS_NMEM + cl] if cl >= 0 else ONE
+        if esize > ONE and (addr % esize) != ZERO:
+            dyn_event(A, C.D_UNALIGNED, ONE, pc, ic)
+        if is_ram:
+            dyn_event(A, C.D_L1D_ACCESS, nmem, pc, ic)
+    if not is_ram or A[L1D_ACTIVE] == ZERO:
+        return
     sh = A[LINE_SHIFT]
     first = addr >> sh
     last = (addr + U(size) - ONE) >> sh
@@ -526,22 +557,54 @@ def data_access(A, addr, size, is_write, pc):
     while ln <= last:
         hit, wb = cache_lookup(A, True, ln, is_write)
         if not hit:
-            dyn_event(A, C.D_L1D_REFILL, ONE, pc, ic)
-            pen = A[PEN_L1D]
-            if pen != ZERO:
-                dyn_event(A, C.D_CYC, pen, pc, ic)
-                dyn_event(A, C.D_STALL_BE, pen, pc, ic)
-                dyn_event(A, C.D_STALL, pen, pc, ic)
-                add_cycles(A, pen, pc, ic)
+            _dside_event(A, C.D_L1D_REFILL, A[PEN_L1D], pc, ic)
         if wb:
-            dyn_event(A, C.D_L1D_WB, ONE, pc, ic)
-            pen = A[PEN_WB]
-            if pen != ZERO:
-                dyn_event(A, C.D_CYC, pen, pc, ic)
-                dyn_event(A, C.D_STALL_BE, pen, pc, ic)
-                dyn_event(A, C.D_STALL, pen, pc, ic)
-                add_cycles(A, pen, pc, ic)
+            _dside_event(A, C.D_L1D_WB, A[PEN_WB], pc, ic)
         ln += ONE
+
+
+@njit(cache=True)
+def _dside_event(A, d, pen, pc, ic):
+    dyn_event(A, d, ONE, pc, ic)
+    if pen != ZERO:
+        dyn_event(A, C.D_CYC, pen, pc, ic)
+        dyn_event(A, C.D_STALL_BE, pen, pc, ic)
+        dyn_event(A, C.D_STALL, pen, pc, ic)
+        add_cycles(A, pen, pc, ic)
+
+
+@njit(cache=True)
+def cache_maintenance(A, op, addr, pc):
+    """DC/IC by VA and IC IALLU seen by the SYS hook: op 1 = clean and invalidate (DC CIVAC),
+    2 = invalidate (DC IVAC), 3 = clean (DC CVAC/CVAU/CVAP/CVADP), 4 = IC IVAU, 5 = IC IALLU.
+    Cleaning a dirty line is a write-back."""
+    ic = A[ICOUNT]
+    if op >= 4:
+        if A[L1I_ACTIVE] == ZERO:
+            return
+        if op == 5:
+            for i in range(CACHE_MAX_LINES):
+                A[L1I_TAG + i] = ZERO
+            return
+        key = (addr >> A[LINE_SHIFT]) + ONE
+        ways = I(A[L1I_WAYS])
+        base = I((key - ONE) % A[L1I_SETS]) * ways
+        for w in range(ways):
+            if A[L1I_TAG + base + w] == key:
+                A[L1I_TAG + base + w] = ZERO
+        return
+    if A[L1D_ACTIVE] == ZERO:
+        return
+    key = (addr >> A[LINE_SHIFT]) + ONE
+    ways = I(A[L1D_WAYS])
+    base = I((key - ONE) % A[L1D_SETS]) * ways
+    for w in range(ways):
+        if A[L1D_TAG + base + w] == key:
+            if A[L1D_DIRTY + base + w] != ZERO and op != 2:
+                _dside_event(A, C.D_L1D_WB, A[PEN_WB], pc, ic)
+            A[L1D_DIRTY + base + w] = ZERO
+            if op != 3:
+                A[L1D_TAG + base + w] = ZERO
 
 
 # ---- precise mode ------------------------------------------------------------------------------
@@ -556,7 +619,7 @@ def needs_precise(A, e):
     if n <= 1 or (A[IRQ_WATCH] == ZERO and A[NEXT_DEADLINE] == M64):
         return False
     last = I(A[POOL + I(A[BLK_IOFF + e]) + n - 1])
-    nmem = A[BLK_NMEM + e]
+    nmem = A[BLK_NMEM + e] * U(2)          # an access may cross a line: two refills
     pen_bound = nmem * (A[PEN_L1D] + A[PEN_WB])
     cyc = A[BLK_TOT + e * C.NS + C.S_CYC] - A[CLS_INC + last * C.NS + C.S_CYC] + pen_bound
     if A[NEXT_DEADLINE] != M64 and A[CYCLES] + A[IDLE] + cyc >= A[NEXT_DEADLINE]:
@@ -576,7 +639,7 @@ def needs_precise(A, e):
         d = A[C_D + c]
         if d != U(NOCH):
             di = I(d)
-            if di == C.D_L1D_REFILL or di == C.D_L1D_WB or di == C.D_UNALIGNED:
+            if di == C.D_L1D_REFILL or di == C.D_L1D_WB or di == C.D_UNALIGNED or di == C.D_L1D_ACCESS:
                 inc += nmem
             elif di == C.D_CYC or di == C.D_STALL_BE or di == C.D_STALL:
                 inc += pen_bound

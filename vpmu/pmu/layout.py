@@ -47,6 +47,7 @@ PB_KIND = _alloc(1)
 PB_PC = _alloc(1)
 PB_TARGET = _alloc(1)      # direct target (conditional / immediate branches)
 PB_EL = _alloc(1)
+PB_OUTCOME = _alloc(1)     # 0: infer taken from the successor; 1: not taken; 2: taken (branch to next insn)
 ICOUNT = _alloc(1)         # instructions retired (all ELs)
 CYCLES = _alloc(1)         # executed cycles (cycle model, all ELs)
 IDLE = _alloc(1)           # cycles spent waiting in WFI (time advances, CPU_CYCLES does not)
@@ -58,7 +59,10 @@ STOP_ARG = _alloc(1)
 FLUSH_REQ = _alloc(1)      # code-derived state must be dropped (MMU / cache maintenance)
 MEMHOOK_WANT = _alloc(1)   # some counter (or the cycle model) needs the data-side memory hooks
 MEMHOOK_ON = _alloc(1)     # the memory hooks are installed
-LAST_UNALIGNED_PC = _alloc(1)
+LAST_MEM_PC = _alloc(1)    # pc + 1 of the instruction whose data accesses the memory hook saw last
+LAST_MEM_IC = _alloc(1)    # ... and ICOUNT then (a new execution of the same pc differs)
+L1I_ACTIVE = _alloc(1)     # the L1I model simulates fetches (sticky once on)
+L1D_ACTIVE = _alloc(1)     # the L1D model simulates data accesses (sticky once on)
 PY_ARG = _alloc(8)         # arguments / results of vpmu_pycall
 SCRATCH = _alloc(8)        # native scratch (values passed by pointer to uc_reg_read/write)
 EXIT_PENDING = _alloc(1)   # Python asked the run to end (semihosting exit etc.)
@@ -119,6 +123,7 @@ FILT = _alloc(1024)        # 65536-bit filter bitmap (1 = allowed)
 CLS_INC = _alloc(NCLS * C.NS)
 CLS_BK = _alloc(NCLS)      # branch kind of the class (BK_*)
 CLS_NMEM = _alloc(NCLS)    # data accesses of the class
+CLS_ESIZE = _alloc(NCLS)   # element size in bytes of its data accesses (alignment is judged on it)
 CLS_N = _alloc(1)
 BLK_KEY = _alloc(NBLK)     # start VA + 1 (0 = empty)
 BLK_SIZE = _alloc(NBLK)
@@ -127,6 +132,8 @@ BLK_IOFF = _alloc(NBLK)
 BLK_BK = _alloc(NBLK)      # branch kind of the last instruction
 BLK_TGT = _alloc(NBLK)     # its direct target
 BLK_NMEM = _alloc(NBLK)
+BLK_WORD = _alloc(NBLK)    # the last instruction's encoding (conditional branch to the next insn)
+BLK_EXCL = _alloc(NBLK)    # the last instruction is a store-exclusive: site-format check word
 BLK_FLAGS = _alloc(NBLK)   # BF_*
 BLK_TOT = _alloc(NBLK * C.NS)
 BLK_USED = _alloc(1)
@@ -143,7 +150,8 @@ BP = _alloc(BP_N)
 BTB_TAG = _alloc(BTB_N)
 BTB_TGT = _alloc(BTB_N)
 RAS = _alloc(RAS_N)
-RAS_TOP = _alloc(1)
+RAS_TOP = _alloc(1)        # index of the most recent entry
+RAS_CNT = _alloc(1)        # valid entries (0..RAS_N)
 PEN_MISPRED = _alloc(1)
 PEN_L1I = _alloc(1)
 PEN_L1D = _alloc(1)
@@ -178,7 +186,7 @@ BF_MAINT = 4               # the block contains cache/TLB maintenance or an MMU 
 BK_NONE, BK_COND, BK_B, BK_BL, BK_BR, BK_BLR, BK_RET, BK_ERET = 0, 1, 2, 3, 4, 5, 6, 7
 
 # stop reasons (STOP_REASON), set by native code before uc_emu_stop
-SR_NONE, SR_HOOKS, SR_PRECISE_ON, SR_PRECISE_OFF, SR_MEMHOOK, SR_LIMIT, SR_PYTHON, SR_FLUSH = 0, 1, 2, 3, 4, 5, 6, 7
+SR_NONE, SR_HOOKS, SR_PRECISE_ON, SR_PRECISE_OFF, SR_MEMHOOK, SR_LIMIT, SR_FLUSH = 0, 1, 2, 3, 4, 5, 7
 
 # vpmu_pycall kinds
 PC_CLASSIFY, PC_SYSREG, PC_IRQ, PC_UNDEF, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE = 1, 2, 3, 4, 5, 6, 7, 8

@@ -144,7 +144,12 @@ def evtchn_expected(domid: int, vpmu: str) -> dict:
         interdomain_hits="1,1", status_interdomain=0,
         status_interdomain_fields=f"2,0,{udom},0x{p(6):x}", close_local=0,
         status_peer_after_close=0, status_peer_after_close_fields=f"1,0,{udom},0xaaaaaaaa",
-        bind_interdomain_to_virq=EINVAL, init_control=EOPNOTSUPP, evtchnop_99=-38,
+        bind_interdomain_to_virq=EINVAL,
+        # ports of word 1: bucket 1 exists once port 64 is allocated; selector bit 1 delivers
+        allocs_to_port64=58 if dom0 else 59, status_port100_bucket1=0,
+        status_port100_bucket1_fields="0,0,0xaaaaaaaa,0xaaaaaaaa", bind_ipi_word1=65,
+        send_ipi_word1=0, ipi_word1_hits=1, send_port100=EINVAL, send_port128=EINVAL,
+        init_control=EOPNOTSUPP, evtchnop_99=-38,
         # vCPU timers -> VIRQ_TIMER
         singleshot=0, singleshot_fired=1, singleshot_on_time=1, singleshot_past=0,
         singleshot_past_immediate=1, stop_singleshot=0, after_stop_fired_at_second=1,
@@ -178,13 +183,18 @@ def evtchn_expected(domid: int, vpmu: str) -> dict:
         # memory_op
         map_shared_info_again=-16, map_shared_info_idx1=EINVAL, remove_ram_page=EOPNOTSUPP,
         remove_hole=-2, memop_99=-38,
+        # the /hypervisor node: PPI 15 (INTID 31) level/active-low, grant region 0x0F00_0000.
+        # Grant frames map only into RAM (documented model limit), not into that region.
+        dt_hypervisor_node=1, dt_compatible="[xen,xen-4.23]", dt_interrupts="1,15,0xf08",
+        dt_grant_region="0xf000000,0x1000000", map_grant_frame_dt_region=EINVAL,
+        map_grant_frame_ram=0, unmap_grant_frame=0,
         # hypercall numbers and the ABI
         hypercall_0=-38, hypercall_13=-38, hypercall_39=-38, hypercall_41=-38, hypercall_99=-38,
         hypercall_ffff=-38, hypercall_17_hi=-38, sched_yield=0, schedop_99=-38,
         console_write=0 if dom0 else EPERM,
         xenpmu_mode_get=EOPNOTSUPP if vpmu == "off" else (0 if dom0 else EPERM),
         hvc_imm1_exceptions=1, hvc_imm1_esr=0x2000000,          # UNDEFINED, EC 0, IL
-        upcalls=16, upcalls_empty=0, failures=0)
+        upcalls=17, upcalls_empty=0, failures=0)
     if dom0:
         e.update(status_console=0, status_console_fields="4,0,0x2,0xaaaaaaaa", close_console=0,
                  rebind_console=2)
@@ -198,13 +208,15 @@ def test_evtchn_and_companion_hypercalls(vpmu_run, domid, vpmu):
     expected = evtchn_expected(domid, vpmu)
     assert_kv(r, **expected)
     kv = r.kv()
-    assert set(kv) - set(expected) == set()                      # nothing unexpected printed
+    assert set(kv) - set(expected) == {"dt_version_matches_xenver"}   # (strict xfail below)
     assert ("console_io hello\n" in r.output) == (domid == 0)
-    # trace: ten VIRQ_TIMER upcalls, three per IPI / interdomain port, each lowered once
-    ipi, local, remote = int(kv["rebind_ipi"]), int(kv["bind_interdomain"]), int(kv["alloc_unbound"]) + 1
+    # trace: ten VIRQ_TIMER upcalls, three on the IPI port, three on the interdomain pair, one
+    # on port 65; the line is lowered once after each
+    ipi, local = int(kv["rebind_ipi"]), int(kv["bind_interdomain"])
+    remote = int(kv["status_interdomain_fields"].split(",")[3], 16)      # the peer's port
     rising = Counter((u["port"], u["virq"]) for u in records(r, "xen_upcall", level=True))
-    assert rising == {(1, 0): 10, (ipi, None): 3, (local, None): 2, (remote, None): 1}
-    assert len(records(r, "xen_upcall", level=False)) == 16 == len(records(r, "irq", intid=31))
+    assert rising == {(1, 0): 10, (ipi, None): 3, (local, None): 2, (remote, None): 1, (65, None): 1}
+    assert len(records(r, "xen_upcall", level=False)) == 17 == len(records(r, "irq", intid=31))
     unknown = records(r, "hypercall", name=None)
     assert sorted(h["nr"] for h in unknown) == [0, 13, 39, 41, 99, 0xFFFF, (1 << 32) | 17]
     assert {(h["result"], h["errno"]) for h in unknown} == {(-38, "ENOSYS")}
@@ -220,6 +232,17 @@ def test_evtchn_watchdog_shuts_the_domain_down(vpmu_run):
     assert (r.exit_status, r.reason, r.error) == (1, "xen_watchdog", None)
     last = records(r, "hypercall")[-1]                     # the timer shut it down, not a call
     assert (last["name"], last["op_name"], last["result"], last.get("detail")) == ("sched_op", "watchdog", 1, None)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "The device tree and XENVER_version disagree on the Xen version: /hypervisor is "
+    "compatible \"xen,xen-4.23\" (dtb.XEN_VERSION, commented 'the version our Xen frontend "
+    "reports') but make_frontend() passes no xen_version, so XenFrontend's default (4, 19) "
+    "answers XENVER_version = 0x40013. Repro: vpmu run --xen --append case=dt "
+    "guests/build/xen_evtchn.elf -> dt_compatible=[xen,xen-4.23], dt_version_matches_xenver=0"))
+def test_device_tree_names_the_version_xen_version_reports(vpmu_run):
+    r = xen_run(vpmu_run, "xen_evtchn", append="case=dt")
+    assert_kv(r, dt_hypervisor_node=1, dt_version_matches_xenver=1)
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -341,7 +364,7 @@ def test_bad_pointers_fault_and_the_guest_continues(vpmu_run, domid, vpmu):
     "native.vmem_write, which reaches the UART's MMIO callbacks, without the RAM check "
     "write_phys has (reads of the same VA do fault). Xen copies to guest RAM pages only "
     "(-EFAULT). Repro: vpmu run --xen --append case=mmio guests/build/xen_badptr.elf -> "
-    "bpm_ver_extraversion=0 and the bytes '\\0\\0.vxu\\0\\0\\0' on the console (12 calls)"))
+    "bpm_ver_extraversion=0 and the bytes '\\0\\0.vxu\\0\\0\\0' on the console (10 calls)"))
 def test_bad_pointer_to_mmio_with_mmu_on(vpmu_run):
     r = xen_run(vpmu_run, "xen_badptr", append="case=mmio")
     assert_kv(r, **{f"bpm_{c}": badptr_rc(c, False, 0, "self") for c in BADPTR_CALLS})

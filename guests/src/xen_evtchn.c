@@ -8,9 +8,9 @@
  * periodic vCPU timers (waiting in WFI, and once in SCHEDOP_block, which unmasks IRQs),
  * vcpu_op (is_up, runstate, vcpu_info argument checks), vm_assist, xen_version, hvm_op params,
  * grant-table queries, memory_op, console_io, unknown hypercall numbers, and HVC from EL0 and
- * with a foreign immediate.  Ends with SCHEDOP_shutdown (poweroff, or crash on a failure).
+ * with a foreign immediate, and the device tree's /hypervisor node against the hypercalls.  Ends with SCHEDOP_shutdown (poweroff, or crash on a failure).
  *
- * --append case=NAME runs one case alone instead: el0_hvc (HVC #0xEA1 at EL0 must be an
+ * --append case=NAME runs one case alone instead: dt (the /hypervisor node), el0_hvc (HVC #0xEA1 at EL0 must be an
  * Undefined Instruction exception), poll_timeout (SCHEDOP_poll on a quiet port returns after
  * its timeout), poll_masked (SCHEDOP_poll on a masked port returns when the port becomes
  * pending, without an upcall), watchdog (an expired SCHEDOP_watchdog ends the run with reason
@@ -26,11 +26,11 @@ static u8 scratch_page[4096] ALIGNED(4096);
 #define VI (&SH->vcpu_info[0])
 
 static volatile u32 timer_port;
-static volatile u64 upcalls, upcalls_empty, port_hits[64], timer_n, fire_ns[16];
+static volatile u64 upcalls, upcalls_empty, port_hits[128], timer_n, fire_ns[16];
 
 static void handle_port(u32 port)
 {
-    if (port < 64)
+    if (port < 128)
         port_hits[port]++;
     if (port == timer_port) {
         if (timer_n < 16)
@@ -209,6 +209,25 @@ static void ports_and_status(void)
     status("peer_after_close", DOMID_SELF, au2.port);
     bi.remote_port = timer_port;
     kv_rc("bind_interdomain_to_virq", HYPERVISOR_event_channel_op(EVTCHNOP_bind_interdomain, &bi));
+
+    /* past the first 64 ports: bucket 1 appears when port 64 is allocated, and an event on a
+     * port of word 1 goes through selector bit 1 */
+    u64 allocs = 0;
+    for (;;) {
+        struct evtchn_alloc_unbound a = { DOMID_SELF, DOMID_SELF, ~0u };
+        if (HYPERVISOR_event_channel_op(EVTCHNOP_alloc_unbound, &a) || a.port >= 64)
+            break;
+        allocs++;
+    }
+    kv_u64("allocs_to_port64", allocs + 1);
+    status("port100_bucket1", DOMID_SELF, 100);
+    long hi = bind_ipi();
+    kv_rc("bind_ipi_word1", hi);
+    before = port_hits[hi];
+    kv_rc("send_ipi_word1", xen_evtchn_port_op(EVTCHNOP_send, (u32)hi));
+    kv_u64("ipi_word1_hits", port_hits[hi] - before);
+    kv_rc("send_port100", xen_evtchn_port_op(EVTCHNOP_send, 100));
+    kv_rc("send_port128", xen_evtchn_port_op(EVTCHNOP_send, 128));
 
     /* FIFO ABI not built: Linux falls back to 2-level */
     u8 ic[24] = { 0 };
@@ -407,6 +426,39 @@ static void hvm_grant_memory(void)
     kv_rc("memop_99", HYPERVISOR_memory_op(99, &rm));
 }
 
+/* The device tree's /hypervisor node (docs/misc/arm/device-tree/guest.txt) against what the
+ * hypercalls say: the version in "xen,xen-<maj>.<min>", the event-channel PPI, and the
+ * grant-table region reg[0], where Linux maps the grant frames. */
+static void device_tree(void)
+{
+    u64 dtb = boot_regs[0] ? boot_regs[0] : 0x40000000UL;
+    int node = fdt_find_compatible(dtb, "xen,xen");
+    kv_u64("dt_hypervisor_node", node >= 0);
+    if (node < 0)
+        return;
+    u32 len;
+    const char *compat = fdt_getprop(dtb, node, "compatible", &len);
+    printf("dt_compatible=[%s]\n", compat);
+    u64 maj = 0, min = 0;
+    const char *v = compat + 8;                              /* after "xen,xen-" */
+    while (*v >= '0' && *v <= '9') maj = maj * 10 + (*v++ - '0');
+    if (*v == '.')
+        v++;
+    while (*v >= '0' && *v <= '9') min = min * 10 + (*v++ - '0');
+    kv_u64("dt_version_matches_xenver", ((maj << 16) | min) == (u64)HYPERVISOR_xen_version(XENVER_version, 0));
+    const u8 *irq = fdt_getprop(dtb, node, "interrupts", &len);
+    printf("dt_interrupts=%u,%u,0x%x\n", be32(irq), be32(irq + 4), be32(irq + 8));
+    const u8 *reg = fdt_getprop(dtb, node, "reg", &len);
+    u64 base = be64(reg), size = be64(reg + 8);
+    printf("dt_grant_region=0x%lx,0x%lx\n", base, size);
+    struct xen_add_to_physmap x = { DOMID_SELF, 0, XENMAPSPACE_grant_table, 0, base >> 12 };
+    kv_rc("map_grant_frame_dt_region", HYPERVISOR_memory_op(XENMEM_add_to_physmap, &x));
+    x.gpfn = (u64)scratch_page >> 12;                      /* in RAM (the model's limit) */
+    kv_rc("map_grant_frame_ram", HYPERVISOR_memory_op(XENMEM_add_to_physmap, &x));
+    struct xen_remove_from_physmap rm = { DOMID_SELF, (u64)scratch_page >> 12 };
+    kv_rc("unmap_grant_frame", HYPERVISOR_memory_op(XENMEM_remove_from_physmap, &rm));
+}
+
 /* HVC #0xEA1 executed at EL0 (HVC is UNDEFINED there) */
 u64 el0_hvc(u64 arg);
 __asm__(".text\n.global el0_hvc\nel0_hvc:\n mov x16, #17\n mov x0, #0\n hvc #0xea1\n ret\n");
@@ -502,6 +554,8 @@ int main(void)
         poll_timeout();
     } else if (board_arg_is("case", "poll_masked")) {
         poll_masked();
+    } else if (board_arg_is("case", "dt")) {
+        device_tree();
     } else if (board_arg_is("case", "watchdog")) {
         watchdog();
     } else if (board_arg_is("case", "el0_hvc")) {
@@ -512,6 +566,7 @@ int main(void)
         vcpu_ops();
         version();
         hvm_grant_memory();
+        device_tree();
         abi();
         kv_u64("upcalls", upcalls);
         kv_u64("upcalls_empty", upcalls_empty);

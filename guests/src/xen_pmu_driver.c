@@ -8,7 +8,7 @@
  *
  * Then counter 0 counts INST_RETIRED with its interrupt enabled, preset to -K; counter 1 counts
  * BR_RETIRED; counter 2 counts INST_RETIRED without interrupt (the reference T); the cycle
- * counter runs too.  A loop at EL1 and one at EL0 make about 50 overflows.  The upcall handler
+ * counter runs too.  A loop at EL1 and one at EL0 make 50 overflows (40 + 10).  The upcall handler
  * (Linux's xen_pmu_irq_handler) reads the sample from the page and checks it against the
  * exception frame of the upcall itself, checks that counting is frozen while the sample is
  * cached (registers read twice around some work; register reads equal the page), acknowledges
@@ -18,8 +18,9 @@
  * counter 0 is re-armed by subtracting K, exactly T / K overflows happened, and one upcall per
  * overflow means pmu_upcalls == T / K and counter 0 == T - K * (upcalls + 1) (mod 2^32).
  *
- * Finally XENPMU_finish: the page is forgotten, flush/lvtpc_set answer -EINVAL, and an
- * overflow raises the native PMU PPI 23 again.
+ * The native PMU PPI 23 is enabled throughout and must stay quiet while the page owns the
+ * PMU interrupt.  Finally XENPMU_finish: the page is forgotten, flush/lvtpc_set answer
+ * -EINVAL, and an overflow raises PPI 23 again.
  * If XENPMU_init fails (-EOPNOTSUPP: vPMU off; -ENOENT: a domU in mode "all"), the guest
  * prints vpmu=disabled and stops, as Linux reports "VPMU disabled by hypervisor". */
 #include "xen_hcall.h"

@@ -158,6 +158,23 @@ def test_entry_inside_ram_runs(tmp_path, hello):
     assert p.returncode == 0 and p.stderr == b"" and p.stdout.startswith(b"hello from a vpmu guest\n")
 
 
+@pytest.mark.parametrize("field", ["e_phoff", "p_offset", "p_filesz"])
+def test_elf_offsets_too_large_for_python(tmp_path, hello, field):
+    """Offsets and sizes that do not fit a C ssize_t (found by test_fuzz.py; they were
+    internal errors, 106: OverflowError from pyelftools)."""
+    at = {"e_phoff": 0x20, "p_offset": first_load(hello) + 8, "p_filesz": first_load(hello) + 32}[field]
+    data = edited(hello, {at: struct.pack("<Q", 1 << 63)})
+    assert_one_line_error(run_cli(write(tmp_path, f"{field}.elf", data)), 101, rf"{field}\.elf: ")
+
+
+def test_api_reports_a_bad_image_as_a_result(tmp_path, vpmu_run):
+    """The Python API returns a bad image as a RunResult with the runner's status, like the
+    other runner errors (it used to raise ImageError; the plugin documents expect_error for
+    bad images)."""
+    r = vpmu_run(str(tmp_path / "missing.elf"), expect_error=True)
+    assert r.exit_status == 101 and "cannot read" in r.error
+
+
 def test_bad_dtb_file(tmp_path, vpmu_guest_dir):
     assert_one_line_error(run_cli("--dtb", str(tmp_path / "none.dtb"), str(vpmu_guest_dir / "hello.elf")), 101,
                           r"none\.dtb: cannot read")
@@ -246,36 +263,32 @@ def test_unknown_command():
     assert_one_line_error(p, 2, r"invalid choice: 'frobnicate'")
 
 
-@pytest.mark.xfail(strict=True, reason="--trace to a path that cannot be opened is an internal error (106: "
-                   "'internal error: FileNotFoundError ...'), not a bad-option error: TraceWriter's open() "
-                   "OSError is not caught. Repro: vpmu run --trace /nonexistent/dir/t.jsonl guests/build/hello.elf")
 @pytest.mark.parametrize("where", ["missing-dir/t.jsonl", "."])
 def test_trace_path_not_writable(tmp_path, vpmu_guest_dir, where):
+    """(Was an internal error, 106: the OSError of open() was not caught.)"""
     p = run_cli("--trace", str(tmp_path / where), str(vpmu_guest_dir / "hello.elf"))
-    assert_one_line_error(p, errors.EXIT_USAGE, r"--trace|trace")
+    assert_one_line_error(p, errors.EXIT_USAGE, r"--trace .*: cannot write")
 
 
-@pytest.mark.xfail(strict=True, reason="--memory values Unicorn cannot map are internal errors (106: "
-                   "'UcError: ... UC_ERR_NOMEM' for 100G, 'UC_ERR_ARG' for 0) instead of a bad option value (2). "
-                   "Repro: vpmu run --memory 0 guests/build/hello.elf")
-@pytest.mark.parametrize("size", ["0", "100G"])
+@pytest.mark.parametrize("size", ["0", "100G", "512K", "8G"])
 def test_memory_size_unusable(vpmu_guest_dir, size):
+    """(0 and 100G were internal errors, 106, from Unicorn's mem_map.)"""
     p = run_cli("--memory", size, str(vpmu_guest_dir / "hello.elf"))
     assert_one_line_error(p, errors.EXIT_USAGE, r"--memory")
 
 
 def test_memory_size_not_page_aligned(vpmu_guest_dir):
-    """The command line is applied the way a VMM configures KVM: a size KVM refuses is
-    reported as the failed KVM call (documented status 105)."""
+    """A RAM size that is not a multiple of 4 KiB is a bad option value (checked before the
+    VM is built, so KVM_SET_USER_MEMORY_REGION never sees it)."""
     p = run_cli("--memory", "4097", str(vpmu_guest_dir / "hello.elf"))
-    assert_one_line_error(p, errors.EXIT_KVM, r"KVM_SET_USER_MEMORY_REGION failed: EINVAL")
+    assert_one_line_error(p, errors.EXIT_USAGE, r"--memory must be a multiple of 4 KiB")
 
 
-@pytest.mark.xfail(strict=True, reason="--max-insns -1 is an internal error (106: 'OverflowError: Python integer -1 "
-                   "out of bounds for uint64') instead of a bad option value (2)")
-def test_negative_instruction_limit(vpmu_guest_dir):
-    p = run_cli("--max-insns", "-1", str(vpmu_guest_dir / "hello.elf"))
-    assert_one_line_error(p, errors.EXIT_USAGE, r"--max-insns")
+@pytest.mark.parametrize("n", ["-1", "0"])
+def test_instruction_limit_below_one(vpmu_guest_dir, n):
+    """(-1 was an internal error, 106: OverflowError for a uint64.)"""
+    p = run_cli("--max-insns", n, str(vpmu_guest_dir / "hello.elf"))
+    assert_one_line_error(p, errors.EXIT_USAGE, rf"--max-insns must be at least 1 \(got {n}\)")
 
 
 def test_statuses_are_documented_in_help():

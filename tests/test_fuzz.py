@@ -31,8 +31,16 @@ IMAGE_SIZE = 0x11000
 MAX_INSNS = 200_000
 CASE_TIMEOUT = 30.0               # seconds; a case normally takes well under one
 RUNNER_ERRORS = {101, 102, 103, 104}
-N_WORD_CASES = 150
-N_ELF_CASES = 100
+N_WORD_CASES = 300
+N_ELF_CASES = 200
+
+# Failures known and pinned elsewhere, which the fuzz tests count instead of failing on
+# (none at present: the fetch-from-MMIO and ELF-overflow cases found here are fixed).  Empty now: the two classes found so far
+# (a fetch from a device stopped the run with status 106; ELF offsets overflowing
+# pyelftools were internal errors) are fixed and have regression tests,
+# test_branch_to_mmio_is_a_prefetch_abort below and
+# test_cli_errors.py::test_elf_offsets_too_large_for_python.
+KNOWN_BUGS: dict = {}
 
 # ------------------------------------------------------------------------------ A64 encodings
 
@@ -233,11 +241,18 @@ class Worker:
 
 
 @pytest.fixture(scope="module")
-def worker():
+def worker(vpmu_guest_dir):
     w = Worker()
     w.start()
+    # the first run may compile the numba kernels (cold cache): not a hang
+    warm = w.run(str(vpmu_guest_dir / "hello.elf"), timeout=600)
+    assert warm.get("status") == 0 and warm.get("error") is None, warm
     yield w
     w.stop()
+
+
+def known_bug(res: dict) -> str | None:
+    return next((name for name, match in KNOWN_BUGS.items() if match(res)), None)
 
 
 def check_outcome(res: dict, what: str) -> str:
@@ -287,7 +302,8 @@ def test_random_instruction_words(tmp_path, worker):
         path = tmp_path / f"w{i:03d}.elf"
         path.write_bytes(random_guest(rng, mode, n))
         res = worker.run(str(path))
-        outcome = check_outcome(res, f"case {i} (mode {mode}, {n} words, {path})")
+        known = known_bug(res)
+        outcome = f"known bug: {known}" if known else check_outcome(res, f"case {i} (mode {mode}, {n} words, {path})")
         seen[f"{mode}:{outcome}"] = seen.get(f"{mode}:{outcome}", 0) + 1
         path.unlink()
     # the harness reaches the outcomes it is meant to reach
@@ -329,8 +345,22 @@ def test_random_elf_mutations(tmp_path, worker, vpmu_guest_dir):
         path = tmp_path / f"m{i:03d}.elf"
         path.write_bytes(data)
         res = worker.run(str(path))
-        outcome = check_outcome(res, f"mutation {i} ({path})")
+        known = known_bug(res)
+        outcome = f"known bug: {known}" if known else check_outcome(res, f"mutation {i} ({path})")
         seen[outcome] = seen.get(outcome, 0) + 1
         path.unlink()
     assert seen.get("101", 0) > 0 and seen.get("exit", 0) > 0, seen
     print("ELF mutation outcomes:", dict(sorted(seen.items())))
+
+
+@pytest.mark.parametrize("target", [0x0900_0000, 0x0800_0000, 0x080A_0000], ids=["uart", "gicd", "gicr"])
+def test_branch_to_mmio_is_a_prefetch_abort(tmp_path, worker, target):
+    """A branch to a device (found by test_random_instruction_words: BLR to a register
+    holding a device address) is an instruction abort to the guest, EC 0x21: the "exit"
+    vectors end the run with the EC.  It used to stop the run with 'emulation failed ...
+    (UC_ERR_FETCH_PROT)', status 106."""
+    body = [*mov64(1, target), 0xD63F0020]                          # blr x1
+    path = tmp_path / "mmio.elf"
+    path.write_bytes(random_guest(random.Random(1), "exit", 0, body=body))
+    res = worker.run(str(path))
+    assert check_outcome(res, f"blr {target:#x}") == "exit" and res["status"] == 0x21, res

@@ -11,15 +11,22 @@ How events reach the numba side (the real counting code paths, no shortcut):
   BLK_IOFF, POOL, one class per instruction in CLS_INC, BLK_TOT) and made current
   (CUR_*); it retires through ``commit`` - in one call (the fast path from BLK_TOT) or in
   chunks (the partial path summing CLS_INC, which also locates the overflowing
-  instruction) - with register accesses between chunks as a guest's MSR/MRS would be,
-  and sometimes through ``commit_ex`` with one instruction retiring as another class
-  (the failed store-exclusive path);
+  instruction) - with register writes between chunks as a guest's MSR would be, and
+  sometimes through ``commit_ex`` with the last instruction of a chunk retiring as a
+  class with some channels dropped to 0 (the failed store-exclusive path, as the hook
+  uses it);
 - dynamic events: ``dyn_event`` on a dynamic channel (bursts at one point in time);
 - PMSWINC and every register: ``access_undef`` then ``pmu_read`` / ``pmu_write``, the
-  calls the native MRS/MSR hook makes.
+  calls the native MRS/MSR hook makes (ICOUNT includes the MSR during the write).
 
 Which events a channel increment stands for comes from the event catalogue
 (vpmu.pmu.events: data, not model code); the reference only sees event numbers.
+
+Known disagreements are strict xfails at the end of this file, each with a minimal
+reproduction; the random sequences avoid exactly their preconditions (PMU_OVFS is never
+programmed; commit_ex replacements are limited as above).  Bursts stay below 2**32
+events per counter and step, so no counter crosses two overflow boundaries in one add
+(the model records one overflow per add; the reference would record each).
 """
 from __future__ import annotations
 
@@ -486,7 +493,8 @@ def scenario(draw, pmuver=None):
 # A longer local search: VPMU_REF_EXAMPLES=3000 (and VPMU_REF_RANDOM=1 for fresh random
 # examples instead of the derandomized CI set).
 EXAMPLES = int(os.environ.get("VPMU_REF_EXAMPLES", "100"))
-COMMON = settings(max_examples=EXAMPLES, deadline=None, derandomize="VPMU_REF_RANDOM" not in os.environ, database=None,
+COMMON = settings(max_examples=EXAMPLES, deadline=None, database=None,
+                  derandomize="VPMU_REF_RANDOM" not in os.environ,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

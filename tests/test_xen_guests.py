@@ -7,7 +7,8 @@ Guests (guests/src, ABI in xen_hcall.h):
 - xen_evtchn: event channels, vCPU timers and the companion hypercalls;
 - xen_badptr: bad pointers through every pointer-taking hypercall.
 Each runs as dom0 and as an unprivileged domU where results differ, and in the vPMU boot
-modes where they matter.  Emulator bugs found here are strict xfails with a reproduction.
+modes where they matter.  The emulator bugs these guests found are fixed; their tests stay as
+regression tests.
 """
 from __future__ import annotations
 
@@ -89,14 +90,6 @@ def test_pmu_driver_one_upcall_per_overflow(vpmu_run, domid, vpmu):
     assert ppi23["icount"] > finish["icount"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A Xen sample misses the overflowing instruction's events for the counters committed after "
-    "the overflowing one (higher event counters, PMCCNTR): kernels.commit_ex calls on_overflow "
-    "-> the frontend snapshots/freezes in the middle of its per-counter loop, then the loop "
-    "still adds that instruction's events to the frozen live registers. Register reads in the "
-    "handler then differ from the page by 1, and XENPMU_flush (which reloads the page) loses "
-    "one event per sample. Repro: vpmu run --xen guests/build/xen_pmu_driver.elf -> "
-    "regs_differ_from_page=50, counter0_consistent=0 (counter 2 short by 50)"))
 def test_pmu_driver_sample_includes_the_overflowing_instruction(vpmu_run):
     r = xen_run(vpmu_run, "xen_pmu_driver")
     assert_kv(r, regs_differ_from_page=0, counter0_consistent=1)
@@ -164,7 +157,7 @@ def evtchn_expected(domid: int, vpmu: str) -> dict:
         vcpu_info_crosses_page=-6, vcpu_info_not_ram=EINVAL, vcpu_info_vcpu1=-2,
         vm_assist_enable=0, vm_assist_disable=0, vm_assist_type0=EINVAL, vm_assist_cmd2=-38,
         # xen_version
-        xen_version=0x40013, extraversion_rc=0, extraversion="[.0]", extraversion_len=2,
+        xen_version=0x40017, extraversion_rc=0, extraversion="[.0]", extraversion_len=2,
         capabilities_rc=0, capabilities="[xen-3.0-aarch64 ]", changeset_rc=0,
         changeset="[unavailable]", commandline_rc=0,
         commandline="[]" if dom0 else "[<denied>]", build_id=-61 if dom0 else EPERM,
@@ -186,8 +179,8 @@ def evtchn_expected(domid: int, vpmu: str) -> dict:
         # the /hypervisor node: PPI 15 (INTID 31) level/active-low, grant region 0x0F00_0000.
         # Grant frames map only into RAM (documented model limit), not into that region.
         dt_hypervisor_node=1, dt_compatible="[xen,xen-4.23]", dt_interrupts="1,15,0xf08",
-        dt_grant_region="0xf000000,0x1000000", map_grant_frame_dt_region=EINVAL,
-        map_grant_frame_ram=0, unmap_grant_frame=0,
+        dt_grant_region="0xf000000,0x1000000", map_grant_frame_dt_region=0,
+        unmap_grant_frame_dt_region=0, map_grant_frame_ram=0, unmap_grant_frame=0,
         # hypercall numbers and the ABI
         hypercall_0=-38, hypercall_13=-38, hypercall_39=-38, hypercall_41=-38, hypercall_99=-38,
         hypercall_ffff=-38, hypercall_17_hi=-38, sched_yield=0, schedop_99=-38,
@@ -208,7 +201,7 @@ def test_evtchn_and_companion_hypercalls(vpmu_run, domid, vpmu):
     expected = evtchn_expected(domid, vpmu)
     assert_kv(r, **expected)
     kv = r.kv()
-    assert set(kv) - set(expected) == {"dt_version_matches_xenver"}   # (strict xfail below)
+    assert set(kv) - set(expected) == {"dt_version_matches_xenver"}   # (its own test below)
     assert ("console_io hello\n" in r.output) == (domid == 0)
     # trace: ten VIRQ_TIMER upcalls, three on the IPI port, three on the interdomain pair, one
     # on port 65; the line is lowered once after each
@@ -234,37 +227,17 @@ def test_evtchn_watchdog_shuts_the_domain_down(vpmu_run):
     assert (last["name"], last["op_name"], last["result"], last.get("detail")) == ("sched_op", "watchdog", 1, None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The device tree and XENVER_version disagree on the Xen version: /hypervisor is "
-    "compatible \"xen,xen-4.23\" (dtb.XEN_VERSION, commented 'the version our Xen frontend "
-    "reports') but make_frontend() passes no xen_version, so XenFrontend's default (4, 19) "
-    "answers XENVER_version = 0x40013. Repro: vpmu run --xen --append case=dt "
-    "guests/build/xen_evtchn.elf -> dt_compatible=[xen,xen-4.23], dt_version_matches_xenver=0"))
 def test_device_tree_names_the_version_xen_version_reports(vpmu_run):
     r = xen_run(vpmu_run, "xen_evtchn", append="case=dt")
     assert_kv(r, dt_hypervisor_node=1, dt_version_matches_xenver=1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HVC #0xEA1 at EL0 is executed as a hypercall (the guest's user space can call Xen): "
-    "Machine._handle_intr treats every UNDEF whose word is HVC #0xEA1 (or #0, PSCI) as a call "
-    "without checking the exception level; HVC is UNDEFINED at EL0 (Arm ARM), so Xen never "
-    "sees it and EL1 takes an Undefined Instruction exception (EC 0) from EL0. Repro: vpmu run "
-    "--xen --append case=el0_hvc guests/build/xen_evtchn.elf -> el0_hvc_exceptions=0, "
-    "el0_hvc_x0=0x40013 (xen_version's answer)"))
 def test_hvc_from_el0_is_undefined(vpmu_run):
     r = xen_run(vpmu_run, "xen_evtchn", append="case=el0_hvc")
     assert_kv(r, el0_hvc_exceptions=1, el0_hvc_esr=0x2000000, el0_hvc_vector=8, el0_hvc_x0=0)
     assert not records(r, "hypercall", name="xen_version")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SCHEDOP_poll never returns when it is woken without an interrupt: the board waits for "
-    "fe.blocked like WFI (Machine._wait_for_interrupt), which only ends on a deliverable "
-    "interrupt, so a poll timeout (the 'xen:poll' timer clears blocked) or an event on a masked "
-    "polled port (check_pollers) leaves it waiting -> 104 'SCHEDOP_block ... no interrupt that "
-    "could ever arrive'. Repro: vpmu run --xen --append case=poll_timeout "
-    "guests/build/xen_evtchn.elf (also case=poll_masked)"))
 @pytest.mark.parametrize("case,expected", [
     ("poll_timeout", dict(poll_timeout=0, poll_slept=1)),
     ("poll_masked", dict(poll_masked=0, poll_masked_pending=1, poll_masked_slept=1, poll_masked_upcalls=0)),
@@ -314,7 +287,7 @@ def badptr_rc(call: str, null: bool, domid: int, vpmu: str) -> int:
     if call in ("sched_pin_override", "console_write") and domid:
         return EPERM
     if call == "ver_version":
-        return 0x40013                                         # argument ignored
+        return 0x40017                                         # argument ignored
     if call == "ver_pagesize":
         return 4096 if null else EINVAL                        # non-NULL is -EINVAL, not read
     if call == "ver_extraversion2" and null:
@@ -358,13 +331,6 @@ def test_bad_pointers_fault_and_the_guest_continues(vpmu_run, domid, vpmu):
     assert len(records(r, "hypercall", errno="EFAULT")) == printed
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "With the MMU on, a hypercall that writes its result to a VA mapped to MMIO (not RAM) "
-    "writes into the device and returns 0: Machine.write_virt translates through "
-    "native.vmem_write, which reaches the UART's MMIO callbacks, without the RAM check "
-    "write_phys has (reads of the same VA do fault). Xen copies to guest RAM pages only "
-    "(-EFAULT). Repro: vpmu run --xen --append case=mmio guests/build/xen_badptr.elf -> "
-    "bpm_ver_extraversion=0 and the bytes '\\0\\0.vxu\\0\\0\\0' on the console (10 calls)"))
 def test_bad_pointer_to_mmio_with_mmu_on(vpmu_run):
     r = xen_run(vpmu_run, "xen_badptr", append="case=mmio")
     assert_kv(r, **{f"bpm_{c}": badptr_rc(c, False, 0, "self") for c in BADPTR_CALLS})

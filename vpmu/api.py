@@ -39,7 +39,10 @@ class RunResult:
 
 def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, xen_factory=None,
                raise_errors: bool = False) -> RunResult:
-    """Run a guest image (path or loader.Image) with a prepared MachineConfig."""
+    """Run a guest image (path or loader.Image) with a prepared MachineConfig.
+
+    A runner-side failure (bad image, instruction limit, ...) is returned as a RunResult with
+    ``error`` set and ``exit_status`` the runner's status, unless ``raise_errors``."""
     from .board.loader import open_image
     from .board.machine import Machine
     from .errors import VpmuError
@@ -47,23 +50,24 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
     from .trace import TraceWriter
 
     out: list[bytes] = []
-    img = open_image(image) if isinstance(image, str) else image
-    trace = TraceWriter(config.trace_path, keep=keep_trace)
     sink = out.append if capture else None
-    m = Machine(config, img, out=sink, err=sink, trace=trace, xen_factory=xen_factory)
+    m = None
     try:
-        try:
-            status = m.run()
-            reason, error = m.exit_reason, None
-        except VpmuError as e:
-            if raise_errors:
-                raise
-            status, reason, error = e.status, "error", str(e)
-        return RunResult(exit_status=status, output=b"".join(out).decode("utf-8", "replace"), reason=reason,
-                         icount=int(m.A[L.ICOUNT]), cycles=int(m.A[L.CYCLES]), pmu=m.pmu_state(),
-                         trace=trace.records, error=error)
+        img = open_image(image) if isinstance(image, str) else image
+        trace = TraceWriter(config.trace_path, keep=keep_trace)
+        m = Machine(config, img, out=sink, err=sink, trace=trace, xen_factory=xen_factory)
+        status = m.run()
+        reason, error = m.exit_reason, None
+    except VpmuError as e:
+        if raise_errors:
+            raise
+        status, reason, error = e.status, "error", str(e)
     finally:
-        m.close()
+        if m is not None:
+            m.close()
+    return RunResult(exit_status=status, output=b"".join(out).decode("utf-8", "replace"), reason=reason,
+                     icount=int(m.A[L.ICOUNT]) if m else 0, cycles=int(m.A[L.CYCLES]) if m else 0,
+                     pmu=m.pmu_state() if m else {}, trace=m.trace.records if m else [], error=error)
 
 
 def run(elf: str, **options) -> RunResult:

@@ -119,6 +119,11 @@ def config_from_options(pmu_version=None, counters=None, pmu_irq=None, no_pmu=Fa
         cache = cache_model(cache)
     if isinstance(memory, str):
         memory = parse_size(memory)
+    if not (1 << 20) <= memory <= (4 << 30) or memory % 4096:
+        raise errors.VpmuError(f"--memory must be a multiple of 4 KiB between 1M and 4G (got {memory:#x})",
+                               errors.EXIT_USAGE)
+    if max_insns is not None and max_insns < 1:
+        raise errors.VpmuError(f"--max-insns must be at least 1 (got {max_insns})", errors.EXIT_USAGE)
     if trace is True:
         trace = None
     try:

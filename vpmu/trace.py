@@ -56,7 +56,11 @@ class TraceWriter:
     def __init__(self, path: str | None = None, keep: bool = True):
         self.records: list[dict] = []
         self.keep = keep
-        self._f: IO[str] | None = open(path, "w") if path else None
+        try:
+            self._f: IO[str] | None = open(path, "w") if path else None
+        except OSError as e:
+            from .errors import EXIT_USAGE, VpmuError
+            raise VpmuError(f"--trace {path}: cannot write ({e.strerror})", EXIT_USAGE) from None
 
     def add(self, rec: dict) -> None:
         rec = _order(rec)

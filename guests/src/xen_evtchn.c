@@ -453,9 +453,11 @@ static void device_tree(void)
     printf("dt_grant_region=0x%lx,0x%lx\n", base, size);
     struct xen_add_to_physmap x = { DOMID_SELF, 0, XENMAPSPACE_grant_table, 0, base >> 12 };
     kv_rc("map_grant_frame_dt_region", HYPERVISOR_memory_op(XENMEM_add_to_physmap, &x));
-    x.gpfn = (u64)scratch_page >> 12;                      /* in RAM (the model's limit) */
+    struct xen_remove_from_physmap rm = { DOMID_SELF, base >> 12 };
+    kv_rc("unmap_grant_frame_dt_region", HYPERVISOR_memory_op(XENMEM_remove_from_physmap, &rm));
+    x.gpfn = (u64)scratch_page >> 12;                      /* a RAM page works too */
     kv_rc("map_grant_frame_ram", HYPERVISOR_memory_op(XENMEM_add_to_physmap, &x));
-    struct xen_remove_from_physmap rm = { DOMID_SELF, (u64)scratch_page >> 12 };
+    rm.gpfn = (u64)scratch_page >> 12;
     kv_rc("unmap_grant_frame", HYPERVISOR_memory_op(XENMEM_remove_from_physmap, &rm));
 }
 

@@ -130,7 +130,7 @@ def _elf(path: str, name: str, data: bytes) -> Image:
         return Image(path, data, "elf", name, segs, entry)
     except ImageError:
         raise
-    except (ELFError, struct.error, ValueError, KeyError, IndexError) as e:
+    except (ELFError, struct.error, ValueError, KeyError, IndexError, OverflowError, MemoryError) as e:
         raise ImageError(f"{path}: malformed ELF ({e})") from None
 
 

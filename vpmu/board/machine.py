@@ -134,6 +134,11 @@ class Machine:
         # board has no EL3 at all; RW = 1 gives the same AArch64 EL1.
         uc.cpr_write(3, 6, 1, 1, 0, 1 << 10)
         uc.mem_map(self.ram_base, self.ram_size)
+        self._extra_ram: list[tuple[int, int]] = []
+        if cfg.xen:                     # the /hypervisor grant-table region of the device tree
+            from ..dtb import XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE
+            uc.mem_map(XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE)
+            self._extra_ram.append((XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE))
         uc.mmio_map(MM.UART0_BASE, MM.UART0_SIZE, self._uart_read, None, self._uart_write, None)
         uc.mmio_map(MM.GICD_BASE, MM.GICD_SIZE, self._gicd_read, None, self._gicd_write, None)
         uc.mmio_map(MM.GICR_BASE, MM.GICR_SIZE, self._gicr_read, None, self._gicr_write, None)
@@ -260,7 +265,9 @@ class Machine:
 
     # =============================================================================== memory
     def is_ram(self, pa: int, size: int = 1) -> bool:
-        return self.ram_base <= pa and pa + size <= self.ram_base + self.ram_size
+        if self.ram_base <= pa and pa + size <= self.ram_base + self.ram_size:
+            return True
+        return any(b <= pa and pa + size <= b + n for b, n in self._extra_ram)
 
     def read_phys(self, pa: int, size: int) -> bytes:
         from ..xen.env import GuestFault
@@ -304,8 +311,11 @@ class Machine:
             return
         while data:
             n = min(len(data), 0x1000 - (va & 0xFFF))
-            if not native.vmem_write(self.uc, va, data[:n], UC.UC_PROT_WRITE):
-                raise GuestFault(f"VA {va:#x} is not mapped writable")
+            # a RAM page has a host address: probing it as a read first keeps hypercall results
+            # out of devices (Xen copies to guest RAM only); the write checks write permission
+            if native.vmem_read(self.uc, va, n, UC.UC_PROT_READ) is None or \
+                    not native.vmem_write(self.uc, va, data[:n], UC.UC_PROT_WRITE):
+                raise GuestFault(f"VA {va:#x} is not mapped writable RAM")
             va += n
             data = data[n:]
 
@@ -709,11 +719,16 @@ class Machine:
             self._take_sync("svc", syn, pc, None, pc - 4)
             return
         if intno == EXCP_SMC:                     # SMC: PSCI/SMCCC conduit (PC = next)
+            if el == 0:                           # UNDEFINED at EL0 (Arm ARM C6.2.235)
+                K.end_block_at(A, np.uint64(pc - 4), False)
+                self._take_sync("undef", (EC_UNKNOWN << 26) | IL, pc - 4, None)
+                return
             K.end_block_at(A, np.uint64(pc - 4), True)
             self._smccc(pc - 4, "smc")
             return
-        word = struct.unpack("<I", uc.mem_read(pc, 4))[0] if self._readable(pc) else None
-        if intno == EXCP_UDEF and word is not None:
+        word = struct.unpack("<I", bytes(self.read_virt(pc, 4, UC.UC_PROT_EXEC)))[0] if self._readable(pc) else None
+        # HVC is UNDEFINED at EL0, and semihosting from EL0 is off (as QEMU's default)
+        if intno == EXCP_UDEF and word is not None and el >= 1:
             if (word & 0xFFE0001F) == 0xD4000002:         # HVC #imm (no EL2 in QEMU: UNDEFINED)
                 imm = (word >> 5) & 0xFFFF
                 if imm == 0:
@@ -924,7 +939,7 @@ class Machine:
         uc.reg_write(R.UC_ARM64_REG_PC, pc + 4)
         self._xen_after_call()
         if self.xen.blocked:
-            self._wait_for_interrupt(pc, "SCHEDOP_block")
+            self._wait_for_interrupt(pc, "SCHEDOP_block/poll", lambda: not self.xen.blocked)
 
     def _xen_after_call(self) -> None:
         """What a hypercall or Xen timer asks of the vCPU: shut down, unmask IRQs (SCHEDOP_block)."""
@@ -999,6 +1014,9 @@ class Machine:
                 try:
                     uc.emu_start(pc, UNTIL)
                 except unicorn.UcError as e:
+                    if self._error is None and e.errno == UC.UC_ERR_FETCH_PROT:
+                        # executing from a device (MMIO): a synchronous external abort on fetch
+                        self._fault = (UC.UC_MEM_FETCH_UNMAPPED, uc.reg_read(R.UC_ARM64_REG_PC), 4)
                     if self._error is None and self._fault is not None:
                         self._deliver_unmapped(uc.reg_read(R.UC_ARM64_REG_PC))
                         pc = uc.reg_read(R.UC_ARM64_REG_PC)
@@ -1050,14 +1068,15 @@ class Machine:
         K.finish_block(A, np.uint64(pc))
         self._wait_for_interrupt(pc - 4, "WFI")
 
-    def _wait_for_interrupt(self, pc: int, what: str) -> None:
+    def _wait_for_interrupt(self, pc: int, what: str, woken=lambda: False) -> None:
         """WFI semantics: return at once if an interrupt is pending (even if PSTATE.I masks it),
-        else skip time ahead to the next timer deadline; no deadline = it can never wake."""
+        else skip time ahead to the next timer deadline; no deadline = it can never wake.
+        `woken()` may end the wait without an interrupt (Xen SCHEDOP_poll timeouts)."""
         A = self.A
-        if int(A[L.IRQ_CAND]):
+        if int(A[L.IRQ_CAND]) or woken():
             return
         idle0 = int(A[L.IDLE])
-        while not int(A[L.IRQ_CAND]):
+        while not int(A[L.IRQ_CAND]) and not woken():
             dl = int(A[L.NEXT_DEADLINE])
             if dl == NONE64:
                 raise errors.GuestStop(f"{what} at PC {pc:#x} with no interrupt that could ever arrive "
@@ -1066,7 +1085,7 @@ class Machine:
             if dl > now:
                 A[L.IDLE] += dl - now                # skip ahead to the next timer deadline
             self._on_timer_event()
-            if int(A[L.NEXT_DEADLINE]) == dl and not int(A[L.IRQ_CAND]):
+            if int(A[L.NEXT_DEADLINE]) == dl and not int(A[L.IRQ_CAND]) and not woken():
                 raise errors.GuestStop(f"{what} at PC {pc:#x}: the timer fired but its interrupt is "
                                        f"disabled or masked in the GIC", errors.EXIT_DEADLOCK)
         self.trace.add({"type": "wfi", "icount": int(A[L.ICOUNT]), "pc": pc, "idle_cycles": int(A[L.IDLE]) - idle0})

@@ -161,6 +161,25 @@ def irq_update(A):
     if lvl != A[IRQ_LEVEL]:
         A[IRQ_LEVEL] = lvl
         ring_put(A, RT_IRQ_LEVEL, A[PMU_IRQ], lvl, A[ICOUNT], 0, 0)
+        if A[IRQ_DEFER] != ZERO:
+            A[IRQ_DEFER] = U(2)             # tell Python when the retiring instruction is complete
+        else:
+            _pycall(PC_IRQ_LEVEL, A.ctypes)
+
+
+@njit(cache=True)
+def defer_irq(A):
+    """Hold the interrupt-line notification while an instruction's events are being added:
+    whoever reacts to it (the GIC, a Xen sample snapshotting the PMU) must see every counter
+    updated for that instruction."""
+    A[IRQ_DEFER] = ONE
+
+
+@njit(cache=True)
+def release_irq(A):
+    pending = A[IRQ_DEFER] == U(2)
+    A[IRQ_DEFER] = ZERO
+    if pending:
         _pycall(PC_IRQ_LEVEL, A.ctypes)
 
 
@@ -292,6 +311,16 @@ def commit(A, i0, i1):
 def commit_ex(A, i0, i1, oi, oc):
     """commit(), with instruction oi retiring as class oc instead of its own (a failed
     store-exclusive is not a store: the class is chosen after it executed)."""
+    outer = A[IRQ_DEFER] != ZERO
+    if not outer:
+        defer_irq(A)
+    _commit_ex(A, i0, i1, oi, oc)
+    if not outer:
+        release_irq(A)
+
+
+@njit(cache=True)
+def _commit_ex(A, i0, i1, oi, oc):
     if i1 <= i0:
         return
     e = I(A[CUR_ENTRY])
@@ -415,6 +444,13 @@ def resolve_branch(A, next_pc):
 @njit(cache=True)
 def finish_block(A, next_pc):
     """Retire the rest of the current block; its final branch resolves against next_pc."""
+    defer_irq(A)
+    _finish_block(A, next_pc)
+    release_irq(A)
+
+
+@njit(cache=True)
+def _finish_block(A, next_pc):
     if A[CUR_VALID] != ZERO:
         e = I(A[CUR_ENTRY])
         n = I(A[BLK_N + e])
@@ -503,6 +539,13 @@ def icache_fetch(A, start, size, pc_for_events):
     """Instruction fetch of a block: one L1I lookup per line it spans (before it executes)."""
     if A[L1I_ACTIVE] == ZERO:
         return
+    defer_irq(A)
+    _icache_fetch(A, start, size, pc_for_events)
+    release_irq(A)
+
+
+@njit(cache=True)
+def _icache_fetch(A, start, size, pc_for_events):
     sh = A[LINE_SHIFT]
     first = start >> sh
     last = (start + size - ONE) >> sh
@@ -532,6 +575,13 @@ def _insn_class(A, pc):
 
 @njit(cache=True)
 def data_access(A, addr, size, is_write, pc, is_ram):
+    defer_irq(A)
+    _data_access(A, addr, size, is_write, pc, is_ram)
+    release_irq(A)
+
+
+@njit(cache=True)
+def _data_access(A, addr, size, is_write, pc, is_ram):
     """One data access seen by the memory hook (Unicorn may split an instruction's transfer
     into several).  Per instruction execution, on its first access: UNALIGNED_LDST_RETIRED if
     the address is not a multiple of the instruction's element size, and L1D_CACHE for its
@@ -739,6 +789,13 @@ def typer_mask(A):
 @njit(cache=True)
 def swinc(A, v, pc):
     """PMSWINC_EL0 write (kvm-pmu.md 3.8 step 6): ignores P/U and the filter."""
+    defer_irq(A)
+    _swinc(A, v, pc)
+    release_irq(A)
+
+
+@njit(cache=True)
+def _swinc(A, v, pc):
     if (A[PMCR] & U(PMCR_E)) == ZERO or A[FROZEN] != ZERO:
         return
     v &= valid_mask(A) & ~U(1 << 31)

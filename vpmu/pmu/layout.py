@@ -104,6 +104,7 @@ ACT_N = _alloc(1)          # number of counters counting a static channel
 ACT = _alloc(32)           # their descriptors: counter | static channel << 8 | EL mask << 16 | ovf64 << 24
 DYN_LISTEN = _alloc(C.ND)  # per dynamic channel: bitmask of counters counting it
 IRQ_WATCH = _alloc(1)      # counters whose overflow raises the interrupt line (or a Xen sample)
+IRQ_DEFER = _alloc(1)      # inside a commit: the line's new level is told to Python afterwards
 
 # --- generic timer -------------------------------------------------------------------------
 CNTKCTL = _alloc(1)

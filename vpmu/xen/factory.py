@@ -46,7 +46,8 @@ def page_rules_for(pmuver: int) -> PageRules:
 
 def make_frontend(machine) -> XenFrontend:
     cfg = machine.cfg
+    from ..dtb import XEN_VERSION       # the version the device tree's /hypervisor node names
     return XenFrontend(MachineEnv(machine), domid=cfg.xen_domid, vpmu_mode=cfg.xen_vpmu,
-                       nr_vcpus=1, evtchn_ppi=XEN_EVTCHN_PPI,
+                       nr_vcpus=1, xen_version=XEN_VERSION, evtchn_ppi=XEN_EVTCHN_PPI,
                        page_rules=page_rules_for(cfg.pmu.pmuver),
                        on_console=getattr(machine, "out", None))

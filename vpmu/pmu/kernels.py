@@ -369,6 +369,17 @@ def _commit_ex(A, i0, i1, oi, oc):
     A[CUR_DONE] = U(i1)
 
 
+@njit(cache=True)
+def penalty(A, stall_d, pen, pc, ic):
+    """`pen` extra cycles (a mispredict or refill): CPU_CYCLES, the frontend or backend stall
+    channel `stall_d` and STALL count them, and time advances."""
+    if pen != ZERO:
+        dyn_event(A, C.D_CYC, pen, pc, ic)
+        dyn_event(A, stall_d, pen, pc, ic)
+        dyn_event(A, C.D_STALL, pen, pc, ic)
+        add_cycles(A, pen, pc, ic)
+
+
 # ---- branches ----------------------------------------------------------------------------
 @njit(cache=True)
 def bp_index(pc):
@@ -432,12 +443,7 @@ def resolve_branch(A, next_pc):
         A[RAS_CNT] = U(min(I(A[RAS_CNT]) + 1, RAS_N))
     if mis:
         dyn_event(A, C.D_MISPRED, ONE, pc, ic)
-        pen = A[PEN_MISPRED]
-        if pen != ZERO:
-            dyn_event(A, C.D_CYC, pen, pc, ic)
-            dyn_event(A, C.D_STALL_FE, pen, pc, ic)
-            dyn_event(A, C.D_STALL, pen, pc, ic)
-            add_cycles(A, pen, pc, ic)
+        penalty(A, C.D_STALL_FE, A[PEN_MISPRED], pc, ic)
     A[CUR_EL] = saved_el
 
 
@@ -555,12 +561,7 @@ def _icache_fetch(A, start, size, pc_for_events):
         hit, _wb = cache_lookup(A, False, ln, False)
         if not hit:
             dyn_event(A, C.D_L1I_REFILL, ONE, pc_for_events, ic)
-            pen = A[PEN_L1I]
-            if pen != ZERO:
-                dyn_event(A, C.D_CYC, pen, pc_for_events, ic)
-                dyn_event(A, C.D_STALL_FE, pen, pc_for_events, ic)
-                dyn_event(A, C.D_STALL, pen, pc_for_events, ic)
-                add_cycles(A, pen, pc_for_events, ic)
+            penalty(A, C.D_STALL_FE, A[PEN_L1I], pc_for_events, ic)
         ln += ONE
 
 
@@ -616,11 +617,7 @@ def _data_access(A, addr, size, is_write, pc, is_ram):
 @njit(cache=True)
 def _dside_event(A, d, pen, pc, ic):
     dyn_event(A, d, ONE, pc, ic)
-    if pen != ZERO:
-        dyn_event(A, C.D_CYC, pen, pc, ic)
-        dyn_event(A, C.D_STALL_BE, pen, pc, ic)
-        dyn_event(A, C.D_STALL, pen, pc, ic)
-        add_cycles(A, pen, pc, ic)
+    penalty(A, C.D_STALL_BE, pen, pc, ic)
 
 
 @njit(cache=True)

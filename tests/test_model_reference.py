@@ -492,7 +492,7 @@ def scenario(draw, pmuver=None):
 
 # A longer local search: VPMU_REF_EXAMPLES=3000 (and VPMU_REF_RANDOM=1 for fresh random
 # examples instead of the derandomized CI set).
-EXAMPLES = int(os.environ.get("VPMU_REF_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("VPMU_REF_EXAMPLES", "60"))
 COMMON = settings(max_examples=EXAMPLES, deadline=None, database=None,
                   derandomize="VPMU_REF_RANDOM" not in os.environ,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

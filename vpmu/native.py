@@ -68,6 +68,7 @@ HOOK_BLOCK_SIG = types.void(types.voidptr, types.uint64, types.uint32, types.voi
 HOOK_CODE_SIG = HOOK_BLOCK_SIG
 HOOK_INSN_SYS_SIG = types.uint32(types.voidptr, types.int32, types.voidptr, types.voidptr)
 HOOK_MEM_SIG = types.boolean(types.voidptr, types.int32, types.uint64, types.int32, types.int64, types.voidptr)
+ENTRY_SIG = types.uint64(types.voidptr, types.int64)
 
 
 def hook_add(uc, htype: int, cfunc_address: int, user_address: int,

@@ -147,6 +147,8 @@ class Machine:
         A = self.A = np.zeros(L.ARENA_WORDS, dtype=np.uint64)
         self._arena_addr = A.ctypes.data
         native.register_machine(self._arena_addr, self)
+        from ..pmu.entry import Native
+        self.N = Native(A)                    # Python -> native calls (one cached cfunc)
         self._init_arena()
 
         self.gic = Gic(on_change=self._gic_changed)
@@ -232,7 +234,7 @@ class Machine:
             A[sets_o], A[ways_o] = lines // ways, ways
         A[L.ID_AA64DFR0_BASE] = self.uc_reg_cp(3, 0, 0, 5, 0) if hasattr(self, "uc") else 0
         A[L.ID_DFR0_BASE] = self.uc_reg_cp(3, 0, 0, 1, 2) if hasattr(self, "uc") else 0
-        K.reconfigure(A)
+        self.N.reconfigure()
 
     def _mask_pmceid(self, p0: int, p1: int, pmuver: int) -> tuple[int, int]:
         """KVM's PMCEID view: SW_INCR/CHAIN forced on, STALL_SLOT* off, AND the filter."""
@@ -504,8 +506,8 @@ class Machine:
         blk = classify.classify_block(addr, code, self.cfg.cycles)
         n = len(blk.insns)
         if int(A[L.POOL_TOP]) + n > L.NPOOL or int(A[L.BLK_USED]) >= L.NBLK * 3 // 4:
-            self._H.flush_blocks(A)
-        e = self._H.blk_lookup(A, np.uint64(addr), np.uint64(size))
+            self.N.flush_blocks()
+        e = self.N.blk_lookup(addr, size)
         if e <= -2:
             e = -2 - e
         elif e == -1:
@@ -676,7 +678,7 @@ class Machine:
         uc.reg_write(R.UC_ARM64_REG_PC, vector)
         # EXC_TAKEN is attributed to the exception level the exception was taken from
         self.A[L.CUR_EL] = el
-        K.dyn_event(self.A, C.D_EXC_TAKEN, np.uint64(1), np.uint64(elr), self.A[L.ICOUNT])
+        self.N.dyn_event(C.D_EXC_TAKEN, 1, elr, int(self.A[L.ICOUNT]))
         self.A[L.CUR_EL] = 1
         self.A[L.EL_NOW] = 1
         return vector
@@ -715,15 +717,15 @@ class Machine:
         el = self.current_el()
         ec = syn >> 26
         if intno == EXCP_SWI:                     # SVC: PC is already the preferred return address
-            K.end_block_at(A, np.uint64(pc - 4), True)
+            self.N.end_block_at(pc - 4, True)
             self._take_sync("svc", syn, pc, None, pc - 4)
             return
         if intno == EXCP_SMC:                     # SMC: PSCI/SMCCC conduit (PC = next)
             if el == 0:                           # UNDEFINED at EL0 (Arm ARM C6.2.235)
-                K.end_block_at(A, np.uint64(pc - 4), False)
+                self.N.end_block_at(pc - 4, False)
                 self._take_sync("undef", (EC_UNKNOWN << 26) | IL, pc - 4, None)
                 return
-            K.end_block_at(A, np.uint64(pc - 4), True)
+            self.N.end_block_at(pc - 4, True)
             self._smccc(pc - 4, "smc")
             return
         word = struct.unpack("<I", bytes(self.read_virt(pc, 4, UC.UC_PROT_EXEC)))[0] if self._readable(pc) else None
@@ -732,18 +734,18 @@ class Machine:
             if (word & 0xFFE0001F) == 0xD4000002:         # HVC #imm (no EL2 in QEMU: UNDEFINED)
                 imm = (word >> 5) & 0xFFFF
                 if imm == 0:
-                    K.end_block_at(A, np.uint64(pc), True)
+                    self.N.end_block_at(pc, True)
                     self._smccc(pc, "hvc")
                     return
                 if imm == 0xEA1 and self.xen is not None:
-                    K.end_block_at(A, np.uint64(pc), True)
+                    self.N.end_block_at(pc, True)
                     self._hypercall(pc)
                     return
             if word == 0xD45E0000:                        # HLT #0xF000: semihosting
-                K.end_block_at(A, np.uint64(pc), True)
+                self.N.end_block_at(pc, True)
                 self._semihosting(pc)
                 return
-        K.end_block_at(A, np.uint64(pc), False)
+        self.N.end_block_at(pc, False)
         if intno == EXCP_BKPT:
             self._take_sync("brk", syn, pc, None)
         elif intno == EXCP_UDEF:
@@ -775,12 +777,12 @@ class Machine:
         el = self.current_el()
         mmu = self.mmu_on()
         if access == UC.UC_MEM_FETCH_UNMAPPED:
-            K.end_block_at(A, np.uint64(pc), False)
+            self.N.end_block_at(pc, False)
             ec = EC_IABT_LOW if el == 0 else EC_IABT_CUR
             iss = 0x10 | (1 << 10 if mmu else 0)       # FnV when the VA is not known (MMU on)
             self._take_sync("prefetch_abort", (ec << 26) | IL | iss, pc, None if mmu else pc)
             return
-        K.end_block_at(A, np.uint64(pc), False)
+        self.N.end_block_at(pc, False)
         ec = EC_DABT_LOW if el == 0 else EC_DABT_CUR
         wnr = 1 << 6 if access == UC.UC_MEM_WRITE_UNMAPPED else 0
         iss = 0x10 | wnr | (1 << 10 if mmu else 0)
@@ -955,7 +957,7 @@ class Machine:
         """The architectural PMU registers as a plain dict (RunResult.pmu, the exit record)."""
         A = self.A
         n = int(A[L.NCNT])
-        return {"n": n, "pmcr": int(K.pmcr_read(A)), "pmcntenset": int(A[L.CNTEN]), "pmintenset": int(A[L.INTEN]),
+        return {"n": n, "pmcr": self.N.pmcr_read(), "pmcntenset": int(A[L.CNTEN]), "pmintenset": int(A[L.INTEN]),
                 "pmovsset": int(A[L.OVS]), "pmselr": int(A[L.SELR]) & 31, "pmuserenr": int(A[L.USERENR]),
                 "pmccntr": int(A[L.CNT + 31]), "pmccfiltr": int(A[L.TYPER + 31]),
                 "evcntr": [int(A[L.CNT + i]) for i in range(n)], "evtyper": [int(A[L.TYPER + i]) for i in range(n)],
@@ -966,7 +968,7 @@ class Machine:
         from ..xen.env import PmuRegs
         A = self.A
         n = int(A[L.NCNT])
-        return PmuRegs(nr_counters=n, pmcr=int(K.pmcr_read(A)), pmcntenset=int(A[L.CNTEN]),
+        return PmuRegs(nr_counters=n, pmcr=self.N.pmcr_read(), pmcntenset=int(A[L.CNTEN]),
                        pmintenset=int(A[L.INTEN]), pmovsset=int(A[L.OVS]), pmselr=int(A[L.SELR]) & 31,
                        pmuserenr=int(A[L.USERENR]), pmccntr=int(A[L.CNT + 31]), pmccfiltr=int(A[L.TYPER + 31]),
                        evcntr=[int(A[L.CNT + i]) if i < n else 0 for i in range(31)],
@@ -981,21 +983,21 @@ class Machine:
         if pmcr & K.PMCR_P:
             r.evcntr = [0] * 31
         A[L.PMCR] = (pmcr | K.PMCR_LC) & ~(K.PMCR_P | K.PMCR_C) & (0xFF if int(A[L.PMUVER]) >= 6 else 0x7F)
-        vm = int(K.valid_mask(A))
+        vm = self.N.valid_mask()
         A[L.CNTEN], A[L.INTEN], A[L.OVS] = r.pmcntenset & vm, r.pmintenset & vm, r.pmovsset & vm
         A[L.SELR], A[L.USERENR] = r.pmselr, r.pmuserenr & 0xF
         A[L.CNT + 31], A[L.TYPER + 31] = r.pmccntr, r.pmccfiltr
         wm = NONE64 if int(A[L.EVCNT64]) else 0xFFFFFFFF
         for i in range(n):
             A[L.CNT + i] = r.evcntr[i] & wm
-            A[L.TYPER + i] = r.evtyper[i] & int(K.typer_mask(A))
-        K.reconfigure(A)
-        K.irq_update(A)
+            A[L.TYPER + i] = r.evtyper[i] & self.N.typer_mask()
+        self.N.reconfigure()
+        self.N.irq_update()
 
     def pmu_set_frozen(self, frozen: bool) -> None:
         self.A[L.FROZEN] = 1 if frozen else 0
-        K.reconfigure(self.A)
-        K.irq_update(self.A)
+        self.N.reconfigure()
+        self.N.irq_update()
 
     # ================================================================================ run loop
     def run(self) -> int:
@@ -1065,7 +1067,7 @@ class Machine:
         word = struct.unpack("<I", self.uc.mem_read(pc - 4, 4))[0] if self._readable(pc - 4) else None
         if word != WFI_WORD:
             return                                   # WFE / YIELD: a hint, keep going
-        K.finish_block(A, np.uint64(pc))
+        self.N.finish_block(pc)
         self._wait_for_interrupt(pc - 4, "WFI")
 
     def _wait_for_interrupt(self, pc: int, what: str, woken=lambda: False) -> None:

@@ -28,6 +28,8 @@ from unicorn import arm64_const as R
 
 from .. import native
 from . import kernels as K
+from .layout import E_RECONFIGURE, E_IRQ_UPDATE, E_END_BLOCK_AT, E_FINISH_BLOCK, E_DYN_EVENT  # noqa: F401
+from .layout import E_PMCR_READ, E_FLUSH_BLOCKS, E_BLK_LOOKUP, E_VALID_MASK, E_TYPER_MASK  # noqa: F401
 from .layout import *  # noqa: F401,F403
 from .regs import H_ICC, H_PMU_LAST, H_ID_AA64DFR0, H_ID_DFR0, H_CNTKCTL, H_TIMER_LAST, H_CNTFRQ
 
@@ -407,3 +409,39 @@ def _sys(uc, cp, A):
 def sys_hook(uc, reg, cp, user):
     A = carray(user, ARENA_WORDS, dtype=np.uint64)
     return _sys(uc, cp, A)
+
+
+# ---- the one entry point for Python -> native calls ----------------------------------------------
+@njit(cache=True)
+def _entry(A, op):
+    a0, a1, a2, a3 = A[ENTRY_ARG], A[ENTRY_ARG + 1], A[ENTRY_ARG + 2], A[ENTRY_ARG + 3]
+    if op == E_RECONFIGURE:
+        K.reconfigure(A)
+    elif op == E_IRQ_UPDATE:
+        K.irq_update(A)
+    elif op == E_END_BLOCK_AT:
+        K.end_block_at(A, a0, a1 != ZERO)
+    elif op == E_FINISH_BLOCK:
+        K.finish_block(A, a0)
+    elif op == E_DYN_EVENT:
+        K.dyn_event(A, I(a0), a1, a2, a3)
+    elif op == E_PMCR_READ:
+        return K.pmcr_read(A)
+    elif op == E_FLUSH_BLOCKS:
+        flush_blocks(A)
+    elif op == E_BLK_LOOKUP:
+        return U(blk_lookup(A, a0, a1))          # two's complement; entry.py signs it
+    elif op == E_VALID_MASK:
+        return K.valid_mask(A)
+    elif op == E_TYPER_MASK:
+        return K.typer_mask(A)
+    return ZERO
+
+
+@cfunc(native.ENTRY_SIG, cache=True)
+def entry(user, op):
+    """Python calls the kernels through this one cached C entry point (arguments in
+    ENTRY_ARG): no numba dispatcher, so no type inference or cache load per kernel at run
+    time, and every kernel is the same compiled code the hooks run."""
+    A = carray(user, ARENA_WORDS, dtype=np.uint64)
+    return _entry(A, op)

@@ -65,6 +65,7 @@ L1I_ACTIVE = _alloc(1)     # the L1I model simulates fetches (sticky once on)
 L1D_ACTIVE = _alloc(1)     # the L1D model simulates data accesses (sticky once on)
 PY_ARG = _alloc(8)         # arguments / results of vpmu_pycall
 SCRATCH = _alloc(8)        # native scratch (values passed by pointer to uc_reg_read/write)
+ENTRY_ARG = _alloc(6)      # arguments of Python -> native calls through hooks.entry
 EXIT_PENDING = _alloc(1)   # Python asked the run to end (semihosting exit etc.)
 RAM_LO = _alloc(1)         # guest RAM [RAM_LO, RAM_HI): only RAM allocates in the data cache model
 RAM_HI = _alloc(1)
@@ -191,6 +192,10 @@ SR_NONE, SR_HOOKS, SR_PRECISE_ON, SR_PRECISE_OFF, SR_MEMHOOK, SR_LIMIT, SR_FLUSH
 
 # vpmu_pycall kinds
 PC_CLASSIFY, PC_SYSREG, PC_IRQ, PC_UNDEF, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE = 1, 2, 3, 4, 5, 6, 7, 8
+
+# hooks.entry operations (Python -> native)
+E_RECONFIGURE, E_IRQ_UPDATE, E_END_BLOCK_AT, E_FINISH_BLOCK, E_DYN_EVENT = 1, 2, 3, 4, 5
+E_PMCR_READ, E_FLUSH_BLOCKS, E_BLK_LOOKUP, E_VALID_MASK, E_TYPER_MASK = 6, 7, 8, 9, 10
 
 # trace ring record types
 RT_OVERFLOW, RT_IRQ_LEVEL, RT_PMU_REG, RT_SWINC = 1, 2, 3, 4

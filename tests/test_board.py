@@ -5,8 +5,7 @@ the runner's stops (fault loop 102, instruction limit 103, WFI deadlock 104).
 
 Every expected value below is also what QEMU 7.2 (-M virt,gic-version=3 -cpu cortex-a57
 -icount shift=0 -semihosting) prints for the same guest, except where a test says
-otherwise (docs/qemu-compat.md).  Emulator bugs are strict xfails with the reproduction
-in their reason.
+otherwise (docs/qemu-compat.md).
 """
 from __future__ import annotations
 
@@ -68,9 +67,6 @@ def test_uart_flag_register(vpmu_run):
     assert_kv(r, uartfr="0x90", uartfr_txff=0, uartfr_txfe=1, uartfr_busy=0)
 
 
-@pytest.mark.xfail(strict=True, reason="PL011 identification differs from QEMU virt: vpmu reports PeriphID2 = 0x34 "
-                   "(r1p5) where QEMU's pl011 has 0x14; board_uart prints periph_id=111034000df005b1 "
-                   "(QEMU: 111014000df005b1); undocumented (platform.md: differences must be documented)")
 def test_uart_periph_id_matches_qemu(vpmu_run):
     assert_kv(vpmu_run("board_uart"), periph_id="111014000df005b1")
 
@@ -102,10 +98,6 @@ def test_semihosting_streams_through_cli(vpmu_guest_dir):
     assert b"uart: after semihosting\n" in p.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="SYS_OPEN(':tt') ignores the mode: 'w' (4) and 'a' (8) both get handle 2 "
-                   "(stderr) and 'r' gets handle 1 (stdout); Arm semihosting: w = stdout, a = stderr. "
-                   "Repro: vpmu run guests/build/board_semihost.elf -> open_distinct=0 and 'sys_write to stdout' "
-                   "on stderr (QEMU: stdout). Fix in Machine._semi_op SYS_OPEN: mode 4..7 -> 1, 8..11 -> 2")
 def test_semihosting_open_tt_write_is_stdout(vpmu_guest_dir):
     p = cli(str(vpmu_guest_dir / "board_semihost.elf"))
     assert b"open_distinct=1\n" in p.stdout
@@ -260,13 +252,6 @@ def test_eret_to_el0_trace_shows_the_round_trips(vpmu_run):
     assert len(returns) == 8
 
 
-@pytest.mark.xfail(strict=True, reason="a store to an unmapped address in the first block run after an exception "
-                   "delivered from UC_HOOK_INTR (SVC, BRK, HLT semihosting, HVC PSCI) is reported with ELR = the "
-                   "start of that block, not the store: the handler's ELR+4 re-runs earlier instructions. "
-                   "Repro: board_store_abort prints after_svc: n=2 far=0xf000030 (QEMU: n=1 far=0xf000018). "
-                   "Unicorn 2.1.4 does not restore the PC for a write fault after a hook rewrote PC; pure-Unicorn "
-                   "repro in the report. Workaround: uc.emu_stop() at the end of Machine._on_intr so emu_start "
-                   "restarts at the new PC")
 def test_store_abort_elr_after_an_exception(vpmu_run):
     r = vpmu_run("board_store_abort")
     for after in ("nothing", "svc", "brk", "semihosting", "psci", "load_abort"):
@@ -279,8 +264,6 @@ def test_store_abort_elr_without_a_preceding_hook_exception(vpmu_run):
     assert_line(r, "after_load_abort", n=1, elr_off=0, far=0x0F000018, esr=0x96000050)
 
 
-@pytest.mark.xfail(strict=True, reason="el0_dabt_write is hit by the store-ELR bug above (FAR 0xf000030, "
-                   "sync_count 8; QEMU: FAR 0xf000018, sync_count 7)")
 def test_el0_store_abort(vpmu_run):
     r = vpmu_run("board_el0")
     assert_line(r, "el0_dabt_write", esr=0x92000050, elr_off=0, far=0x0F000018, vec=8)
@@ -312,25 +295,23 @@ def test_el0_semihosting_is_undefined(vpmu_run):
     assert "must not print" not in r.output
 
 
-@pytest.mark.xfail(strict=True, reason="EL0 timer accesses refused by CNTKCTL_EL1 are UNDEF (EC 0x00); the Arm ARM "
-                   "(and QEMU) trap them to EL1 with EC 0x18 and the access in the ISS (CNTVCT_EL0 read into x8: "
-                   "ESR 0x6234f901). Repro: board_el0_traps el0_cntvct_trapped esr=0x2000000")
 def test_el0_cntvct_trap_is_ec_0x18(vpmu_run):
     assert_line(vpmu_run("board_el0_traps"), "el0_cntvct_trapped", esr=0x6234F901, vec=8)
 
 
-@pytest.mark.xfail(strict=True, reason="CNTFRQ_EL0 is readable at EL0 whatever CNTKCTL_EL1 says (regs.py rule ALWAYS); "
-                   "the Arm ARM traps it (EC 0x18) unless EL0PCTEN or EL0VCTEN is set (QEMU: ESR 0x6230f801). "
-                   "Repro: board_el0_traps el0_cntfrq_trapped esr=0x0")
 def test_el0_cntfrq_needs_cntkctl(vpmu_run):
     assert_line(vpmu_run("board_el0_traps"), "el0_cntfrq_trapped", esr=0x6230F801, vec=8)
 
 
-@pytest.mark.xfail(strict=True, reason="MSR DAIFSet at EL0 with SCTLR_EL1.UMA = 0 is UNDEF (EC 0x00) (Unicorn's "
-                   "translator); the Arm ARM traps it with EC 0x18 (QEMU: ESR 0x6207d3e4). "
-                   "Repro: board_el0_traps el0_daifset esr=0x2000000")
 def test_el0_daifset_trap_is_ec_0x18(vpmu_run):
-    assert_line(vpmu_run("board_el0_traps"), "el0_daifset", esr=0x6207D3E4, vec=8)
+    """MSR DAIFSet/DAIFClr and MRS DAIF at EL0 with SCTLR_EL1.UMA = 0 trap with EC 0x18; the
+    line shows the last, MSR DAIFClr, #2: Op0 0, Op2 7, Op1 3, CRn 4, Rt 31, CRm 2, write.
+    (QEMU 7.2 reports 0x6207D3E4: its daif_check passes Op1 and Op2 swapped.)"""
+    r = vpmu_run("board_el0_traps")
+    assert_line(r, "el0_daifset", esr=0x620ED3E4, vec=8)
+    traps = exceptions(r, kind="sysreg_trap", from_el=0)
+    # msr daifset, #2 / mrs x0, daif / msr daifclr, #2
+    assert [t["esr"] for t in traps if t["esr"] >> 10 & 15 == 4][:3] == [0x620CD3E4, 0x6232D005, 0x620ED3E4]
 
 
 # ------------------------------------------------------------------------------ EL1t (SP0 vectors)
@@ -435,11 +416,6 @@ def test_wfi_deadlock_stops_with_104(vpmu_run, append):
     assert r.trace[-1]["type"] == "error"
 
 
-@pytest.mark.xfail(strict=True, reason="the deadlock reason is wrong when a timer is enabled but cannot interrupt: "
-                   "'... with no interrupt that could ever arrive (no pending interrupt and no enabled timer)'. "
-                   "Machine._wait_for_interrupt's 'the timer fired but its interrupt is disabled or masked' branch "
-                   "is unreachable: after the timer fires _timer_update clears NEXT_DEADLINE, so the loop ends in "
-                   "the 'no deadline' message. Repro: vpmu run --append timer=disabled guests/build/board_wfi_deadlock.elf")
 @pytest.mark.parametrize("append", ["timer=disabled", "timer=imask"])
 def test_wfi_deadlock_names_the_silent_timer(vpmu_run, append):
     r = vpmu_run("board_wfi_deadlock", expect_error=True, append=append)
@@ -482,7 +458,7 @@ QEMU = shutil.which("qemu-system-aarch64")
 QEMU_ARGS = ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-icount", "shift=0", "-m", "128M", "-display",
              "none", "-no-reboot", "-net", "none", "-chardev", "stdio,id=c0,mux=on", "-serial", "chardev:c0",
              "-semihosting-config", "enable=on,target=native,chardev=c0"]
-IDENTICAL_ON_QEMU = [("board_uart_no_id", ""), ("board_exc", ""), ("board_sp0", ""), ("board_irq", ""),
+IDENTICAL_ON_QEMU = [("board_uart", ""), ("board_el0", ""), ("board_store_abort", ""), ("board_exc", ""), ("board_sp0", ""), ("board_irq", ""),
                      ("board_timer", ""), ("board_spin", ""), ("board_exit", "exit=0"), ("board_exit", "exit=7"),
                      ("board_exit", "exit=300"), ("board_exit", "sysexit=9"), ("board_exit", "reason=0x20023"),
                      ("board_exit", "psci=off"), ("board_exit", "psci=reset"), ("hello", "")]
@@ -494,17 +470,10 @@ IDENTICAL_ON_QEMU = [("board_uart_no_id", ""), ("board_exc", ""), ("board_sp0", 
 def test_identical_output_on_qemu(vpmu_run, vpmu_guest_dir, guest, append):
     """Where the behaviour is the architecture's (or the virt board's), vpmu and QEMU print
     the same bytes and exit with the same status."""
-    drop = None
-    if guest == "board_uart_no_id":            # everything but the PL011 ID line (xfail above)
-        guest, drop = "board_uart", "periph_id="
     opts = {"append": append} if append else {}
     r = vpmu_run(guest, **opts)
     q = subprocess.run([QEMU, *QEMU_ARGS, *(["-append", append] if append else []), "-kernel",
                         str(vpmu_guest_dir / f"{guest}.elf")], capture_output=True, timeout=120,
                        stdin=subprocess.DEVNULL)
-    ours, theirs = r.output, q.stdout.decode("utf-8", "replace")
-    if drop:
-        ours = "".join(x for x in ours.splitlines(True) if not x.startswith(drop))
-        theirs = "".join(x for x in theirs.splitlines(True) if not x.startswith(drop))
-    assert ours == theirs
+    assert r.output == q.stdout.decode("utf-8", "replace")
     assert r.exit_status == q.returncode

@@ -12,9 +12,8 @@ How events reach the numba side (the real counting code paths, no shortcut):
   (CUR_*); it retires through ``commit`` - in one call (the fast path from BLK_TOT) or in
   chunks (the partial path summing CLS_INC, which also locates the overflowing
   instruction) - with register writes between chunks as a guest's MSR would be, and
-  sometimes through ``commit_ex`` with the last instruction of a chunk retiring as a
-  class with some channels dropped to 0 (the failed store-exclusive path, as the hook
-  uses it);
+  sometimes through ``commit_ex`` with one instruction of a chunk retiring as another
+  class (the hook's failed store-exclusive path drops channels this way);
 - dynamic events: ``dyn_event`` on a dynamic channel (bursts at one point in time);
 - PMSWINC and every register: ``access_undef`` then ``pmu_read`` / ``pmu_write``, the
   calls the native MRS/MSR hook makes (ICOUNT includes the MSR during the write).
@@ -22,9 +21,8 @@ How events reach the numba side (the real counting code paths, no shortcut):
 Which events a channel increment stands for comes from the event catalogue
 (vpmu.pmu.events: data, not model code); the reference only sees event numbers.
 
-Known disagreements are strict xfails at the end of this file, each with a minimal
-reproduction; the random sequences avoid exactly their preconditions (PMU_OVFS is never
-programmed; commit_ex replacements are limited as above).  Bursts stay below 2**32
+The end of this file pins the cases random search found once (PMU_OVFS chaining and its
+order, commit_ex replacements at the overflowing instruction).  Bursts stay below 2**32
 events per counter and step, so no counter crosses two overflow boundaries in one add
 (the model records one overflow per add; the reference would record each).
 """
@@ -353,13 +351,10 @@ MASKS = [0, 1, 2, 3, 0x8000_0000, 0x8000_0001, 0x7FFF_FFFF, 0xFFFF_FFFF, M64, 0x
          0xAAAA_AAAA, 0x4000_0000, 0xC000_0000, 0xFFFF_FFFF_0000_0000]
 masks = st.one_of(st.sampled_from(MASKS), st.integers(0, 63).map(lambda b: 1 << b), st.integers(0, M64))
 
-# PMU_OVFS (0x400D) is left out of the random sequences: two known disagreements involve it
-# (strict xfails below); its agreeing behaviour has its own test.
 EVENTS = [0x00, 0x1E, 0x11, 0x08, 0x13, 0x04, 0x06, 0x07, 0x09, 0x0C, 0x0D, 0x10, 0x12, 0x1B, 0x21,
           0x22, 0x23, 0x24, 0x3A, 0x3B, 0x3C, 0x4004, 0x4006, 0x01, 0x03, 0x02, 0x3D, 0x3F, 0x40,
           0x411, 0x41E, 0x400, 0x4000, 0x401E, 0x4011, 0x400C, 0xFFFF, 0x3FF]
-event_numbers = st.one_of(st.sampled_from(EVENTS), st.integers(0, 0xFFFF)).map(
-    lambda e: 0x400C if e == R.PMU_OVFS else e)
+event_numbers = st.one_of(st.sampled_from(EVENTS + [R.PMU_OVFS]), st.integers(0, 0xFFFF))
 JUNK = [0, 1 << 29, 1 << 28, 1 << 27, 1 << 26, 0x3FF_0000, 0xFFFF_FFFF_0000_0000]
 typer_values = st.builds(lambda ev, pu, junk: ev | pu | junk, event_numbers,
                          st.sampled_from([0, 0, R.TY_U, R.TY_P, R.TY_P | R.TY_U]),
@@ -432,14 +427,10 @@ def block_op(draw, n):
             mids[c] = draw(st.lists(reg_write(n).map(lambda w: w[:2]), min_size=1, max_size=2))
     override = None
     if draw(st.integers(0, 3)) == 0:
-        # commit_ex as the store-exclusive hook uses it: the replaced instruction is the last
-        # one of its commit, and its class differs by channels dropped to 0 (a failed
-        # store-exclusive is not a store/access).  Other replacements hit a known
-        # disagreement (strict xfail test_commit_ex_overflow_record_uses_the_replacement_class).
+        # commit_ex: instruction oi retires as another class (the store-exclusive hook drops
+        # channels of a failed store-exclusive; the model accepts any replacement)
         oi = draw(st.integers(0, k - 1))
-        keep = draw(st.lists(st.booleans(), min_size=C.NS, max_size=C.NS))
-        override = (oi, tuple(v if kp else 0 for v, kp in zip(incs[oi], keep)))
-        cuts = cuts + [oi + 1]
+        override = (oi, draw(instruction()))
     return ("b", el, incs, cuts, mids, override)
 
 
@@ -765,10 +756,8 @@ def test_pmu_ovfs_counts_overflows_at_the_overflow_el(pmuver):
 
 
 # ---------------------------------------------------------------------------------------------
-# disagreements between the numba model and the spec (kept failing on purpose: strict xfail)
+# cases random search found (each was a model bug)
 
-@pytest.mark.xfail(strict=True, reason="kernels.dyn_event_noovf: an overflow of a counter counting "
-                   "PMU_OVFS (0x400D) sets PMOVS but never CHAINs into its odd neighbour (spec 3.8 step 4)")
 def test_overflow_of_a_pmu_ovfs_counter_chains():
     p = Pair(7, 4)
     setup(p, {0: (0x400D, 0xFFFF_FFFF), 1: (0x1E, 0), 2: (0x08, 0xFFFF_FFFF)}, 0b111)
@@ -777,9 +766,6 @@ def test_overflow_of_a_pmu_ovfs_counter_chains():
     assert both(p, "PMEVCNTR1_EL0") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="kernels.commit: counters are settled one after the other over "
-                   "the whole range, so a PMU_OVFS increment (and its overflow record) is attributed to "
-                   "the lowest-numbered overflowing counter's instruction, not the earliest overflow")
 def test_pmu_ovfs_overflow_record_follows_instruction_order():
     p = Pair(7, 4)
     setup(p, {0: (0x400D, 0xFFFF_FFFF), 2: (0x08, 0xFFFF_FFFE), 3: (0x08, 0xFFFF_FFFF)}, 0b1101)
@@ -791,9 +777,6 @@ def test_pmu_ovfs_overflow_record_follows_instruction_order():
                                       (3, 0x1_0000_0000, icount + 1, pc0)]
 
 
-@pytest.mark.xfail(strict=True, reason="kernels._overflowed_in/locate ignore commit_ex's replacement "
-                   "class (oi, oc): the overflowing instruction and the recorded value are computed "
-                   "from the instruction's own class")
 @pytest.mark.parametrize("case", ["failed-stxp-at-overflow", "replaced-before-overflow"])
 def test_commit_ex_overflow_record_uses_the_replacement_class(case):
     p = Pair(7, 2)

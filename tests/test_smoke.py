@@ -73,5 +73,8 @@ def test_pv_time_stolen_time(vpmu_run, tmp_path):
     # elapsed time = cycles run + stolen time, to within one 16 ns tick of the generic timer
     # and the few instructions around the two timer reads
     assert abs(kv["elapsed_ns"] - kv["stolen_ns"] - kv["cycles"]) < 32
+    # the stolen-time tick re-arms itself every ms: a WFI nothing can wake is still a deadlock
+    w = vpmu_run("pvtime", vm=str(vm), append="then=wfi", expect_error=True)
+    assert w.exit_status == 104 and "no interrupt that could ever arrive" in w.error
     no = vpmu_run("pvtime")                                             # no PVTIME_IPA: NOT_SUPPORTED
     assert_kv(no, arch_features_pv=(1 << 64) - 1, features_st=(1 << 64) - 1, st=(1 << 64) - 1)

@@ -1,6 +1,7 @@
 /* PV time (SMCCC PV_TIME_FEATURES / PV_TIME_ST, Arm DEN0057A) and the 64-byte stolen-time
  * record: revision 0, attributes 0, stolen ns (little-endian u64 at offset 8). */
 #include "vpmu.h"
+#include "board_common.h"
 
 #define PV_TIME_FEATURES 0xC5000020UL
 #define PV_TIME_ST 0xC5000021UL
@@ -33,5 +34,10 @@ int main(void)
     kv_u64("stolen_ns", rec64[1]);
     kv_u64("elapsed_ns", (t1 - t0) * 16);
     kv_u64("cycles", cycles);
+    if (board_arg_is("then", "wfi")) {
+        /* nothing can wake this WFI: the stolen-time tick moves time on but interrupts nobody */
+        __asm__ volatile("msr daifset, #2\n wfi" ::: "memory");
+        kv_u64("woke", 1);
+    }
     return 0;
 }

@@ -197,39 +197,51 @@ def overflowing_add(A, c, inc):
 
 
 @njit(cache=True)
-def on_overflow(A, c, pc, at_icount):
-    bit = ONE << U(c)
-    A[OVS] |= bit
+def _mark(A, c, pc, at_icount):
+    A[OVS] |= ONE << U(c)
     ring_put(A, RT_OVERFLOW, c, A[CNT + c], at_icount, pc, 0)
-    # CHAIN: an even counter's 32-bit overflow increments its odd neighbour if that counter is
-    # enabled and programmed with CHAIN; never with 64-bit overflow, never into 31.
+
+
+@njit(cache=True)
+def _chain(A, c, pc, at_icount):
+    """CHAIN: an even counter's 32-bit overflow increments its odd neighbour if that counter is
+    enabled and programmed with CHAIN; never with 64-bit overflow, never into 31.  Returns the
+    odd counter if the increment overflowed it (marked), else -1."""
     if (c & 1) == 0 and c + 1 < 31 and A[C_OVF64 + c] == ZERO:
         o = c + 1
         obit = ONE << U(o)
         if ((A[PMCR] & U(PMCR_E)) != ZERO and A[FROZEN] == ZERO and (A[CNTEN] & obit & valid_mask(A)) != ZERO
                 and (A[TYPER + o] & A[EVMASK]) == U(0x1E)):
             if overflowing_add(A, o, ONE):
-                A[OVS] |= obit
-                ring_put(A, RT_OVERFLOW, o, A[CNT + o], at_icount, pc, 0)
-                dyn_event_noovf(A, C.D_PMU_OVFS, ONE, pc, at_icount)
-    dyn_event_noovf(A, C.D_PMU_OVFS, ONE, pc, at_icount)
-    irq_update(A)
+                _mark(A, o, pc, at_icount)
+                return o
+    return -1
 
 
 @njit(cache=True)
-def dyn_event_noovf(A, d, n, pc, at_icount):
-    """PMU_OVFS increments from inside overflow handling (its own overflow is handled too,
-    but it cannot recurse into another PMU_OVFS increment)."""
-    lst = A[DYN_LISTEN + d]
+def _pmu_ovfs(A, pc, at_icount):
+    """One PMU_OVFS event (an overflow happened).  The overflows it causes set PMOVS and CHAIN
+    like any other but produce no further PMU_OVFS event (no feedback loop)."""
+    lst = A[DYN_LISTEN + C.D_PMU_OVFS]
     if lst == ZERO:
         return
     el = I(A[CUR_EL])
     for c in range(32):
         if (lst >> U(c)) & ONE != ZERO and (A[C_EL + c] >> U(el)) & ONE != ZERO:
-            if overflowing_add(A, c, n):
-                A[OVS] |= ONE << U(c)
-                ring_put(A, RT_OVERFLOW, c, A[CNT + c], at_icount, pc, 0)
-                irq_update(A)
+            if overflowing_add(A, c, ONE):
+                _mark(A, c, pc, at_icount)
+                _chain(A, c, pc, at_icount)
+
+
+@njit(cache=True)
+def on_overflow(A, c, pc, at_icount):
+    """Counter c overflowed at pc (kvm-pmu.md 3.8): PMOVS and its record, CHAIN into the odd
+    neighbour (whose own overflow is an overflow too), PMU_OVFS once per overflow."""
+    _mark(A, c, pc, at_icount)
+    if _chain(A, c, pc, at_icount) >= 0:
+        _pmu_ovfs(A, pc, at_icount)
+    _pmu_ovfs(A, pc, at_icount)
+    irq_update(A)
 
 
 @njit(cache=True)
@@ -257,15 +269,17 @@ def add_cycles(A, cyc, pc, at_icount):
 
 
 @njit(cache=True)
-def locate(A, c, i0, i1, needed):
+def locate(A, c, i0, i1, needed, oi, oc):
     """(index, events so far) of the instruction in [i0, i1) of the current block at which
-    counter c's static channel has produced `needed` more events (the overflowing one)."""
+    counter c's static channel has produced `needed` more events (the overflowing one);
+    instruction oi retires as class oc (commit_ex)."""
     s = I(A[C_S + c])
     e = I(A[CUR_ENTRY])
     off = I(A[BLK_IOFF + e])
     acc = ZERO
     for i in range(i0, i1):
-        acc += A[CLS_INC + I(A[POOL + off + i]) * C.NS + s]
+        cl = oc if i == oi else I(A[POOL + off + i])
+        acc += A[CLS_INC + cl * C.NS + s]
         if acc >= needed:
             return i, acc
     return i1 - 1, acc
@@ -281,21 +295,40 @@ def headroom(A, c):
 
 
 @njit(cache=True)
-def _overflowed_in(A, c, old, i0, i1, start, icount0):
-    """Counter c overflowed while instructions [i0, i1) retired: record it at the exact
-    instruction (the one whose events reach the overflow threshold)."""
+def _queue_overflow(A, nq, c, old, i0, i1, oi, oc):
+    """Counter c (which held `old`) overflowed while instructions [i0, i1) retired: queue it
+    with the instruction whose events reach the threshold."""
     if A[C_OVF64 + c] != ZERO:
         hr = (M64 - old) + ONE
     else:
         hr = (M32 - (old & M32)) + ONE
-    k, acc = locate(A, c, i0, i1, hr)
-    # the record shows the counter just after the overflowing instruction; events of the
-    # rest of the range are already added (they retire in the same commit)
-    final = A[CNT + c]
-    A[CNT + c] = (old + acc) & A[C_WMASK + c]
-    A[ICOUNT] = icount0 + U(k - i0 + 1)
-    on_overflow(A, c, start + U(4 * k), icount0 + U(k - i0 + 1))
-    A[CNT + c] = final
+    k, acc = locate(A, c, i0, i1, hr, oi, oc)
+    q = OVQ + 4 * nq
+    A[q], A[q + 1], A[q + 2], A[q + 3] = U(k), U(c), old, acc
+
+
+@njit(cache=True)
+def _settle_overflows(A, nq, i0, start, icount0):
+    """Handle the queued overflows in instruction order (then counter order): each is
+    recorded at its instruction, with the counter as it was just after that instruction, so
+    PMU_OVFS and CHAIN increments happen in the order the overflows did."""
+    for _ in range(nq):
+        best = -1
+        for j in range(nq):
+            q = OVQ + 4 * j
+            if A[q + 1] == M64:
+                continue
+            if best < 0 or A[q] < A[OVQ + 4 * best] or (A[q] == A[OVQ + 4 * best]
+                                                        and A[q + 1] < A[OVQ + 4 * best + 1]):
+                best = j
+        q = OVQ + 4 * best
+        k, c, old, acc = I(A[q]), I(A[q + 1]), A[q + 2], A[q + 3]
+        A[q + 1] = M64
+        final = A[CNT + c]
+        A[CNT + c] = (old + acc) & A[C_WMASK + c]
+        A[ICOUNT] = icount0 + U(k - i0 + 1)
+        on_overflow(A, c, start + U(4 * k), icount0 + U(k - i0 + 1))
+        A[CNT + c] = final
 
 
 @njit(cache=True)
@@ -340,6 +373,7 @@ def _commit_ex(A, i0, i1, oi, oc):
             cyc += A[CLS_INC + cl * C.NS + C.S_CYC]
         nins = U(i1 - i0)
     nact = I(A[ACT_N])
+    nq = 0
     for j in range(nact):
         d = A[ACT + j]
         if (d & elbit) == ZERO:
@@ -363,7 +397,10 @@ def _commit_ex(A, i0, i1, oi, oc):
             ovf = ((old & M32) + inc) > M32
         A[CNT + c] = new & A[C_WMASK + c]
         if ovf:
-            _overflowed_in(A, c, old, i0, i1, start, icount0)
+            _queue_overflow(A, nq, c, old, i0, i1, oi, oc)
+            nq += 1
+    if nq:
+        _settle_overflows(A, nq, i0, start, icount0)
     A[ICOUNT] = icount0 + nins
     add_cycles(A, cyc, start + U(4 * (i1 - 1)), icount0 + nins)
     A[CUR_DONE] = U(i1)

@@ -66,6 +66,7 @@ L1D_ACTIVE = _alloc(1)     # the L1D model simulates data accesses (sticky once 
 PY_ARG = _alloc(8)         # arguments / results of vpmu_pycall
 SCRATCH = _alloc(8)        # native scratch (values passed by pointer to uc_reg_read/write)
 ENTRY_ARG = _alloc(6)      # arguments of Python -> native calls through hooks.entry
+OVQ = _alloc(4 * 32)       # overflows found by one commit: (instruction, counter, old value, events)
 EXIT_PENDING = _alloc(1)   # Python asked the run to end (semihosting exit etc.)
 RAM_LO = _alloc(1)         # guest RAM [RAM_LO, RAM_HI): only RAM allocates in the data cache model
 RAM_HI = _alloc(1)
@@ -189,6 +190,7 @@ BK_NONE, BK_COND, BK_B, BK_BL, BK_BR, BK_BLR, BK_RET, BK_ERET = 0, 1, 2, 3, 4, 5
 
 # stop reasons (STOP_REASON), set by native code before uc_emu_stop
 SR_NONE, SR_HOOKS, SR_PRECISE_ON, SR_PRECISE_OFF, SR_MEMHOOK, SR_LIMIT, SR_FLUSH = 0, 1, 2, 3, 4, 5, 7
+SR_RESTART = 8             # Python: resume at the PC an exception handler wrote
 
 # vpmu_pycall kinds
 PC_CLASSIFY, PC_SYSREG, PC_IRQ, PC_UNDEF, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE = 1, 2, 3, 4, 5, 6, 7, 8

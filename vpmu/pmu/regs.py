@@ -88,7 +88,7 @@ _TABLE = [
     ("PMOVSSET_EL0",           3, 3, 9, 14, 3, H_PMOVSSET,       PMU_EN,         PMU_EN),
     ("PMMIR_EL1",              3, 0, 9, 14, 6, H_PMMIR,          NEVER,          NEVER),
     ("PMCCFILTR_EL0",          3, 3, 14, 15, 7, H_PMCCFILTR,     PMU_EN,         PMU_EN),
-    ("CNTFRQ_EL0",             3, 3, 14, 0, 0, H_CNTFRQ,         ALWAYS,         NEVER),
+    ("CNTFRQ_EL0",             3, 3, 14, 0, 0, H_CNTFRQ,         K_PCTEN | K_VCTEN, NEVER),
     ("CNTPCT_EL0",             3, 3, 14, 0, 1, H_CNTPCT,         K_PCTEN,        NEVER),
     ("CNTVCT_EL0",             3, 3, 14, 0, 2, H_CNTVCT,         K_VCTEN,        NEVER),
     ("CNTKCTL_EL1",            3, 0, 14, 1, 0, H_CNTKCTL,        NEVER,          NEVER),

@@ -1,7 +1,9 @@
 /* Benchmark guest: a loop of 10 instructions per iteration (2 loads, 2 stores, ALU, a
  * conditional branch) run with six event counters and the cycle counter enabled.
- * `vpmu bench` also runs bench_loop alone on plain Unicorn (no hooks) to compare. */
+ * `vpmu bench` also runs bench_loop alone on plain Unicorn (no hooks) to compare.
+ * Command line: n=ITERATIONS (default 5000000). */
 #include "vpmu.h"
+#include "board_common.h"
 
 /* Page-aligned and away from code: stores next to translated code take QEMU's
  * self-modifying-code slow path, which would distort the comparison. */
@@ -33,6 +35,7 @@ int main(void)
     static const u32 ev[6] = { EV_INST_RETIRED, EV_CPU_CYCLES, EV_BR_RETIRED, EV_LD_RETIRED,
                                EV_ST_RETIRED, EV_MEM_ACCESS };
     u64 n = 5000000;
+    board_arg_u64("n", &n);
     pmu_reset();
     for (int i = 0; i < 6; i++)
         pmu_write_type(i, ev[i]);

@@ -49,20 +49,20 @@ REG_XZR = R.UC_ARM64_REG_XZR
 PSTATE_I = U(1 << 7)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _read_reg(uc, A, reg):
     A[SCRATCH] = ZERO
     _reg_read(uc, reg, A[SCRATCH:].ctypes)
     return A[SCRATCH]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _write_reg(uc, A, reg, val):
     A[SCRATCH + 1] = val
     _reg_write(uc, reg, A[SCRATCH + 1:].ctypes)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def stop_at(uc, A, pc, reason, arg):
     """Hand control to the Python main loop, resuming later at pc."""
     A[STOP_REASON] = U(reason)
@@ -71,7 +71,7 @@ def stop_at(uc, A, pc, reason, arg):
     _emu_stop(uc)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def blk_lookup(A, addr, size):
     keyv = addr + ONE
     i = I((addr >> U(2)) * U(0x9E3779B1)) & (NBLK - 1)
@@ -85,7 +85,7 @@ def blk_lookup(A, addr, size):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def site_lookup(A, addr):
     keyv = addr + ONE
     i = I((addr >> U(2)) * U(0x9E3779B1)) & (NSITE - 1)
@@ -99,7 +99,7 @@ def site_lookup(A, addr):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def flush_blocks(A):
     """Forget everything derived from guest code (MMU change, cache maintenance)."""
     for i in range(NBLK):
@@ -109,14 +109,14 @@ def flush_blocks(A):
     A[FLUSH_REQ] = ZERO
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def irq_deliverable(uc, A):
     if A[IRQ_CAND] == ZERO:
         return False
     return (_read_reg(uc, A, REG_PSTATE) & PSTATE_I) == ZERO
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _xreg(rs):
     """Unicorn's register id of Xrs (X0..X28 are consecutive, X29/X30 are not)."""
     if rs <= 28:
@@ -124,7 +124,7 @@ def _xreg(rs):
     return R.UC_ARM64_REG_X29 if rs == 29 else R.UC_ARM64_REG_X30
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _exclusive_outcome(uc, addr, A, v):
     """addr follows a store-exclusive: if its status register says it failed, it retires as
     the "failed" class (no store, no data access) instead of its own class."""
@@ -143,7 +143,7 @@ def _exclusive_outcome(uc, addr, A, v):
         K.commit_ex(A, I(A[CUR_DONE]), idx + 1, idx, I((v >> U(40)) & U(0xFFFF)))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _cond_holds(uc, A, word):
     """Did the conditional branch `word` (the last instruction, just executed) see its
     condition hold?  Its inputs are still intact at the next block boundary."""
@@ -181,7 +181,7 @@ def _cond_holds(uc, A, word):
     return ((val >> bit) & ONE == ZERO) != ((word >> U(24)) & ONE == ONE)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _block(uc, addr, size, A):
     # 1. the previous block retired completely; its branch resolves against addr
     if A[CUR_VALID] != ZERO:
@@ -263,7 +263,7 @@ def block_hook(uc, addr, size, user):
     _block(uc, addr, size, A)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _code(uc, addr, A):
     s = site_lookup(A, addr)
     if s >= 0 and (A[SITE_VAL + s] >> U(32)) & ONE != ZERO:
@@ -298,7 +298,7 @@ def code_hook(uc, addr, size, user):
     _code(uc, addr, A)
 
 
-@njit(cache=True)
+@njit(cache=True)                 # carray() of Unicorn's register struct needs NRT
 def _sysreg(uc, reg, cp, A, is_read):
     c = carray(cp, 8, dtype=np.uint32)
     key = (I(c[2]) << 14) | (I(c[3]) << 11) | (I(c[0]) << 7) | (I(c[1]) << 3) | I(c[4])
@@ -383,7 +383,7 @@ def mem_hook(uc, access, addr, size, value, user):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True)                 # carray() of Unicorn's register struct needs NRT
 def _sys(uc, cp, A):
     c = carray(cp, 8, dtype=np.uint32)
     crn, crm, op1, op2 = c[0], c[1], c[3], c[4]
@@ -412,7 +412,7 @@ def sys_hook(uc, reg, cp, user):
 
 
 # ---- the one entry point for Python -> native calls ----------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _entry(A, op):
     a0, a1, a2, a3 = A[ENTRY_ARG], A[ENTRY_ARG + 1], A[ENTRY_ARG + 2], A[ENTRY_ARG + 3]
     if op == E_RECONFIGURE:

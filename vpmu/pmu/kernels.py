@@ -1,7 +1,9 @@
 """The PMU model and the counting path: numba kernels over the arena.
 
 Every function takes the arena ``A`` (``uint64[ARENA_WORDS]``, see ``layout``) and only
-ints; none allocates.  They are called from the native Unicorn hooks (``hooks``) and,
+ints; none allocates, so all are compiled without numba's reference counting
+(``_nrt=False``): with it, every call passing ``A`` costs a pair of incref/decref calls,
+which made the per-block path about three times slower.  They are called from the native Unicorn hooks (``hooks``) and,
 for rare events and tests, directly from Python.  Arithmetic on register values stays
 in ``np.uint64``: mixing uint64 with a signed int silently gives float64 in numba.
 
@@ -42,7 +44,7 @@ TY_U = U(1 << 30)
 _pycall = native.pycall
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def ring_put(A, rtype, a, b, c, d, e):
     n = I(A[RING_N])
     if n >= NRING:
@@ -60,7 +62,7 @@ def ring_put(A, rtype, a, b, c, d, e):
     A[RING_N] = U(n + 1)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def valid_mask(A):
     """bits [N-1:0] | bit 31: the implemented counters."""
     n = I(A[NCNT])
@@ -68,7 +70,7 @@ def valid_mask(A):
     return m | U(1 << 31)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def event_allowed(A, ev):
     """KVM filter (kvm-pmu.md 2): no filter = allowed; else the bitmap bit."""
     if A[FILT_ON] == ZERO:
@@ -78,7 +80,7 @@ def event_allowed(A, ev):
     return (A[FILT + (ev >> 6)] >> U(ev & 63)) & ONE != ZERO
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def reconfigure(A):
     """Recompute what each counter counts from PMCR/PMCNTEN/PMINTEN/PMEVTYPER/PMCCFILTR,
     the filter, the PMU version and the frozen flag (KVM re-evaluates on every such change)."""
@@ -150,7 +152,7 @@ def reconfigure(A):
     A[MEMHOOK_WANT] = mw
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def irq_update(A):
     """The overflow interrupt is a level: PMCR.E && (PMOVSSET & PMINTENSET) != 0
     (newest KVM: PMCNTENSET is not part of it, kvm-pmu.md 3.9).  Python is told on a change."""
@@ -167,7 +169,7 @@ def irq_update(A):
             _pycall(PC_IRQ_LEVEL, A.ctypes)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def defer_irq(A):
     """Hold the interrupt-line notification while an instruction's events are being added:
     whoever reacts to it (the GIC, a Xen sample snapshotting the PMU) must see every counter
@@ -175,7 +177,7 @@ def defer_irq(A):
     A[IRQ_DEFER] = ONE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def release_irq(A):
     pending = A[IRQ_DEFER] == U(2)
     A[IRQ_DEFER] = ZERO
@@ -183,7 +185,7 @@ def release_irq(A):
         _pycall(PC_IRQ_LEVEL, A.ctypes)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def overflowing_add(A, c, inc):
     """Add inc to counter c with its width; return True if it overflowed (kvm-pmu.md 3.8)."""
     old = A[CNT + c]
@@ -196,13 +198,13 @@ def overflowing_add(A, c, inc):
     return ovf
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _mark(A, c, pc, at_icount):
     A[OVS] |= ONE << U(c)
     ring_put(A, RT_OVERFLOW, c, A[CNT + c], at_icount, pc, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _chain(A, c, pc, at_icount):
     """CHAIN: an even counter's 32-bit overflow increments its odd neighbour if that counter is
     enabled and programmed with CHAIN; never with 64-bit overflow, never into 31.  Returns the
@@ -218,7 +220,7 @@ def _chain(A, c, pc, at_icount):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _pmu_ovfs(A, pc, at_icount):
     """One PMU_OVFS event (an overflow happened).  The overflows it causes set PMOVS and CHAIN
     like any other but produce no further PMU_OVFS event (no feedback loop)."""
@@ -233,7 +235,7 @@ def _pmu_ovfs(A, pc, at_icount):
                 _chain(A, c, pc, at_icount)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_overflow(A, c, pc, at_icount):
     """Counter c overflowed at pc (kvm-pmu.md 3.8): PMOVS and its record, CHAIN into the odd
     neighbour (whose own overflow is an overflow too), PMU_OVFS once per overflow."""
@@ -244,7 +246,7 @@ def on_overflow(A, c, pc, at_icount):
     irq_update(A)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def dyn_event(A, d, n, pc, at_icount):
     """A dynamic event happened n times at pc (attributed to the current block's EL)."""
     lst = A[DYN_LISTEN + d]
@@ -257,7 +259,7 @@ def dyn_event(A, d, n, pc, at_icount):
                 on_overflow(A, c, pc, at_icount)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def add_cycles(A, cyc, pc, at_icount):
     """Advance the executed-cycle count; derive CNT_CYCLES ticks."""
     t0 = A[CYCLES]
@@ -268,7 +270,7 @@ def add_cycles(A, cyc, pc, at_icount):
         dyn_event(A, C.D_CNT_CYCLES, ticks, pc, at_icount)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def locate(A, c, i0, i1, needed, oi, oc):
     """(index, events so far) of the instruction in [i0, i1) of the current block at which
     counter c's static channel has produced `needed` more events (the overflowing one);
@@ -285,7 +287,7 @@ def locate(A, c, i0, i1, needed, oi, oc):
     return i1 - 1, acc
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def headroom(A, c):
     """Events until counter c overflows (1 = the next event overflows it)."""
     v = A[CNT + c]
@@ -294,7 +296,7 @@ def headroom(A, c):
     return (M32 - (v & M32)) + ONE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _queue_overflow(A, nq, c, old, i0, i1, oi, oc):
     """Counter c (which held `old`) overflowed while instructions [i0, i1) retired: queue it
     with the instruction whose events reach the threshold."""
@@ -307,7 +309,7 @@ def _queue_overflow(A, nq, c, old, i0, i1, oi, oc):
     A[q], A[q + 1], A[q + 2], A[q + 3] = U(k), U(c), old, acc
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _settle_overflows(A, nq, i0, start, icount0):
     """Handle the queued overflows in instruction order (then counter order): each is
     recorded at its instruction, with the counter as it was just after that instruction, so
@@ -331,7 +333,7 @@ def _settle_overflows(A, nq, i0, start, icount0):
         A[CNT + c] = final
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def commit(A, i0, i1):
     """Retire instructions [i0, i1) of the current block: static channels into counters.
 
@@ -340,7 +342,7 @@ def commit(A, i0, i1):
     commit_ex(A, i0, i1, -1, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def commit_ex(A, i0, i1, oi, oc):
     """commit(), with instruction oi retiring as class oc instead of its own (a failed
     store-exclusive is not a store: the class is chosen after it executed)."""
@@ -352,7 +354,7 @@ def commit_ex(A, i0, i1, oi, oc):
         release_irq(A)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _commit_ex(A, i0, i1, oi, oc):
     if i1 <= i0:
         return
@@ -406,7 +408,7 @@ def _commit_ex(A, i0, i1, oi, oc):
     A[CUR_DONE] = U(i1)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def penalty(A, stall_d, pen, pc, ic):
     """`pen` extra cycles (a mispredict or refill): CPU_CYCLES, the frontend or backend stall
     channel `stall_d` and STALL count them, and time advances."""
@@ -418,12 +420,12 @@ def penalty(A, stall_d, pen, pc, ic):
 
 
 # ---- branches ----------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def bp_index(pc):
     return I((pc >> U(2)) & U(BP_N - 1))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def resolve_branch(A, next_pc):
     """The successor of the last retired branch is known: taken/not-taken, predictor.
 
@@ -484,7 +486,7 @@ def resolve_branch(A, next_pc):
     A[CUR_EL] = saved_el
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def finish_block(A, next_pc):
     """Retire the rest of the current block; its final branch resolves against next_pc."""
     defer_irq(A)
@@ -492,7 +494,7 @@ def finish_block(A, next_pc):
     release_irq(A)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _finish_block(A, next_pc):
     if A[CUR_VALID] != ZERO:
         e = I(A[CUR_ENTRY])
@@ -511,7 +513,7 @@ def _finish_block(A, next_pc):
     resolve_branch(A, next_pc)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def end_block_at(A, pc, retired):
     """A synchronous exception at pc: instructions before it retire, and pc itself if
     `retired` (SVC/HVC/SMC and handled semihosting calls complete; aborts/UNDEF/BRK do not).
@@ -526,7 +528,7 @@ def end_block_at(A, pc, retired):
     finish_block(A, pc)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def sync_to(A, pc):
     """Commit the current block's instructions before pc (pc inside the block)."""
     if A[CUR_VALID] == ZERO:
@@ -541,7 +543,7 @@ def sync_to(A, pc):
 
 
 # ---- caches ------------------------------------------------------------------------------------
-@njit("Tuple((boolean, boolean))(uint64[::1], boolean, uint64, boolean)", cache=True)
+@njit("Tuple((boolean, boolean))(uint64[::1], boolean, uint64, boolean)", cache=True, _nrt=False)
 def cache_lookup(A, is_d, line, is_write):
     """LRU set-associative lookup in the L1D (is_d) or L1I model; returns (hit, wrote_back)."""
     if is_d:
@@ -577,7 +579,7 @@ def cache_lookup(A, is_d, line, is_write):
     return False, wb
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def icache_fetch(A, start, size, pc_for_events):
     """Instruction fetch of a block: one L1I lookup per line it spans (before it executes)."""
     if A[L1I_ACTIVE] == ZERO:
@@ -587,7 +589,7 @@ def icache_fetch(A, start, size, pc_for_events):
     release_irq(A)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _icache_fetch(A, start, size, pc_for_events):
     sh = A[LINE_SHIFT]
     first = start >> sh
@@ -602,7 +604,7 @@ def _icache_fetch(A, start, size, pc_for_events):
         ln += ONE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _insn_class(A, pc):
     """Class of the instruction at pc in the current block (-1 if pc is not in it)."""
     start = A[CUR_START]
@@ -611,14 +613,14 @@ def _insn_class(A, pc):
     return I(A[POOL + I(A[BLK_IOFF + I(A[CUR_ENTRY])]) + I((pc - start) >> U(2))])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def data_access(A, addr, size, is_write, pc, is_ram):
     defer_irq(A)
     _data_access(A, addr, size, is_write, pc, is_ram)
     release_irq(A)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _data_access(A, addr, size, is_write, pc, is_ram):
     """One data access seen by the memory hook (Unicorn may split an instruction's transfer
     into several).  Per instruction execution, on its first access: UNALIGNED_LDST_RETIRED if
@@ -651,13 +653,13 @@ def _data_access(A, addr, size, is_write, pc, is_ram):
         ln += ONE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _dside_event(A, d, pen, pc, ic):
     dyn_event(A, d, ONE, pc, ic)
     penalty(A, C.D_STALL_BE, pen, pc, ic)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def cache_maintenance(A, op, addr, pc):
     """DC/IC by VA and IC IALLU seen by the SYS hook: op 1 = clean and invalidate (DC CIVAC),
     2 = invalidate (DC IVAC), 3 = clean (DC CVAC/CVAU/CVAP/CVADP), 4 = IC IVAU, 5 = IC IALLU.
@@ -692,7 +694,7 @@ def cache_maintenance(A, op, addr, pc):
 
 
 # ---- precise mode ------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def needs_precise(A, e):
     """Could something that must happen *between* two instructions of block e happen before
     its last instruction retires?  (A watched counter overflowing, a timer deadline, the
@@ -735,7 +737,7 @@ def needs_precise(A, e):
 
 
 # ---- PMU system registers ------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def access_undef(A, key, h, is_read, el):
     """Does this access UNDEF?  kvm-pmu.md 3.1 (EL0 table, checked first) and 3.2 (index)."""
     rule = A[RULE + key]
@@ -772,13 +774,13 @@ def access_undef(A, key, h, is_read, el):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pmcr_read(A):
     # N replaced by the configured counter number; P and C read 0; IDCODE/IMP read 0 (KVM).
     return (A[PMCR] & U(0xFF & ~(PMCR_P | PMCR_C))) | (A[NCNT] << U(11))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pmu_read(A, h, key):
     vm = valid_mask(A)
     if h == 1:
@@ -814,13 +816,13 @@ def pmu_read(A, h, key):
     return ZERO
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def typer_mask(A):
     # P | U | evtCount (10 or 16 bits); NSK/NSU/NSH/M read 0 for an EL1 guest (kvm-pmu.md 3.6).
     return TY_P | TY_U | A[EVMASK]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def swinc(A, v, pc):
     """PMSWINC_EL0 write (kvm-pmu.md 3.8 step 6): ignores P/U and the filter."""
     defer_irq(A)
@@ -828,7 +830,7 @@ def swinc(A, v, pc):
     release_irq(A)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _swinc(A, v, pc):
     if (A[PMCR] & U(PMCR_E)) == ZERO or A[FROZEN] != ZERO:
         return
@@ -840,7 +842,7 @@ def _swinc(A, v, pc):
                 on_overflow(A, c, pc, A[ICOUNT])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pmu_write(A, h, key, val, pc):
     vm = valid_mask(A)
     if h == 1:
@@ -921,12 +923,12 @@ def pmu_write(A, h, key, val, pc):
 
 
 # ---- generic timer reads (native: CNTVCT in a delay loop must be cheap) --------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def now(A):
     return A[CYCLES] + A[IDLE]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def timer_read(A, h):
     t = now(A) // A[TICK_DIV]
     if h == 64:
@@ -953,7 +955,7 @@ def timer_read(A, h):
 
 
 # ---- ID registers ---------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def id_read(A, h, qemu_value):
     if h == 128:   # ID_AA64DFR0_EL1.PMUVer [11:8]
         pv = A[PMUVER] if A[PMU_PRESENT] != ZERO else ZERO

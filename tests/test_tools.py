@@ -103,3 +103,22 @@ def test_plugin_failure_message_shows_the_differing_record(pytester, vpmu_guest_
     assert "counter 0 overflowed 1 time(s), expected 3" in out
     assert '>> [0] {"type":"overflow"' in out or '>> [1] {"type":"overflow"' in out or "overflow" in out
     assert "traces differ at record 0" in out and ">> [0]" in out and '"pmu_version":"3.4"' in out
+
+
+def test_bench_reports_mips_ratio_and_exact_counts(capsys, vpmu_guest_dir):
+    """`vpmu bench` on a short loop: the report's shape and the loop's counts (10 instructions,
+    1 branch, 2 loads, 2 stores, 4 accesses per iteration; the timing itself is not tested)."""
+    rc = main(["bench", str(vpmu_guest_dir / "bench.elf"), "--rounds", "2", "--iterations", "20000"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "fastest of 2 rounds" in out and "MIPS" in out
+    ratio = float(out.split("ratio:")[1].split()[0])
+    assert ratio > 0
+    assert "inst=200010 br=20002 ld=40000 st=40000 mem=80000 cycles=200010" in out
+    assert "    200010 instructions" in out and "    200003 instructions" in out
+
+
+@pytest.mark.parametrize("args", [["--rounds", "0"], ["--iterations", "0"]])
+def test_bench_rejects_bad_counts(capsys, vpmu_guest_dir, args):
+    assert main(["bench", str(vpmu_guest_dir / "bench.elf"), *args]) == 2
+    assert "at least 1" in capsys.readouterr().err

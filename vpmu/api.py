@@ -21,6 +21,8 @@ class RunResult:
                                                 # evcntr[list], evtyper[list], n
     trace: list = field(default_factory=list)   # trace records (dicts), as in --trace
     error: Optional[str] = None                 # one-line error for runner-side failures
+    stats: dict = field(default_factory=dict)   # how the run was counted: blocks counted deferred,
+                                                # deferred flushes (not part of the trace)
 
     @property
     def ok(self) -> bool:
@@ -67,7 +69,8 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
             m.close()
     return RunResult(exit_status=status, output=b"".join(out).decode("utf-8", "replace"), reason=reason,
                      icount=int(m.A[L.ICOUNT]) if m else 0, cycles=int(m.A[L.CYCLES]) if m else 0,
-                     pmu=m.pmu_state() if m else {}, trace=m.trace.records if m else [], error=error)
+                     pmu=m.pmu_state() if m else {}, trace=m.trace.records if m else [], error=error,
+                     stats=m.stats() if m else {})
 
 
 def run(elf: str, **options) -> RunResult:

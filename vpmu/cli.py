@@ -100,12 +100,15 @@ def add_machine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--trace-pmu-regs", action="store_true", help="also trace every PMU register access")
     g.add_argument("--trace-sample", type=_int, default=0, metavar="N",
                    help="also record every counter each N retired instructions (at the next block boundary)")
+    g.add_argument("--eager", action="store_true",
+                   help="count every block when it completes instead of deferring the adds to the next point "
+                        "that can observe them (same results, slower; for cross-checking)")
 
 
 def config_from_options(pmu_version=None, counters=None, pmu_irq=None, no_pmu=False, filters=(), filter=None,
                         vm=None, cycles=None, cache=None, memory=128 << 20, append=None, dtb=None, xen=False,
                         xen_domid=0, xen_vpmu="self", max_insns=None, trace=None, trace_pmu_regs=False, trace_sample=0,
-                        **unknown) -> MachineConfig:
+                        eager=False, **unknown) -> MachineConfig:
     """Build the MachineConfig the way a VMM builds a KVM vCPU (vpmu.kvm): PMU IRQ, filters
     in order, INIT; every attribute error is raised as vpmu.kvm.KvmAttrError."""
     if unknown:
@@ -144,6 +147,7 @@ def config_from_options(pmu_version=None, counters=None, pmu_irq=None, no_pmu=Fa
     if trace_sample < 0:
         raise errors.VpmuError("--trace-sample must not be negative", errors.EXIT_USAGE)
     cfg.trace_sample = trace_sample
+    cfg.defer = not eager
     return cfg
 
 
@@ -176,7 +180,7 @@ def cmd_run(args) -> int:
                               cache=args.cache, memory=args.memory, append=args.append, dtb=args.dtb,
                               xen=args.xen, xen_domid=args.xen_domid, xen_vpmu=args.xen_vpmu,
                               max_insns=args.max_insns, trace=args.trace, trace_pmu_regs=args.trace_pmu_regs,
-                              trace_sample=args.trace_sample)
+                              trace_sample=args.trace_sample, eager=args.eager)
     res = run_config(args.guest, cfg, capture=False, keep_trace=False, raise_errors=True)
     if args.summary:
         sys.stderr.write(_summary(res))

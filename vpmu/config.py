@@ -95,6 +95,7 @@ class MachineConfig:
     trace_path: Optional[str] = None
     trace_pmu_regs: bool = False
     trace_sample: int = 0                   # record all counters every N instructions (0 = off)
+    defer: bool = True                      # deferred counting (kernels.defer_flush); False = eager
     append: Optional[str] = None            # /chosen/bootargs
     dtb_path: Optional[str] = None          # replace the generated device tree
     # Xen frontend

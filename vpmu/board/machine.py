@@ -189,6 +189,7 @@ class Machine:
         A[L.PMCR] = K.PMCR_LC                   # reset: LC (RES1), everything else 0
         A[L.TRACE_REGS] = 1 if cfg.trace_pmu_regs else 0
         A[L.INSN_LIMIT] = cfg.max_insns if cfg.max_insns is not None else NONE64
+        A[L.DEF_ENABLE] = 1 if cfg.defer else 0
         A[L.EL_STALE] = 1                       # read PSTATE at the first block
         A[L.NEXT_DEADLINE] = NONE64
         A[L.NEXT_SAMPLE] = cfg.trace_sample if cfg.trace_sample else NONE64
@@ -363,6 +364,7 @@ class Machine:
 
     def _guard(self, fn, default=None):
         try:
+            self.N.flush()                  # deferred counts first: the GIC may trace or interrupt
             return fn()
         except BaseException as e:          # never lose an exception inside a C callback
             self._fail(e)
@@ -432,6 +434,7 @@ class Machine:
     # ================================================================================ pycall
     def _pycall(self, kind: int) -> int:
         try:
+            self.N.flush()
             self._drain_ring()
             if kind == L.PC_CLASSIFY:
                 return self._classify(int(self.A[L.PY_ARG]), int(self.A[L.PY_ARG + 1]))
@@ -559,6 +562,10 @@ class Machine:
             flags |= L.BF_PRECISE
         A[L.BLK_FLAGS + e] = flags
         A[L.BLK_TOT + e * C.NS:L.BLK_TOT + (e + 1) * C.NS] = tot
+        bound = min(max(n, int(tot.max()) if n else 0), L.FAST_BOUND)
+        odd = (excl_last or maint or (last is not None and (last.bk == L.BK_ERET or (
+            last.bk == L.BK_COND and last.target == addr + size))))
+        A[L.BLK_FAST + e] = bound | (L.FAST_PRECISE if flags & L.BF_PRECISE else 0) | (L.FAST_ODD_END if odd else 0)
         return 1 if new_sites else 0
 
     def _free_slot(self, addr: int) -> int:
@@ -711,6 +718,7 @@ class Machine:
 
     def _on_intr(self, uc, intno, _ud):
         try:
+            self.N.flush()
             self._drain_ring()
             self._handle_intr(intno)
             # Restart emu_start at the PC the handler wrote.  Without this, Unicorn 2.1.4
@@ -1016,6 +1024,13 @@ class Machine:
                 "pmceid0": int(A[L.PMCEID0]), "pmceid1": int(A[L.PMCEID1])}
 
     # Xen GuestEnv extras
+    def stats(self) -> dict:
+        """How the run was counted (not architectural): blocks counted deferred, flushes of
+        the deferred tallies, and overflows found while flushing (always 0: a bug otherwise)."""
+        A = self.A
+        return {"deferred_blocks": int(A[L.DEF_BLOCKS]), "deferred_flushes": int(A[L.DEF_FLUSHES]),
+                "deferred_misses": int(A[L.DEF_MISS])}
+
     def pmu_snapshot(self):
         from ..xen.env import PmuRegs
         A = self.A
@@ -1067,7 +1082,9 @@ class Machine:
                 self._fault = None
                 try:
                     uc.emu_start(pc, UNTIL)
+                    self.N.flush()
                 except unicorn.UcError as e:
+                    self.N.flush()
                     if self._error is None and e.errno == UC.UC_ERR_FETCH_PROT:
                         # executing from a device (MMIO): a synchronous external abort on fetch
                         self._fault = (UC.UC_MEM_FETCH_UNMAPPED, uc.reg_read(R.UC_ARM64_REG_PC), 4)
@@ -1184,11 +1201,13 @@ class Machine:
                 self._precise_hooks[start, end] = native.hook_add(
                     self.uc, UC.UC_HOOK_CODE, self._H.code_hook.address, self._arena_addr, start, end - 1)
             A[L.BLK_FLAGS + e] |= L.BF_PRECISE
+            A[L.BLK_FAST + e] |= np.uint64(L.FAST_PRECISE)
         else:
             h = self._precise_hooks.pop((start, end), None)
             if h is not None:
                 native.hook_del(self.uc, h)
             A[L.BLK_FLAGS + e] &= ~np.uint64(L.BF_PRECISE)
+            A[L.BLK_FAST + e] &= ~np.uint64(L.FAST_PRECISE)
         native.remove_tb_cache(self.uc, start, end)
 
     def _update_memhook(self) -> None:

@@ -26,6 +26,11 @@ class Native:
             self.A[L.ENTRY_ARG + i] = a & L.NONE64
         return self._call(self._addr, op)
 
+    def flush(self) -> None:
+        """Add deferred block tallies to the counters (kernels.defer_flush): before Python
+        reads or changes counted state."""
+        self._call(self._addr, L.E_FLUSH)
+
     def reconfigure(self) -> None:
         self._op(L.E_RECONFIGURE)
 

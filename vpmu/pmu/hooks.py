@@ -30,6 +30,7 @@ from .. import native
 from . import kernels as K
 from .layout import E_RECONFIGURE, E_IRQ_UPDATE, E_END_BLOCK_AT, E_FINISH_BLOCK, E_DYN_EVENT  # noqa: F401
 from .layout import E_PMCR_READ, E_FLUSH_BLOCKS, E_BLK_LOOKUP, E_VALID_MASK, E_TYPER_MASK  # noqa: F401
+from .layout import E_FLUSH  # noqa: F401
 from .layout import *  # noqa: F401,F403
 from .regs import H_ICC, H_PMU_LAST, H_ID_AA64DFR0, H_ID_DFR0, H_CNTKCTL, H_TIMER_LAST, H_CNTFRQ
 
@@ -102,6 +103,7 @@ def site_lookup(A, addr):
 @njit(cache=True, _nrt=False)
 def flush_blocks(A):
     """Forget everything derived from guest code (MMU change, cache maintenance)."""
+    K.defer_flush(A)                    # tallies name block slots
     for i in range(NBLK):
         A[BLK_KEY + i] = ZERO
     A[BLK_USED] = ZERO
@@ -181,6 +183,118 @@ def _cond_holds(uc, A, word):
     return ((val >> bit) & ONE == ZERO) != ((word >> U(24)) & ONE == ONE)
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def _defer_tally(A, e):
+    """Block e completed: one more execution in the tally (kernels.defer_flush adds them)."""
+    i = I(A[BLK_DEF + e])
+    if i != 0:
+        A[DEF_CNT + i - 1] += ONE
+    else:
+        _defer_new(A, e)
+
+
+@njit(cache=True, _nrt=False)
+def _defer_new(A, e):
+    n = I(A[DEF_N])
+    if n == 0:
+        A[DEF_EL] = A[CUR_EL]
+    elif n == NDEF:
+        K.defer_flush(A)
+        A[DEF_BVALID] = ONE               # the remaining budget stays a valid bound
+        A[DEF_EL] = A[CUR_EL]
+        n = 0
+    A[DEF_LIST + n] = U(e)
+    A[DEF_CNT + n] = ONE
+    A[BLK_DEF + e] = U(n + 1)
+    A[DEF_N] = U(n + 1)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _fast(uc, addr, size, A):
+    """The deferred block boundary (kernels.defer_flush explains the scheme): the common case
+    here, the rest in _fast_slow.  Returns False (nothing tallied) when the eager path must
+    handle this boundary."""
+    if A[CUR_VALID] == ZERO or A[CUR_FAST] == ZERO or A[CUR_DONE] != ZERO or A[DEF_BVALID] == ZERO:
+        return _fast_slow(uc, addr, size, A)
+    e_prev = I(A[CUR_ENTRY])
+    if (A[BLK_FAST + e_prev] & U(FAST_ODD_END)) != ZERO:
+        K.defer_flush(A)
+        return False
+    # the previous block completed: tally it (its bound was spent when it was admitted) and
+    # let the predictor learn its branch, as on the eager path (no event can be counted)
+    _defer_tally(A, e_prev)
+    bk = I(A[BLK_BK + e_prev])
+    if bk != BK_NONE:
+        K.bp_update(A, bk, A[CUR_START] + U(4) * (A[BLK_N + e_prev] - ONE), A[BLK_TGT + e_prev], addr, ZERO)
+    A[CUR_VALID] = ZERO
+    return _admit(uc, addr, size, A)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _admit(uc, addr, size, A):
+    """Start the block at addr deferred if it is known, nothing waits at this boundary and its
+    bound fits in the budget."""
+    if (A[FLUSH_REQ] | A[EL_STALE] | A[IRQ_CAND] | A[EXIT_PENDING]) != ZERO:
+        K.defer_flush(A)
+        return False
+    e = blk_lookup(A, addr, size)
+    if e < 0:
+        K.defer_flush(A)
+        return False
+    f = A[BLK_FAST + e]
+    if (f & U(FAST_PRECISE)) != ZERO or A[DEF_BVALID] == ZERO or (f & U(FAST_BOUND)) > A[DEF_BUDGET]:
+        return _admit_slow(uc, addr, size, A, e)
+    A[DEF_BUDGET] -= f & U(FAST_BOUND)
+    A[DEF_BLOCKS] += ONE
+    A[CUR_VALID] = ONE
+    A[CUR_START] = addr
+    A[CUR_SIZE] = U(size)
+    A[CUR_N] = A[BLK_N + e]
+    A[CUR_DONE] = ZERO
+    A[CUR_ENTRY] = U(e)
+    A[CUR_PRECISE] = ZERO
+    A[CUR_FAST] = ONE
+    return True
+
+
+@njit(cache=True, _nrt=False)
+def _admit_slow(uc, addr, size, A, e):
+    f = A[BLK_FAST + e]
+    if (f & U(FAST_PRECISE)) == ZERO and A[DEF_BVALID] == ZERO:
+        K.defer_flush(A)                  # (nothing is tallied while the budget is invalid)
+        A[DEF_BUDGET] = K.defer_budget(A)
+        A[DEF_BVALID] = ONE
+        if (f & U(FAST_BOUND)) <= A[DEF_BUDGET]:
+            A[DEF_BUDGET] -= f & U(FAST_BOUND)
+            A[DEF_BLOCKS] += ONE
+            A[CUR_VALID] = ONE
+            A[CUR_START] = addr
+            A[CUR_SIZE] = U(size)
+            A[CUR_N] = A[BLK_N + e]
+            A[CUR_DONE] = ZERO
+            A[CUR_ENTRY] = U(e)
+            A[CUR_PRECISE] = ZERO
+            A[CUR_FAST] = ONE
+            return True
+    K.defer_flush(A)
+    return False
+
+
+@njit(cache=True, _nrt=False)
+def _fast_slow(uc, addr, size, A):
+    """_fast when the previous block was not admitted deferred, was partly committed, or the
+    budget was reset while it ran (a flush for Python or a system-register access)."""
+    if A[CUR_VALID] != ZERO:
+        if A[CUR_DONE] != ZERO or (A[BLK_FAST + I(A[CUR_ENTRY])] & U(FAST_ODD_END)) != ZERO:
+            K.defer_flush(A)
+            return False                  # the eager path retires it (exclusive outcome, ...)
+        K.finish_block(A, addr)           # retire it now: commit and resolve its branch
+        A[CUR_VALID] = ZERO
+    else:
+        K.resolve_branch(A, addr)
+    return _admit(uc, addr, size, A)
+
+
 @njit(cache=True, _nrt=False)
 def _block(uc, addr, size, A):
     # 1. the previous block retired completely; its branch resolves against addr
@@ -250,6 +364,7 @@ def _block(uc, addr, size, A):
     A[CUR_DONE] = ZERO
     A[CUR_ENTRY] = U(e)
     A[CUR_PRECISE] = ONE if need else ZERO
+    A[CUR_FAST] = ZERO
     K.icache_fetch(A, addr, U(size), addr)
     if A[IRQ_CAND] != ZERO and irq_deliverable(uc, A):   # e.g. an I-cache refill overflowed a counter
         A[CUR_VALID] = ZERO
@@ -260,6 +375,8 @@ def _block(uc, addr, size, A):
 @cfunc(native.HOOK_BLOCK_SIG, cache=True)
 def block_hook(uc, addr, size, user):
     A = carray(user, ARENA_WORDS, dtype=np.uint64)
+    if A[DEF_OK] != ZERO and _fast(uc, addr, size, A):
+        return
     _block(uc, addr, size, A)
 
 
@@ -385,6 +502,7 @@ def mem_hook(uc, access, addr, size, value, user):
 
 @njit(cache=True)                 # carray() of Unicorn's register struct needs NRT
 def _sys(uc, cp, A):
+    K.defer_flush(A)
     c = carray(cp, 8, dtype=np.uint32)
     crn, crm, op1, op2 = c[0], c[1], c[3], c[4]
     if crn != 7:
@@ -415,6 +533,7 @@ def sys_hook(uc, reg, cp, user):
 @njit(cache=True, _nrt=False)
 def _entry(A, op):
     a0, a1, a2, a3 = A[ENTRY_ARG], A[ENTRY_ARG + 1], A[ENTRY_ARG + 2], A[ENTRY_ARG + 3]
+    K.defer_flush(A)                      # Python sees (and changes) counted state only
     if op == E_RECONFIGURE:
         K.reconfigure(A)
     elif op == E_IRQ_UPDATE:
@@ -435,6 +554,7 @@ def _entry(A, op):
         return K.valid_mask(A)
     elif op == E_TYPER_MASK:
         return K.typer_mask(A)
+    # E_FLUSH: the flush above is the whole operation
     return ZERO
 
 

@@ -84,6 +84,7 @@ def event_allowed(A, ev):
 def reconfigure(A):
     """Recompute what each counter counts from PMCR/PMCNTEN/PMINTEN/PMEVTYPER/PMCCFILTR,
     the filter, the PMU version and the frozen flag (KVM re-evaluates on every such change)."""
+    defer_flush(A)                          # tallies count with the configuration they ran under
     e_on = (A[PMCR] & U(PMCR_E)) != ZERO and A[FROZEN] == ZERO and A[PMU_PRESENT] != ZERO
     vm = valid_mask(A)
     nact = 0
@@ -150,6 +151,7 @@ def reconfigure(A):
         if A[DYN_LISTEN + d] != ZERO:
             mw = ONE
     A[MEMHOOK_WANT] = mw
+    A[DEF_OK] = ONE if defer_ok(A) else ZERO
 
 
 @njit(cache=True, _nrt=False)
@@ -252,6 +254,7 @@ def dyn_event(A, d, n, pc, at_icount):
     lst = A[DYN_LISTEN + d]
     if lst == ZERO or n == ZERO:
         return
+    defer_flush(A)
     el = I(A[CUR_EL])
     for c in range(32):
         if (lst >> U(c)) & ONE != ZERO and (A[C_EL + c] >> U(el)) & ONE != ZERO:
@@ -285,6 +288,92 @@ def locate(A, c, i0, i1, needed, oi, oc):
         if acc >= needed:
             return i, acc
     return i1 - 1, acc
+
+
+# ---- deferred counting ---------------------------------------------------------------------------
+# While nothing needs per-block work (no cache model, no dynamic event fed per block, no
+# mispredict cycles), the block hook only tallies completed blocks (how many times each ran)
+# and admits a block only if its bound BLK_W fits in DEF_BUDGET: the least headroom of any
+# counter counting a static channel, the instructions to the limit and to the next sample, and
+# the cycles to the next timer deadline.  Nothing observable can then happen inside deferred
+# blocks, so adding the tallies later (defer_flush, at the first point that could observe a
+# counter, ICOUNT or the time) gives exactly the eager result.  The branch predictor keeps
+# being updated per block (hooks._fast), as the eager path does.
+@njit(cache=True, _nrt=False)
+def defer_flush(A):
+    """Add the tallied blocks to the counters, ICOUNT and the cycle count; the budget is
+    invalid afterwards (DEF_BVALID = 0)."""
+    A[DEF_BVALID] = ZERO
+    n = I(A[DEF_N])
+    if n == 0:
+        return
+    A[DEF_N] = ZERO
+    A[DEF_FLUSHES] += ONE
+    elbit = ONE << (A[DEF_EL] + U(16))
+    nact = I(A[ACT_N])
+    ic = A[ICOUNT]
+    cyc = ZERO
+    for i in range(n):
+        e = I(A[DEF_LIST + i])
+        k = A[DEF_CNT + i]
+        A[BLK_DEF + e] = ZERO
+        ic += k * A[BLK_N + e]
+        cyc += k * A[BLK_TOT + e * C.NS + C.S_CYC]
+        for j in range(nact):
+            d = A[ACT + j]
+            if (d & elbit) == ZERO:
+                continue
+            c = I(d & U(0xFF))
+            inc = k * A[BLK_TOT + e * C.NS + I((d >> U(8)) & U(0xFF))]
+            if inc != ZERO and overflowing_add(A, c, inc):
+                A[DEF_MISS] += ONE          # impossible by the budget; keep the architectural effect
+                on_overflow(A, c, A[CUR_START], ic)
+    A[ICOUNT] = ic
+    A[CYCLES] += cyc                        # (no CNT_CYCLES listener: defer_ok; and no add_cycles ->
+                                            # dyn_event -> defer_flush cycle numba cannot compile)
+
+
+@njit(cache=True, _nrt=False)
+def defer_budget(A):
+    """How much deferred blocks may add to any quantity before something observable could
+    happen: the smallest of every static counter's headroom - 1 at the current EL, and the
+    instructions / cycles left before the limit, the next sample and the next timer deadline
+    minus one (the eager path acts at the first block boundary at or after them)."""
+    b = M64
+    elbit = ONE << (A[CUR_EL] + U(16))
+    for j in range(I(A[ACT_N])):
+        d = A[ACT + j]
+        if (d & elbit) != ZERO:
+            h = headroom(A, I(d & U(0xFF))) - ONE
+            if h < b:
+                b = h
+    ic = A[ICOUNT]
+    lim = A[INSN_LIMIT]
+    if lim != M64:
+        h = lim - ic - ONE if lim > ic else ZERO
+        if h < b:
+            b = h
+    smp = A[NEXT_SAMPLE]
+    if smp != M64:
+        h = smp - ic - ONE if smp > ic else ZERO
+        if h < b:
+            b = h
+    dl = A[NEXT_DEADLINE]
+    if dl != M64:
+        t = A[CYCLES] + A[IDLE]
+        h = dl - t - ONE if dl > t else ZERO
+        if h < b:
+            b = h
+    return b
+
+
+@njit(cache=True, _nrt=False)
+def defer_ok(A):
+    """Can blocks be counted deferred with the current configuration?"""
+    return (A[DEF_ENABLE] != ZERO and A[L1I_ACTIVE] == ZERO and A[L1D_ACTIVE] == ZERO
+            and A[MEMHOOK_WANT] == ZERO and A[PEN_MISPRED] == ZERO
+            and A[DYN_LISTEN + C.D_PCW] == ZERO and A[DYN_LISTEN + C.D_MISPRED] == ZERO
+            and A[DYN_LISTEN + C.D_CNT_CYCLES] == ZERO)
 
 
 @njit(cache=True, _nrt=False)
@@ -346,6 +435,7 @@ def commit(A, i0, i1):
 def commit_ex(A, i0, i1, oi, oc):
     """commit(), with instruction oi retiring as class oc instead of its own (a failed
     store-exclusive is not a store: the class is chosen after it executed)."""
+    defer_flush(A)
     outer = A[IRQ_DEFER] != ZERO
     if not outer:
         defer_irq(A)
@@ -425,62 +515,75 @@ def bp_index(pc):
     return I((pc >> U(2)) & U(BP_N - 1))
 
 
-@njit(cache=True, _nrt=False)
-def resolve_branch(A, next_pc):
-    """The successor of the last retired branch is known: taken/not-taken, predictor.
+@njit(cache=True, _nrt=False, inline="always")
+def bp_update(A, kind, pc, target, next_pc, outcome):
+    """The predictor state after the branch at pc (kind BK_*) went to next_pc; returns
+    1 if it was mispredicted, | 2 if it is a taken conditional branch.
 
     Predictor model (docs/events.md): conditional branches use a 2-bit saturating counter
     per (PC >> 2) mod 4096, initially weakly not-taken; B/BL are always predicted; BR/BLR
     use a 1024-entry last-target buffer (cold entry = mispredict); RET pops a 16-entry circular
     return stack filled by BL/BLR (the 17th push overwrites the oldest entry; empty or wrong =
     mispredict).  ERET is not predicted.  A conditional branch whose target is the next
-    instruction is taken iff its condition held (decided by the block hook).
+    instruction is taken iff its condition held (outcome 2; decided by the block hook).
     """
-    if A[PB_VALID] == ZERO:
-        return
-    A[PB_VALID] = ZERO
-    kind = I(A[PB_KIND])
-    pc = A[PB_PC]
-    ic = A[ICOUNT]
-    saved_el = A[CUR_EL]
-    A[CUR_EL] = A[PB_EL]
-    mis = False
+    r = 0
     if kind == BK_COND:
-        taken = next_pc == A[PB_TARGET]
-        if A[PB_TARGET] == pc + U(4):
-            taken = A[PB_OUTCOME] == U(2)   # a branch to the next instruction: the condition decides
-        A[PB_OUTCOME] = ZERO
+        taken = next_pc == target
+        if target == pc + U(4):
+            taken = outcome == U(2)         # a branch to the next instruction: the condition decides
         i = bp_index(pc)
         ctr = A[BP + i]
-        pred_taken = ctr >= U(2)
-        mis = pred_taken != taken
+        if (ctr >= U(2)) != taken:
+            r = 1
         if taken:
+            r |= 2
             if ctr < U(3):
                 A[BP + i] = ctr + ONE
-            dyn_event(A, C.D_PCW, ONE, pc, ic)
-        else:
-            if ctr > ZERO:
-                A[BP + i] = ctr - ONE
+        elif ctr > ZERO:
+            A[BP + i] = ctr - ONE
     elif kind == BK_BR or kind == BK_BLR:
         i = I((pc >> U(2)) & U(BTB_N - 1))
-        mis = not (A[BTB_TAG + i] == pc + ONE and A[BTB_TGT + i] == next_pc)
+        if not (A[BTB_TAG + i] == pc + ONE and A[BTB_TGT + i] == next_pc):
+            r = 1
         A[BTB_TAG + i] = pc + ONE
         A[BTB_TGT + i] = next_pc
     elif kind == BK_RET:
         cnt = I(A[RAS_CNT])
         if cnt > 0:                 # pop the most recent return address
             top = I(A[RAS_TOP])
-            mis = A[RAS + top] != next_pc
+            if A[RAS + top] != next_pc:
+                r = 1
             A[RAS_TOP] = U((top + RAS_N - 1) % RAS_N)
             A[RAS_CNT] = U(cnt - 1)
         else:
-            mis = True              # empty return stack: not predicted
+            r = 1                   # empty return stack: not predicted
     if kind == BK_BL or kind == BK_BLR:
         top = (I(A[RAS_TOP]) + 1) % RAS_N   # circular: a 17th push overwrites the oldest entry
         A[RAS + top] = pc + U(4)
         A[RAS_TOP] = U(top)
         A[RAS_CNT] = U(min(I(A[RAS_CNT]) + 1, RAS_N))
-    if mis:
+    return r
+
+
+@njit(cache=True, _nrt=False)
+def resolve_branch(A, next_pc):
+    """The successor of the last retired branch is known: taken/not-taken, predictor, and
+    the events (PC_WRITE_RETIRED's conditional part, BR_MIS_PRED, mispredict cycles)."""
+    if A[PB_VALID] == ZERO:
+        return
+    A[PB_VALID] = ZERO
+    pc = A[PB_PC]
+    ic = A[ICOUNT]
+    r = bp_update(A, I(A[PB_KIND]), pc, A[PB_TARGET], next_pc, A[PB_OUTCOME])
+    A[PB_OUTCOME] = ZERO
+    if r == 0:
+        return
+    saved_el = A[CUR_EL]
+    A[CUR_EL] = A[PB_EL]
+    if r & 2:
+        dyn_event(A, C.D_PCW, ONE, pc, ic)
+    if r & 1:
         dyn_event(A, C.D_MISPRED, ONE, pc, ic)
         penalty(A, C.D_STALL_FE, A[PEN_MISPRED], pc, ic)
     A[CUR_EL] = saved_el
@@ -531,6 +634,7 @@ def end_block_at(A, pc, retired):
 @njit(cache=True, _nrt=False)
 def sync_to(A, pc):
     """Commit the current block's instructions before pc (pc inside the block)."""
+    defer_flush(A)
     if A[CUR_VALID] == ZERO:
         return
     start = A[CUR_START]

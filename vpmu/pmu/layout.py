@@ -20,6 +20,7 @@ BP_N = 4096             # 2-bit conditional-branch predictor entries
 BTB_N = 1024            # indirect-branch target buffer entries
 RAS_N = 16              # return address stack depth
 CACHE_MAX_LINES = 4096  # max lines per L1 cache (sets * ways)
+NDEF = 1024             # distinct blocks tallied between two flushes of deferred counting
 
 _off = 0
 _tables = 0
@@ -82,6 +83,18 @@ ID_AA64DFR0_BASE = _alloc(1)   # the CPU model's ID register values (PMU fields 
 ID_DFR0_BASE = _alloc(1)
 NEXT_SAMPLE = _alloc(1)    # --trace-sample: next icount at which Python records all counters
 UNHANDLED = _alloc(1)      # claimed accesses that needed an exception where none could be taken
+# deferred counting (kernels.defer_*): completed blocks are tallied per block and added to the
+# counters at the next point that could observe them
+DEF_ENABLE = _alloc(1)     # the run allows deferred counting (MachineConfig.defer)
+DEF_OK = _alloc(1)         # nothing needs per-block work now (recomputed by reconfigure)
+DEF_N = _alloc(1)          # distinct blocks tallied (DEF_LIST/DEF_CNT)
+DEF_EL = _alloc(1)         # the exception level they ran at
+DEF_BVALID = _alloc(1)     # DEF_BUDGET is valid (0 after every flush)
+DEF_BUDGET = _alloc(1)     # bound on what deferred blocks may still add to any quantity
+CUR_FAST = _alloc(1)       # the current block was admitted deferred (its bound is spent)
+DEF_BLOCKS = _alloc(1)     # statistics: blocks counted deferred
+DEF_FLUSHES = _alloc(1)    # statistics: flushes that added something
+DEF_MISS = _alloc(1)       # overflows found while flushing (the bound makes this impossible: 0)
 
 # --- PMU configuration and architectural registers ----------------------------------------------
 PMU_PRESENT = _alloc(1)
@@ -146,6 +159,10 @@ BLK_NMEM = _alloc(NBLK)
 BLK_WORD = _alloc(NBLK)    # the last instruction's encoding (conditional branch to the next insn)
 BLK_EXCL = _alloc(NBLK)    # the last instruction is a store-exclusive: site-format check word
 BLK_FLAGS = _alloc(NBLK)   # BF_*
+BLK_FAST = _alloc(NBLK)    # deferred counting: bound | FAST_PRECISE | FAST_ODD_END (below)
+BLK_DEF = _alloc(NBLK)     # 1 + index in DEF_LIST while the block is tallied, else 0
+DEF_LIST = _alloc(NDEF)    # tallied blocks (slots) ...
+DEF_CNT = _alloc(NDEF)     # ... and how many times each completed
 BLK_TOT = _alloc(NBLK * C.NS)
 BLK_USED = _alloc(1)
 POOL = _alloc(NPOOL)
@@ -192,6 +209,12 @@ NONE64 = (1 << 64) - 1
 BF_PRECISE = 1             # a per-instruction code hook covers this block
 BF_SITES = 2               # the block contains claimed system-register sites (hooks installed)
 BF_MAINT = 4               # the block contains cache/TLB maintenance or an MMU register write
+# BLK_FAST: bits 0..61 bound one execution's increments (max(instructions, every static
+# channel total)); FAST_PRECISE mirrors BF_PRECISE; FAST_ODD_END: the block's end needs the
+# eager path (store-exclusive, maintenance, ERET, conditional branch to the next instruction)
+FAST_PRECISE = 1 << 62
+FAST_ODD_END = 1 << 63
+FAST_BOUND = (1 << 62) - 1
 
 # branch kinds (CLS_BK / BLK_BK / PB_KIND)
 BK_NONE, BK_COND, BK_B, BK_BL, BK_BR, BK_BLR, BK_RET, BK_ERET = 0, 1, 2, 3, 4, 5, 6, 7
@@ -206,6 +229,7 @@ PC_CLASSIFY, PC_SYSREG, PC_IRQ, PC_UNDEF, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, 
 # hooks.entry operations (Python -> native)
 E_RECONFIGURE, E_IRQ_UPDATE, E_END_BLOCK_AT, E_FINISH_BLOCK, E_DYN_EVENT = 1, 2, 3, 4, 5
 E_PMCR_READ, E_FLUSH_BLOCKS, E_BLK_LOOKUP, E_VALID_MASK, E_TYPER_MASK = 6, 7, 8, 9, 10
+E_FLUSH = 11
 
 # trace ring record types
 RT_OVERFLOW, RT_IRQ_LEVEL, RT_PMU_REG, RT_SWINC = 1, 2, 3, 4

@@ -88,13 +88,15 @@ def assert_irq_follows_overflows(trace, intid: int = 23, within: int = 1, counte
 
 
 def first_difference(a: Sequence[dict], b: Sequence[dict], upto: Optional[int] = None,
-                     ignore: Iterable[str] = ("image",)) -> Optional[int]:
-    """Index of the first record where traces a and b differ (records with icount <= upto;
-    fields in `ignore` are not compared), or None if they agree."""
-    ign = set(ignore)
+                     ignore: Iterable[str] = ("image",), skip: Iterable[str] = ("run",)) -> Optional[int]:
+    """Index of the first record where traces a and b differ (records with icount <= upto,
+    without records of the types in `skip` - by default the `run` header, which describes the
+    configuration; fields in `ignore` are not compared), or None if they agree.  The index
+    counts the compared records."""
+    ign, sk = set(ignore), set(skip)
 
     def cut(t):
-        return [r for r in t if upto is None or r["icount"] <= upto]
+        return [r for r in t if (upto is None or r["icount"] <= upto) and r.get("type") not in sk]
 
     a, b = cut(a), cut(b)
     for i in range(max(len(a), len(b))):
@@ -107,14 +109,17 @@ def first_difference(a: Sequence[dict], b: Sequence[dict], upto: Optional[int] =
     return None
 
 
-def assert_traces_agree(a, b, upto: Optional[int] = None, ignore: Iterable[str] = ("image",)) -> None:
-    """Traces agree record by record up to icount `upto` (inclusive; None = all)."""
+def assert_traces_agree(a, b, upto: Optional[int] = None, ignore: Iterable[str] = ("image",),
+                        skip: Iterable[str] = ("run",)) -> None:
+    """Traces agree record by record up to icount `upto` (inclusive; None = all), ignoring
+    the `run` header records (the configurations may differ) unless `skip` says otherwise."""
     ra, rb = _records(a), _records(b)
-    i = first_difference(ra, rb, upto, ignore)
+    i = first_difference(ra, rb, upto, ignore, skip)
     if i is None:
         return
-    ca = [r for r in ra if upto is None or r["icount"] <= upto]
-    cb = [r for r in rb if upto is None or r["icount"] <= upto]
+    sk = set(skip)
+    ca = [r for r in ra if (upto is None or r["icount"] <= upto) and r.get("type") not in sk]
+    cb = [r for r in rb if (upto is None or r["icount"] <= upto) and r.get("type") not in sk]
     left = context(ca, i) if i < len(ca) else f"  (trace A ends after {len(ca)} records)"
     right = context(cb, i) if i < len(cb) else f"  (trace B ends after {len(cb)} records)"
     raise AssertionError(f"traces differ at record {i}" + (f" (compared up to icount {upto})" if upto is not None else "")

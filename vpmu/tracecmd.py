@@ -132,11 +132,17 @@ def cmd_summary(args) -> int:
 def cmd_diff(args) -> int:
     a, b = load(args.a), load(args.b)
     i = first_difference(a, b, args.upto)
+    runs = [r for r in (a[:1] + b[:1]) if r.get("type") == "run"]
+    if len(runs) == 2 and {k: v for k, v in runs[0].items() if k != "image"} != \
+            {k: v for k, v in runs[1].items() if k != "image"}:
+        print("(the runs' configurations differ: "
+              + ", ".join(f"{k} {runs[0].get(k)} vs {runs[1].get(k)}" for k in runs[0]
+                          if k != "image" and runs[0].get(k) != runs[1].get(k)) + ")")
     if i is None:
         print(f"traces agree ({len(a)} records" + (f" up to icount {args.upto}" if args.upto is not None else "") + ")")
         return 0
-    ca = [r for r in a if args.upto is None or r["icount"] <= args.upto]
-    cb = [r for r in b if args.upto is None or r["icount"] <= args.upto]
+    ca = [r for r in a if (args.upto is None or r["icount"] <= args.upto) and r.get("type") != "run"]
+    cb = [r for r in b if (args.upto is None or r["icount"] <= args.upto) and r.get("type") != "run"]
     print(f"first divergence at record {i}:")
     print(f" {args.a}:\n" + (context(ca, i, args.context) if i < len(ca) else "  (ends here)"))
     print(f" {args.b}:\n" + (context(cb, i, args.context) if i < len(cb) else "  (ends here)"))

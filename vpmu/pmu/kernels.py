@@ -647,7 +647,7 @@ def sync_to(A, pc):
 
 
 # ---- caches ------------------------------------------------------------------------------------
-@njit("Tuple((boolean, boolean))(uint64[::1], boolean, uint64, boolean)", cache=True, _nrt=False)
+@njit(cache=True, _nrt=False)
 def cache_lookup(A, is_d, line, is_write):
     """LRU set-associative lookup in the L1D (is_d) or L1I model; returns (hit, wrote_back)."""
     if is_d:

@@ -2,7 +2,8 @@
  * same constants, same subtest names as arm/unittests.cfg).
  *
  * Subtest selection: the kernel command line (vpmu run --append "NAME [ARG]"), read through
- * semihosting SYS_GET_CMDLINE, names one subtest like kvm-unit-tests' argv[1]
+ * semihosting SYS_GET_CMDLINE (on QEMU after the kernel file name, which is skipped), names one
+ * subtest like kvm-unit-tests' argv[1]
  * ("cycle-counter 0", "pmu-sw-incr", ...).  An empty command line runs every subtest in
  * unittests.cfg order, with the CPI check strict at cpi=1 (our default cycle model is exactly
  * one cycle per instruction).
@@ -1105,6 +1106,14 @@ int main(void)
     get_cmdline();
     const char *arg = cmdline;
     while (*arg == ' ') arg++;
+    /* QEMU's SYS_GET_CMDLINE starts with the -kernel file name: skip a first word that looks
+     * like a path (subtest names have no '/' or '.') */
+    const char *w = arg;
+    while (*w && *w != ' ' && *w != '/' && *w != '.') w++;
+    if (*w == '/' || *w == '.') {
+        while (*arg && *arg != ' ') arg++;
+        while (*arg == ' ') arg++;
+    }
     const char *param = arg;
     while (*param && *param != ' ') param++;
     while (*param == ' ') param++;

@@ -6,9 +6,9 @@ CPU_CYCLES, BR_RETIRED, LD_RETIRED, ST_RETIRED, MEM_ACCESS) and the cycle counte
 plain Unicorn engine with no hooks.  vpmu is timed from the guest's "bench: start" line to
 its "bench: end" line (enabling the counters, the loop and its first classification, and
 disabling them), plain Unicorn around ``emu_start``.  The two alternate for --rounds
-rounds; the fastest round of each gives the ratio vpmu MIPS / plain MIPS (the median of
-the per-round ratios is printed too: on a shared machine the fastest round is the one
-least disturbed).
+rounds.  The ratio is vpmu MIPS / plain MIPS: the median of the per-round ratios (each
+compares two runs made moments apart, which is what stays stable on a shared, noisy
+machine), with the ratio of the fastest round of each and its range printed too.
 """
 from __future__ import annotations
 
@@ -131,10 +131,11 @@ def cmd_bench(args) -> int:
     ratios = sorted((n / tv) / (m / tp) for (tv, n, _), (tp, m) in zip(runs_v, runs_p))
     print(f"guest: {path}")
     print(f"  counters: 6 event counters + cycle counter; loop iterations {args.iterations}; "
-          f"fastest of {args.rounds} rounds")
+          f"{args.rounds} rounds (times: the fastest)")
     print(f"  vpmu : {n_v:>11} instructions in {t_v:7.3f} s = {mips_v:7.1f} MIPS  (machine set-up {t_start:.3f} s)")
     print(f"  plain: {n_p:>11} instructions in {t_p:7.3f} s = {mips_p:7.1f} MIPS  (Unicorn, no hooks)")
-    print(f"  ratio: {mips_v / mips_p:.2f}  (median of the per-round ratios {ratios[len(ratios) // 2]:.2f})")
+    print(f"  ratio: {ratios[len(ratios) // 2]:.2f}  (median of {len(ratios)} rounds, range "
+          f"{ratios[0]:.2f}-{ratios[-1]:.2f}; fastest vpmu / fastest plain round {mips_v / mips_p:.2f})")
     print(f"  counts: inst={kv.get('inst')} br={kv.get('br')} ld={kv.get('ld')} st={kv.get('st')} "
           f"mem={kv.get('mem')} cycles={kv.get('cycles')}")
     if args.startup:
@@ -150,7 +151,7 @@ def register(sub) -> None:
     p.add_argument("guest", nargs="?", help="benchmark guest (default guests/build/bench.elf)")
     p.add_argument("--iterations", type=int, default=2_000_000, metavar="N",
                    help="loop iterations per round (10 instructions each; default 2000000)")
-    p.add_argument("--rounds", type=int, default=5, metavar="R",
-                   help="alternating vpmu / plain rounds; the fastest of each is compared (default 5)")
+    p.add_argument("--rounds", type=int, default=7, metavar="R",
+                   help="alternating vpmu / plain rounds; the median ratio is reported (default 7)")
     p.add_argument("--startup", action="store_true", help="also measure cold and warm start-up of `vpmu run`")
     p.set_defaults(func=cmd_bench)

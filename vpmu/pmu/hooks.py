@@ -244,17 +244,28 @@ def _admit(uc, addr, size, A):
     f = A[BLK_FAST + e]
     if (f & U(FAST_PRECISE)) != ZERO or A[DEF_BVALID] == ZERO or (f & U(FAST_BOUND)) > A[DEF_BUDGET]:
         return _admit_slow(uc, addr, size, A, e)
-    A[DEF_BUDGET] -= f & U(FAST_BOUND)
+    _start_deferred(A, addr, size, e, f & U(FAST_BOUND))
+    return True
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _start_deferred(A, addr, size, e, bound):
+    A[DEF_BUDGET] -= bound
     A[DEF_BLOCKS] += ONE
+    _start_block(A, addr, size, e, False, True)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _start_block(A, addr, size, e, precise, deferred):
+    """The block at addr (slot e) starts executing."""
     A[CUR_VALID] = ONE
     A[CUR_START] = addr
     A[CUR_SIZE] = U(size)
     A[CUR_N] = A[BLK_N + e]
     A[CUR_DONE] = ZERO
     A[CUR_ENTRY] = U(e)
-    A[CUR_PRECISE] = ZERO
-    A[CUR_FAST] = ONE
-    return True
+    A[CUR_PRECISE] = ONE if precise else ZERO
+    A[CUR_FAST] = ONE if deferred else ZERO
 
 
 @njit(cache=True, _nrt=False)
@@ -265,16 +276,7 @@ def _admit_slow(uc, addr, size, A, e):
         A[DEF_BUDGET] = K.defer_budget(A)
         A[DEF_BVALID] = ONE
         if (f & U(FAST_BOUND)) <= A[DEF_BUDGET]:
-            A[DEF_BUDGET] -= f & U(FAST_BOUND)
-            A[DEF_BLOCKS] += ONE
-            A[CUR_VALID] = ONE
-            A[CUR_START] = addr
-            A[CUR_SIZE] = U(size)
-            A[CUR_N] = A[BLK_N + e]
-            A[CUR_DONE] = ZERO
-            A[CUR_ENTRY] = U(e)
-            A[CUR_PRECISE] = ZERO
-            A[CUR_FAST] = ONE
+            _start_deferred(A, addr, size, e, f & U(FAST_BOUND))
             return True
     K.defer_flush(A)
     return False
@@ -357,14 +359,7 @@ def _block(uc, addr, size, A):
         stop_at(uc, A, addr, SR_PRECISE_OFF, e)
         return
     # 5. the block starts
-    A[CUR_VALID] = ONE
-    A[CUR_START] = addr
-    A[CUR_SIZE] = U(size)
-    A[CUR_N] = A[BLK_N + e]
-    A[CUR_DONE] = ZERO
-    A[CUR_ENTRY] = U(e)
-    A[CUR_PRECISE] = ONE if need else ZERO
-    A[CUR_FAST] = ZERO
+    _start_block(A, addr, size, e, need, False)
     K.icache_fetch(A, addr, U(size), addr)
     if A[IRQ_CAND] != ZERO and irq_deliverable(uc, A):   # e.g. an I-cache refill overflowed a counter
         A[CUR_VALID] = ZERO

@@ -129,3 +129,24 @@ def test_bench_reports_mips_ratio_and_exact_counts(capsys, vpmu_guest_dir):
 def test_bench_rejects_bad_counts(capsys, vpmu_guest_dir, args):
     assert main(["bench", str(vpmu_guest_dir / "bench.elf"), *args]) == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_tools_startup_breakdown(vpmu_guest_dir):
+    import subprocess
+    root = vpmu_guest_dir.parent.parent
+    p = subprocess.run([sys.executable, str(root / "tools" / "startup.py"), str(vpmu_guest_dir / "hello.elf"),
+                        "--repeat", "1"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "native hooks (cached)" in p.stdout and "fastest of each phase" in p.stdout
+
+
+def test_tools_profile_hooks_demangles_numba_names():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "tools" / "profile_hooks.py"
+    spec = importlib.util.spec_from_file_location("profile_hooks", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.demangle("_ZN4vpmu3pmu5hooks5_fastB2v7B36c8tJTIeFIjxB2IKSgI4CrvQCltYEAA_3d_3dE") == "hooks._fast"
+    assert mod.demangle("cfunc._ZN4vpmu3pmu5hooks10block_hookB2v9B3xyz") == "cfunc.hooks.block_hook"
+    assert mod.demangle("store_helper") == "store_helper"

@@ -748,7 +748,7 @@ class Machine:
             self.N.end_block_at(pc - 4, True)
             self._smccc(pc - 4, "smc")
             return
-        word = struct.unpack("<I", bytes(self.read_virt(pc, 4, UC.UC_PROT_EXEC)))[0] if self._readable(pc) else None
+        word = self._insn_word(pc)
         # HVC is UNDEFINED at EL0, and semihosting from EL0 is off (as QEMU's default)
         if intno == EXCP_UDEF and word is not None and el >= 1:
             if (word & 0xFFE0001F) == 0xD4000002:         # HVC #imm (no EL2 in QEMU: UNDEFINED)
@@ -791,14 +791,10 @@ class Machine:
         """An EL0 generic-timer access refused by CNTKCTL_EL1 traps to EL1 with EC 0x18 and the
         access in the ISS (Arm ARM); everything else the kernels refuse is UNDEFINED (EC 0x00),
         including PMU registers refused by PMUSERENR_EL0, as KVM injects them."""
-        if self.current_el() != 0 or not self._readable(pc):
+        word = self._insn_word(pc) if self.current_el() == 0 else None
+        if word is None or (word & 0xFFD00000) != 0xD5100000:    # MSR/MRS (register), op0 = 2 or 3
             return None
-        word = struct.unpack("<I", bytes(self.read_virt(pc, 4, UC.UC_PROT_EXEC)))[0]
-        if (word & 0xFFD00000) != 0xD5100000:                # MSR/MRS (register), op0 = 2 or 3
-            return None
-        is_read = bool(word >> 21 & 1)
-        op0, op1, crn, crm, op2, rt = (2 | (word >> 19 & 1), word >> 16 & 7, word >> 12 & 15, word >> 8 & 15,
-                                       word >> 5 & 7, word & 31)
+        is_read, op0, op1, crn, crm, op2, rt = regs.insn_fields(word)
         k = regs.key(op0, op1, crn, crm, op2)
         h = int(self.A[L.HANDLER + k])
         rule = int(self.A[L.RULE + k])
@@ -811,11 +807,18 @@ class Machine:
         """MSR DAIFSet/DAIFClr at EL0 with SCTLR_EL1.UMA = 0 traps with EC 0x18 (Arm ARM:
         Op0 = 0, Op1 = 3, Op2 = 6/7, CRn = 4, CRm = the immediate, Rt = 31).  Unicorn's
         translator makes it UNDEFINED; QEMU 7.2 traps it with Op1 and Op2 swapped."""
-        if word is None or (word & 0xFFFFF0DF) != 0xD50340DF or (word >> 5 & 7) not in (6, 7):
+        if word is None or (word & 0xFFFFF0DF) != 0xD50340DF:   # MSR (immediate), op1 = 3, CRn = 4
             return None
-        if self.uc_reg_cp(3, 0, 1, 0, 0) & SCTLR_UMA:
+        _l, op0, op1, crn, crm, op2, rt = regs.insn_fields(word)
+        if op2 not in (6, 7) or self.uc_reg_cp(3, 0, 1, 0, 0) & SCTLR_UMA:
             return None
-        return self._sysreg_iss(0, 3, 4, word >> 8 & 15, word >> 5 & 7, 31, False)
+        return self._sysreg_iss(op0, op1, crn, crm, op2, rt, False)
+
+    def _insn_word(self, pc: int) -> Optional[int]:
+        """The instruction word at virtual address pc, None if nothing is readable there."""
+        if not self._readable(pc):
+            return None
+        return struct.unpack("<I", bytes(self.read_virt(pc, 4, UC.UC_PROT_EXEC)))[0]
 
     def _readable(self, va: int) -> bool:
         try:

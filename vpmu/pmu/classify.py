@@ -120,9 +120,7 @@ def classify_word(addr: int, word: int, cycles: CycleModel) -> Insn:
     # --- system instructions from the encoding ---------------------------------------------------
     if (word & 0xFFC00000) == 0xD5000000:
         ins.kind = "system"
-        l_bit = (word >> 21) & 1
-        op0 = (word >> 19) & 3
-        op1, crn, crm, op2, rt = (word >> 16) & 7, (word >> 12) & 15, (word >> 8) & 15, (word >> 5) & 7, word & 31
+        l_bit, op0, op1, crn, crm, op2, rt = regs.insn_fields(word)
         if op0 >= 2:
             k = regs.key(op0, op1, crn, crm, op2)
             h = regs.HANDLER.get(k, 0)

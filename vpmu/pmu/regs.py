@@ -23,6 +23,13 @@ def key_from_cp(crn: int, crm: int, op0: int, op1: int, op2: int) -> int:
     return key(op0, op1, crn, crm, op2)
 
 
+def insn_fields(word: int) -> tuple[bool, int, int, int, int, int, int]:
+    """A system instruction's encoding (MSR/MRS, SYS, MSR immediate: 0xD5xxxxxx) ->
+    (L = is a read, op0, op1, crn, crm, op2, rt)."""
+    return (bool((word >> 21) & 1), (word >> 19) & 3, (word >> 16) & 7, (word >> 12) & 15, (word >> 8) & 15,
+            (word >> 5) & 7, word & 31)
+
+
 def fields(k: int) -> tuple[int, int, int, int, int]:
     """key -> (op0, op1, crn, crm, op2)."""
     return (k >> 14) & 3, (k >> 11) & 7, (k >> 7) & 15, (k >> 3) & 15, k & 7

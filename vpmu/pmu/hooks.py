@@ -28,9 +28,6 @@ from unicorn import arm64_const as R
 
 from .. import native
 from . import kernels as K
-from .layout import E_RECONFIGURE, E_IRQ_UPDATE, E_END_BLOCK_AT, E_FINISH_BLOCK, E_DYN_EVENT  # noqa: F401
-from .layout import E_PMCR_READ, E_FLUSH_BLOCKS, E_BLK_LOOKUP, E_VALID_MASK, E_TYPER_MASK  # noqa: F401
-from .layout import E_FLUSH  # noqa: F401
 from .layout import *  # noqa: F401,F403
 from .regs import H_ICC, H_PMU_LAST, H_ID_AA64DFR0, H_ID_DFR0, H_CNTKCTL, H_TIMER_LAST, H_CNTFRQ
 

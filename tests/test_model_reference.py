@@ -1,4 +1,4 @@
-"""The numba PMU model (vpmu.pmu.kernels) against the plain-Python reference (reference_pmu).
+"""The numba PMU model (vpmu.pmu.counting, vpmu.pmu.registers) against the plain-Python reference (reference_pmu).
 
 Both are driven with the same random operation sequences (hypothesis, derandomized) and
 compared after every step: every PMU register read at EL1 (value or UNDEF), whether each
@@ -41,7 +41,8 @@ from reference_pmu import M32, M64, UNDEF, RefPmu
 from vpmu import filter as F
 from vpmu.pmu import channels as C
 from vpmu.pmu import events as EV
-from vpmu.pmu import kernels as K
+from vpmu.pmu import counting as K_count
+from vpmu.pmu import registers as K_regs
 from vpmu.pmu import layout as L
 from vpmu.pmu import regs
 
@@ -71,7 +72,7 @@ def make_arena(pmuver: int, ncnt: int, filters=()) -> np.ndarray:
     A[L.EVMASK] = 0x3FF if pmuver == 1 else 0xFFFF
     A[L.EVCNT64] = 1 if pmuver >= 6 else 0
     A[L.PMU_IRQ] = 23
-    A[L.PMCR] = K.PMCR_LC
+    A[L.PMCR] = regs.PMCR_LC
     A[L.INSN_LIMIT] = L.NONE64
     A[L.NEXT_DEADLINE] = L.NONE64
     A[L.CNTFRQ] = 62_500_000
@@ -101,7 +102,7 @@ def make_arena(pmuver: int, ncnt: int, filters=()) -> np.ndarray:
         A[L.FILT:L.FILT + 1024] = np.packbits(full, bitorder="little").view(np.uint64)
     p0, p1 = EV.base_pmceid(pmuver)
     A[L.PMCEID0], A[L.PMCEID1] = F.pmceid(p0, p1, bytes(bm) if bm is not None else None, pmuver)
-    K.reconfigure(A)
+    K_regs.reconfigure(A)
     return A
 
 
@@ -120,13 +121,13 @@ class NumbaPmu:
 
     def undef(self, name: str, is_read: bool, el: int) -> bool:
         k, h = self._kh(name)
-        return bool(K.access_undef(self.A, k, h, is_read, el))
+        return bool(K_regs.access_undef(self.A, k, h, is_read, el))
 
     def read(self, name: str, el: int = 1):
         if self.undef(name, True, el):
             return UNDEF
         k, h = self._kh(name)
-        return int(K.pmu_read(self.A, h, U64(k)))
+        return int(K_regs.pmu_read(self.A, h, U64(k)))
 
     def write(self, name: str, value: int, el: int = 1, pc: int = 0):
         self.A[L.CUR_EL] = el
@@ -136,7 +137,7 @@ class NumbaPmu:
         # as the MSR hook does: what the write causes happens when the MSR retires, so its
         # records carry the icount including the MSR
         self.A[L.ICOUNT] += 1
-        K.pmu_write(self.A, h, U64(k), U64(value & M64), U64(pc))
+        K_regs.pmu_write(self.A, h, U64(k), U64(value & M64), U64(pc))
         self.A[L.ICOUNT] -= 1
         return None
 
@@ -165,16 +166,16 @@ class NumbaPmu:
 
     def commit(self, i0: int, i1: int, oi: int = -1) -> None:
         if oi >= 0:
-            K.commit_ex(self.A, i0, i1, oi, int(self.A[L.BLK_N + self.BLOCK]))
+            K_count.commit_ex(self.A, i0, i1, oi, int(self.A[L.BLK_N + self.BLOCK]))
         else:
-            K.commit(self.A, i0, i1)
+            K_count.commit(self.A, i0, i1)
 
     def end_block(self) -> None:
         self.A[L.CUR_VALID] = 0
 
     def burst(self, el: int, d: int, n: int, pc: int) -> None:
         self.A[L.CUR_EL] = el
-        K.dyn_event(self.A, d, U64(n), U64(pc), self.A[L.ICOUNT])
+        K_count.dyn_event(self.A, d, U64(n), U64(pc), self.A[L.ICOUNT])
 
     @property
     def irq_level(self) -> int:

@@ -22,15 +22,15 @@ import json, sys, time
 t = [time.perf_counter()]
 import numpy; t.append(time.perf_counter())
 import numba; t.append(time.perf_counter())
-import unicorn, capstone, elftools; t.append(time.perf_counter())
-import vpmu.pmu.kernels; t.append(time.perf_counter())
+import unicorn, elftools; t.append(time.perf_counter())
+import vpmu.pmu.counting, vpmu.pmu.registers, vpmu.pmu.codecache; t.append(time.perf_counter())
 import vpmu.pmu.hooks; t.append(time.perf_counter())
 import vpmu.cli, vpmu.board.machine; t.append(time.perf_counter())
 from vpmu.api import run
 r = run(sys.argv[1]); t.append(time.perf_counter())
 print(json.dumps([b - a for a, b in zip(t, t[1:])] + [r.exit_status]))
 """
-PHASES = ["numpy", "numba", "unicorn+capstone+pyelftools", "vpmu kernels module", "native hooks (cached)",
+PHASES = ["numpy", "numba", "unicorn+pyelftools", "vpmu kernel modules", "native hooks (cached)",
           "rest of vpmu", "run the guest"]
 
 

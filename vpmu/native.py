@@ -5,11 +5,12 @@ as a hook we call the C ``uc_hook_add`` ourselves (ecosystem.md 1.6).  The names
 (``unicorn_py3.unicorn.uclib``, ``Uc._uch``, ``uc_hook_h``) are private to unicorn 2.1.4,
 which ``pyproject.toml`` pins; ``tests/test_native.py`` checks them.
 
-Native code (numba) needs three C symbols at run time:
-- ``uc_reg_read`` / ``uc_reg_write`` / ``uc_emu_stop`` from libunicorn, made visible to
-  LLVM with ``load_library_permanently`` so cached cfuncs link them by name;
+Native code (numba) needs these C symbols at run time:
+- ``uc_reg_read`` / ``uc_reg_write`` / ``uc_emu_stop`` / ``uc_vmem_read`` / ``uc_mem_read``
+  from libunicorn, made visible to LLVM with ``load_library_permanently`` so cached cfuncs
+  link them by name (the code cache reads block words through the guest's translation);
 - ``vpmu_pycall``: a ctypes callback into Python for the rare events (a trapped register
-  that Python owns, an interrupt to deliver, a block to classify).  It is registered
+  that Python owns, an interrupt to deliver).  It is registered
   with ``llvmlite.binding.add_symbol`` *before* any kernel is compiled or loaded from the
   cache, which is why cached code can call it (numba cannot cache a cfunc that calls a
   ctypes pointer global, numba#9752).
@@ -61,12 +62,19 @@ def unregister_machine(arena_addr: int) -> None:
 uc_reg_read = types.ExternalFunction("uc_reg_read", types.int32(types.voidptr, types.int32, types.voidptr))
 uc_reg_write = types.ExternalFunction("uc_reg_write", types.int32(types.voidptr, types.int32, types.voidptr))
 uc_emu_stop = types.ExternalFunction("uc_emu_stop", types.int32(types.voidptr))
+uc_vmem_read = types.ExternalFunction(
+    "uc_vmem_read", types.int32(types.voidptr, types.uint64, types.int32, types.voidptr, types.uint64))
+uc_mem_read = types.ExternalFunction(
+    "uc_mem_read", types.int32(types.voidptr, types.uint64, types.voidptr, types.uint64))
 pycall = types.ExternalFunction("vpmu_pycall", types.int64(types.int64, types.voidptr))
 
 # --- hook registration -----------------------------------------------------------------------
 HOOK_BLOCK_SIG = types.void(types.voidptr, types.uint64, types.uint32, types.voidptr)
 HOOK_CODE_SIG = HOOK_BLOCK_SIG
 HOOK_INSN_SYS_SIG = types.uint32(types.voidptr, types.int32, types.voidptr, types.voidptr)
+# UC_HOOK_EDGE_GENERATED: (uc, uc_tb *cur, uc_tb *prev, user); uc_tb = {u64 pc; u16 icount; u16 size}
+HOOK_EDGE_SIG = types.void(types.voidptr, types.voidptr, types.voidptr, types.voidptr)
+UC_TB_SIZE_OFFSET = 10
 HOOK_MEM_SIG = types.boolean(types.voidptr, types.int32, types.uint64, types.int32, types.int64, types.voidptr)
 ENTRY_SIG = types.uint64(types.voidptr, types.int64)
 

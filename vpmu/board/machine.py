@@ -23,8 +23,7 @@ from unicorn import unicorn_const as UC
 from .. import errors, native
 from ..config import MachineConfig, PMU_VERSIONS, XEN_EVTCHN_PPI
 from ..pmu import channels as C
-from ..pmu import classify, events, regs
-from ..pmu import kernels as K
+from ..pmu import decode, events, regs
 from ..pmu import layout as L
 from ..trace import SCHEMA_VERSION, TraceWriter
 from . import memmap as MM
@@ -113,11 +112,9 @@ class Machine:
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
         self._error: Optional[BaseException] = None
-        self._pending_sites: list[tuple[int, tuple]] = []
         self._site_hooks: dict[int, int] = {}
         self._precise_hooks: dict[tuple[int, int], int] = {}   # (start, end) of a precise block -> hook
         self._mem_hook: Optional[int] = None
-        self._classes: dict[tuple, int] = {}
         self._fault: Optional[tuple] = None
         self._last_vector: Optional[tuple[int, int]] = None
         self._timers = {"vtimer": False, "ptimer": False}
@@ -163,6 +160,7 @@ class Machine:
             native.hook_add(uc, UC.UC_HOOK_INSN, H.mrs_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_MRS),
             native.hook_add(uc, UC.UC_HOOK_INSN, H.msr_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_MSR),
             native.hook_add(uc, UC.UC_HOOK_INSN, H.sys_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_SYS),
+            native.hook_add(uc, UC.UC_HOOK_EDGE_GENERATED, H.edge_hook.address, self._arena_addr),
         ]
         uc.hook_add(UC.UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
@@ -186,7 +184,7 @@ class Machine:
         A[L.EVMASK] = 0x3FF if pmuver == 1 else 0xFFFF
         A[L.EVCNT64] = 1 if pmuver >= 6 else 0
         A[L.PMU_IRQ] = p.irq
-        A[L.PMCR] = K.PMCR_LC                   # reset: LC (RES1), everything else 0
+        A[L.PMCR] = regs.PMCR_LC                # reset: LC (RES1), everything else 0
         A[L.TRACE_REGS] = 1 if cfg.trace_pmu_regs else 0
         A[L.INSN_LIMIT] = cfg.max_insns if cfg.max_insns is not None else NONE64
         A[L.DEF_ENABLE] = 1 if cfg.defer else 0
@@ -221,6 +219,10 @@ class Machine:
         A[L.PMCEID0], A[L.PMCEID1] = self._mask_pmceid(p0, p1, pmuver)
         # cycle and cache model
         cy, ca = cfg.cycles, cfg.cache
+        A[L.CYC_BASE] = cy.base
+        for k, kind in enumerate(decode.KIND_NAMES):
+            A[L.CYC_EXTRA + k] = getattr(cy, kind, 0) if kind != "other" else 0
+        A[L.XLAT_EPOCH] = 1                     # 0 marks a block whose words must be checked
         A[L.PEN_MISPRED], A[L.PEN_L1I], A[L.PEN_L1D], A[L.PEN_WB] = cy.mispredict, cy.l1i_refill, cy.l1d_refill, cy.l1d_writeback
         A[L.LINE_SHIFT] = ca.line.bit_length() - 1
         A[L.BP:L.BP + L.BP_N] = 1                  # 2-bit counters start weakly not-taken
@@ -436,8 +438,6 @@ class Machine:
         try:
             self.N.flush()
             self._drain_ring()
-            if kind == L.PC_CLASSIFY:
-                return self._classify(int(self.A[L.PY_ARG]), int(self.A[L.PY_ARG + 1]))
             if kind == L.PC_SYSREG:
                 self._python_sysreg()
                 return 0
@@ -502,119 +502,6 @@ class Machine:
             if self.xen.on_pmu_overflow(ctx):
                 return
         self.gic.set_level(irq, level)
-
-    # ============================================================================ classification
-    def _classify(self, addr: int, size: int) -> int:
-        """A block executes for the first time: classify its instructions into the block
-        cache; return 1 if it has system-register sites that still need their hooks."""
-        A = self.A
-        code = native.vmem_read(self.uc, addr, size, UC.UC_PROT_EXEC) if self.mmu_on() else \
-            bytes(self.uc.mem_read(addr, size))
-        if code is None:
-            code = bytes(self.uc.mem_read(addr, size))
-        blk = classify.classify_block(addr, code, self.cfg.cycles)
-        n = len(blk.insns)
-        if int(A[L.POOL_TOP]) + n > L.NPOOL or int(A[L.BLK_USED]) >= L.NBLK * 3 // 4:
-            self.N.flush_blocks()
-        e = self.N.blk_lookup(addr, size)
-        if e <= -2:
-            e = -2 - e
-        elif e == -1:
-            e = self._free_slot(addr)
-            A[L.BLK_USED] += 1
-        off = int(A[L.POOL_TOP])
-        A[L.POOL_TOP] = off + n
-        tot = np.zeros(C.NS, dtype=np.uint64)
-        nmem = 0
-        maint = False
-        new_sites = False
-        excl_last = 0
-        for i, ins in enumerate(blk.insns):
-            cid = self._class_id(ins)
-            A[L.POOL + off + i] = cid
-            tot += np.array(ins.inc, dtype=np.uint64)
-            nmem += ins.nmem
-            maint |= ins.maint
-            if ins.site is not None:
-                key, is_read, rt = ins.site
-                self._site_put(ins.addr, key | (int(is_read) << 16) | (rt << 17), 0xFFFF_FFFF)
-                new_sites |= self._want_site_hook(ins.addr)
-            if ins.excl_rs >= 0:
-                fail = self._class_id_for(classify.failed_exclusive(ins))
-                check = (1 << 32) | (ins.excl_rs << 33) | (fail << 40)
-                if i == n - 1:
-                    excl_last = check         # judged by the block hook of the successor
-                else:
-                    self._site_put(ins.addr + 4, check, ~0xFFFF_FFFF)
-                    new_sites |= self._want_site_hook(ins.addr + 4)
-        last = blk.insns[-1] if blk.insns else None
-        A[L.BLK_KEY + e] = addr + 1
-        A[L.BLK_SIZE + e] = size
-        A[L.BLK_N + e] = n
-        A[L.BLK_IOFF + e] = off
-        A[L.BLK_BK + e] = last.bk if last else 0
-        A[L.BLK_TGT + e] = last.target if last else 0
-        A[L.BLK_NMEM + e] = nmem
-        A[L.BLK_WORD + e] = last.word if last else 0
-        A[L.BLK_EXCL + e] = excl_last
-        flags = L.BF_MAINT if maint else 0
-        if (addr, addr + size) in self._precise_hooks:
-            flags |= L.BF_PRECISE
-        A[L.BLK_FLAGS + e] = flags
-        A[L.BLK_TOT + e * C.NS:L.BLK_TOT + (e + 1) * C.NS] = tot
-        bound = min(max(n, int(tot.max()) if n else 0), L.FAST_BOUND)
-        odd = (excl_last or maint or (last is not None and (last.bk == L.BK_ERET or (
-            last.bk == L.BK_COND and last.target == addr + size))))
-        A[L.BLK_FAST + e] = bound | (L.FAST_PRECISE if flags & L.BF_PRECISE else 0) | (L.FAST_ODD_END if odd else 0)
-        return 1 if new_sites else 0
-
-    def _free_slot(self, addr: int) -> int:
-        A = self.A
-        i = (((addr >> 2) * 0x9E3779B1) & 0xFFFFFFFFFFFFFFFF) & (L.NBLK - 1)
-        while A[L.BLK_KEY + i] != 0:
-            i = (i + 1) & (L.NBLK - 1)
-        return i
-
-    def _want_site_hook(self, addr: int) -> bool:
-        if addr in self._site_hooks or any(a == addr for a, _ in self._pending_sites):
-            return False
-        self._pending_sites.append((addr, None))
-        return True
-
-    def _site_put(self, addr: int, val: int, field_mask: int) -> None:
-        """Set the bits of `field_mask` of the site entry of addr (a sysreg site and a
-        store-exclusive check can share an address)."""
-        A = self.A
-        i = (((addr >> 2) * 0x9E3779B1) & 0xFFFFFFFFFFFFFFFF) & (L.NSITE - 1)
-        field_mask &= 0xFFFF_FFFF_FFFF_FFFF
-        for _ in range(L.NSITE):
-            k = int(A[L.SITE_KEY + i])
-            if k == 0 or k == addr + 1:
-                old = int(A[L.SITE_VAL + i]) if k else 0
-                A[L.SITE_KEY + i] = addr + 1
-                A[L.SITE_VAL + i] = (old & ~field_mask & 0xFFFF_FFFF_FFFF_FFFF) | (val & field_mask)
-                return
-            i = (i + 1) & (L.NSITE - 1)
-        raise errors.VpmuError("too many system-register sites in the guest (site table full)")
-
-    def _class_id(self, ins: classify.Insn) -> int:
-        return self._class_id_for(ins.cls_key)
-
-    def _class_id_for(self, k: tuple) -> int:
-        """Intern a class (static increments + branch kind + data accesses)."""
-        cid = self._classes.get(k)
-        if cid is None:
-            cid = len(self._classes)
-            if cid >= L.NCLS:
-                raise errors.VpmuError("too many distinct instruction classes")
-            self._classes[k] = cid
-            A = self.A
-            A[L.CLS_INC + cid * C.NS:L.CLS_INC + (cid + 1) * C.NS] = np.array(k[:C.NS], dtype=np.uint64)
-            A[L.CLS_BK + cid] = k[C.NS]
-            A[L.CLS_NMEM + cid] = k[C.NS + 1]
-            A[L.CLS_ESIZE + cid] = k[C.NS + 2]
-            A[L.CLS_N] = cid + 1
-        return cid
 
     # =========================================================================== system registers
     def _python_sysreg(self) -> None:
@@ -1032,7 +919,9 @@ class Machine:
         the deferred tallies, and overflows found while flushing (always 0: a bug otherwise)."""
         A = self.A
         return {"deferred_blocks": int(A[L.DEF_BLOCKS]), "deferred_flushes": int(A[L.DEF_FLUSHES]),
-                "deferred_misses": int(A[L.DEF_MISS])}
+                "deferred_misses": int(A[L.DEF_MISS]), "blocks_classified": int(A[L.CC_CLASSIFIED]),
+                "blocks_checked": int(A[L.CC_CHECKED]), "blocks_changed": int(A[L.CC_CHANGED]),
+                "translation_epochs": int(A[L.CC_EPOCHS]), "code_cache_flushes": int(A[L.CC_FLUSHES])}
 
     def pmu_snapshot(self):
         from ..xen.env import PmuRegs
@@ -1048,11 +937,11 @@ class Machine:
         A = self.A
         n = int(A[L.NCNT])
         pmcr = r.pmcr & 0xFF
-        if pmcr & K.PMCR_C:
+        if pmcr & regs.PMCR_C:
             r.pmccntr = 0
-        if pmcr & K.PMCR_P:
+        if pmcr & regs.PMCR_P:
             r.evcntr = [0] * 31
-        A[L.PMCR] = (pmcr | K.PMCR_LC) & ~(K.PMCR_P | K.PMCR_C) & (0xFF if int(A[L.PMUVER]) >= 6 else 0x7F)
+        A[L.PMCR] = (pmcr | regs.PMCR_LC) & ~(regs.PMCR_P | regs.PMCR_C) & (0xFF if int(A[L.PMUVER]) >= 6 else 0x7F)
         vm = self.N.valid_mask()
         A[L.CNTEN], A[L.INTEN], A[L.OVS] = r.pmcntenset & vm, r.pmintenset & vm, r.pmovsset & vm
         A[L.SELR], A[L.USERENR] = r.pmselr, r.pmuserenr & 0xF
@@ -1105,6 +994,9 @@ class Machine:
                 reason = int(A[L.STOP_REASON])
                 if reason == L.SR_HOOKS:
                     self._install_sites()
+                elif reason == L.SR_UNCLASSIFIABLE:
+                    raise errors.VpmuError(f"the code cache cannot classify the block at {pc:#x}: more than "
+                                           f"{L.NCLS} distinct instruction classes")
                 elif reason == L.SR_PRECISE_ON:
                     self._precise(int(A[L.STOP_ARG]), True)
                 elif reason == L.SR_PRECISE_OFF:
@@ -1188,30 +1080,34 @@ class Machine:
         return ""
 
     def _install_sites(self) -> None:
-        for addr, _site in self._pending_sites:
+        """Code hooks for the sites the code cache found (claimed system registers, the
+        instruction after a store-exclusive): installed before the block is translated again."""
+        A = self.A
+        for i in range(int(A[L.NEW_N])):
+            addr = int(A[L.NEW_VA + i])
             if addr not in self._site_hooks:
                 self._site_hooks[addr] = native.hook_add(self.uc, UC.UC_HOOK_CODE, self._H.code_hook.address,
                                                          self._arena_addr, addr, addr)
+                if not self.N.hooked(addr):
+                    raise errors.VpmuError(f"too many system-register sites in the guest (hook table full at {addr:#x})")
                 native.remove_tb_cache(self.uc, addr & ~0xFFF, (addr & ~0xFFF) + 0x1000)
-        self._pending_sites.clear()
+        A[L.NEW_N] = 0
 
     def _precise(self, e: int, on: bool) -> None:
         A = self.A
         start = int(A[L.BLK_KEY + e]) - 1
-        end = start + int(A[L.BLK_SIZE + e])
+        size = int(A[L.BLK_SIZE + e])
         if on:
-            if (start, end) not in self._precise_hooks:
-                self._precise_hooks[start, end] = native.hook_add(
-                    self.uc, UC.UC_HOOK_CODE, self._H.code_hook.address, self._arena_addr, start, end - 1)
-            A[L.BLK_FLAGS + e] |= L.BF_PRECISE
-            A[L.BLK_FAST + e] |= np.uint64(L.FAST_PRECISE)
+            if (start, size) not in self._precise_hooks:
+                self._precise_hooks[start, size] = native.hook_add(
+                    self.uc, UC.UC_HOOK_CODE, self._H.code_hook.address, self._arena_addr, start, start + size - 1)
         else:
-            h = self._precise_hooks.pop((start, end), None)
+            h = self._precise_hooks.pop((start, size), None)
             if h is not None:
                 native.hook_del(self.uc, h)
-            A[L.BLK_FLAGS + e] &= ~np.uint64(L.BF_PRECISE)
-            A[L.BLK_FAST + e] &= ~np.uint64(L.FAST_PRECISE)
-        native.remove_tb_cache(self.uc, start, end)
+        if not self.N.precise(start, size, on):
+            raise errors.VpmuError("too many precise-mode block ranges (table full)")
+        native.remove_tb_cache(self.uc, start, start + size)
 
     def _update_memhook(self) -> None:
         A = self.A

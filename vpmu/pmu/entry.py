@@ -57,6 +57,15 @@ class Native:
         v = self._op(L.E_BLK_LOOKUP, addr, size)
         return v - (1 << 64) if v >> 63 else v   # hooks.blk_lookup's int64, returned as uint64
 
+    def hooked(self, va: int) -> bool:
+        """A code hook now covers va (the code cache stops asking for one); False if full."""
+        return bool(self._op(L.E_HOOKED, va))
+
+    def precise(self, start: int, size: int, on: bool) -> bool:
+        """The precise-mode code hook over the block [start, start + size) was installed or
+        removed; False if the range table is full."""
+        return bool(self._op(L.E_PRECISE, start, size, int(on)))
+
     def valid_mask(self) -> int:
         return self._op(L.E_VALID_MASK)
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from . import channels as C
 
-NBLK = 1 << 15          # block-cache slots (open addressing on the block's start VA)
-NPOOL = 1 << 19         # per-instruction class ids of all cached blocks
+NBLK = 1 << 17          # block-cache slots (open addressing on the block's start VA)
+NPOOL = 1 << 21         # per-instruction entries (class id, word, site) of all cached blocks
 NCLS = 4096             # distinct instruction classes
-NSITE = 1 << 12         # system-register sites (VA -> key/dir/rt), open addressing
+NCLS_H = 2 * NCLS       # class intern table (open addressing on the class key)
+NHOOK = 1 << 13         # VAs with a code hook (sites, store-exclusive checks), open addressing
+NPREC = 1 << 10         # precise-mode code hooks (block ranges), open addressing
+NCPAGE = 1 << 15        # VA pages holding classified code, open addressing
+NNEW = 64               # sites found by one classification that still need their code hook
+CODE_WORDS = 2048 // 8  # bytes of the longest translation block (512 instructions), as uint64
 NRING = 4096            # trace ring records
 RING_W = 6              # words per ring record
 BP_N = 4096             # 2-bit conditional-branch predictor entries
@@ -65,7 +70,6 @@ NEXT_DEADLINE = _alloc(1)  # time (cycles+idle) of the next timer event (2**64-1
 IRQ_CAND = _alloc(1)       # the GIC has an interrupt that is deliverable if PSTATE.I is clear
 STOP_REASON = _alloc(1)
 STOP_ARG = _alloc(1)
-FLUSH_REQ = _alloc(1)      # code-derived state must be dropped (MMU / cache maintenance)
 MEMHOOK_WANT = _alloc(1)   # some counter (or the cycle model) needs the data-side memory hooks
 MEMHOOK_ON = _alloc(1)     # the memory hooks are installed
 LAST_MEM_PC = _alloc(1)    # pc + 1 of the instruction whose data accesses the memory hook saw last
@@ -116,6 +120,7 @@ SELR = _alloc(1)
 USERENR = _alloc(1)
 TYPER = _alloc(32)         # PMEVTYPER0..30, [31] = PMCCFILTR
 CNT = _alloc(32)           # PMEVCNTR0..30, [31] = PMCCNTR
+CCNT = 31                  # the cycle counter's index in CNT / TYPER / the counter bitmasks
 
 # --- derived per-counter configuration (recomputed by reconfigure()) ----------------------------
 C_S = _alloc(32)           # static channel or NOCH
@@ -149,6 +154,8 @@ CLS_BK = _alloc(NCLS)      # branch kind of the class (BK_*)
 CLS_NMEM = _alloc(NCLS)    # data accesses of the class
 CLS_ESIZE = _alloc(NCLS)   # element size in bytes of its data accesses (alignment is judged on it)
 CLS_N = _alloc(1)
+CLS_HKEY = _alloc(NCLS_H)  # class intern table: class key + 1 (0 = empty) ...
+CLS_HVAL = _alloc(NCLS_H)  # ... and its class id
 BLK_KEY = _alloc(NBLK)     # start VA + 1 (0 = empty)
 BLK_SIZE = _alloc(NBLK)
 BLK_N = _alloc(NBLK)
@@ -159,17 +166,38 @@ BLK_NMEM = _alloc(NBLK)
 BLK_WORD = _alloc(NBLK)    # the last instruction's encoding (conditional branch to the next insn)
 BLK_EXCL = _alloc(NBLK)    # the last instruction is a store-exclusive: site-format check word
 BLK_FLAGS = _alloc(NBLK)   # BF_*
+BLK_EPOCH = _alloc(NBLK)   # XLAT_EPOCH at which the block's code was last checked (0 = must check)
 BLK_FAST = _alloc(NBLK)    # deferred counting: bound | FAST_PRECISE | FAST_ODD_END (below)
 BLK_DEF = _alloc(NBLK)     # 1 + index in DEF_LIST while the block is tallied, else 0
 DEF_LIST = _alloc(NDEF)    # tallied blocks (slots) ...
 DEF_CNT = _alloc(NDEF)     # ... and how many times each completed
 BLK_TOT = _alloc(NBLK * C.NS)
 BLK_USED = _alloc(1)
-POOL = _alloc(NPOOL)
+POOL = _alloc(NPOOL)       # per instruction: class id
+POOL_W = _alloc(NPOOL)     # per instruction: its encoding (what a check compares)
+POOL_SITE = _alloc(NPOOL)  # per instruction: claimed sysreg site: key | is_read << 16 | rt << 17
+                           # (key 0 = none); when it follows a store-exclusive also
+                           # SITE_EXCL | Rs << 33 | failed-class << 40
 POOL_TOP = _alloc(1)
-SITE_KEY = _alloc(NSITE)   # VA + 1 (0 = empty)
-SITE_VAL = _alloc(NSITE)   # sysreg site: key | is_read << 16 | rt << 17 (key 0 = none);
-                           # after a store-exclusive: 1 << 32 | Rs << 33 | failed-class << 40
+# --- the code cache (codecache.py): what keeps classified code valid --------------------------
+XLAT_EPOCH = _alloc(1)     # bumped when a VA may now hold other code (TLBI of a code page or of
+                           # everything, TTBR0/TTBR1/TCR/SCTLR write): blocks check their words again
+CPAGE_KEY = _alloc(NCPAGE) # VA page number + 1 of every page holding classified code
+HOOK_KEY = _alloc(NHOOK)   # VA + 1 of every code hook Python installed (sites, exclusive checks)
+PREC_KEY = _alloc(NPREC)   # start VA + 1 of every precise-mode block range with a code hook ...
+PREC_SIZE = _alloc(NPREC)  # ... and its size
+NEW_N = _alloc(1)          # sites of the last classification that need a code hook ...
+NEW_VA = _alloc(NNEW)      # ... their VAs (Python installs the hooks: stop reason SR_HOOKS)
+CODE = _alloc(CODE_WORDS)  # the bytes of the block being classified or checked
+DEC = _alloc(8)            # decode.decode's record for one word
+DEC_INC = _alloc(C.NS)     # decode.class_inc's channel increments
+CYC_BASE = _alloc(1)       # cycle model: cycles per instruction ...
+CYC_EXTRA = _alloc(8)      # ... plus extra cycles by decode kind (decode.K_*)
+CC_CLASSIFIED = _alloc(1)  # statistics: blocks classified, blocks whose code was checked again,
+CC_CHECKED = _alloc(1)     # checks that found other code, epoch bumps, whole-cache flushes
+CC_CHANGED = _alloc(1)
+CC_EPOCHS = _alloc(1)
+CC_FLUSHES = _alloc(1)
 HANDLER = _alloc(1 << 16)  # sysreg key -> handler id (regs.H_*)
 RULE = _alloc(1 << 16)     # sysreg key -> access rule (regs.el0_rule_table)
 
@@ -207,11 +235,9 @@ NONE64 = (1 << 64) - 1
 
 # block flags
 BF_PRECISE = 1             # a per-instruction code hook covers this block
-BF_SITES = 2               # the block contains claimed system-register sites (hooks installed)
-BF_MAINT = 4               # the block contains cache/TLB maintenance or an MMU register write
 # BLK_FAST: bits 0..61 bound one execution's increments (max(instructions, every static
 # channel total)); FAST_PRECISE mirrors BF_PRECISE; FAST_ODD_END: the block's end needs the
-# eager path (store-exclusive, maintenance, ERET, conditional branch to the next instruction)
+# eager path (store-exclusive, ERET, conditional branch to the next instruction)
 FAST_PRECISE = 1 << 62
 FAST_ODD_END = 1 << 63
 FAST_BOUND = (1 << 62) - 1
@@ -220,16 +246,21 @@ FAST_BOUND = (1 << 62) - 1
 BK_NONE, BK_COND, BK_B, BK_BL, BK_BR, BK_BLR, BK_RET, BK_ERET = 0, 1, 2, 3, 4, 5, 6, 7
 
 # stop reasons (STOP_REASON), set by native code before uc_emu_stop
-SR_NONE, SR_HOOKS, SR_PRECISE_ON, SR_PRECISE_OFF, SR_MEMHOOK, SR_LIMIT, SR_FLUSH = 0, 1, 2, 3, 4, 5, 7
+SR_NONE, SR_HOOKS, SR_PRECISE_ON, SR_PRECISE_OFF, SR_MEMHOOK, SR_LIMIT = 0, 1, 2, 3, 4, 5
 SR_RESTART = 8             # Python: resume at the PC an exception handler wrote
+SR_UNCLASSIFIABLE = 9      # the code cache cannot hold the block (class table full)
 
 # vpmu_pycall kinds
-PC_CLASSIFY, PC_SYSREG, PC_IRQ, PC_UNDEF, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE = 1, 2, 3, 4, 5, 6, 7, 8
+PC_SYSREG, PC_IRQ, PC_UNDEF, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE = 2, 3, 4, 5, 6, 7, 8
 
 # hooks.entry operations (Python -> native)
 E_RECONFIGURE, E_IRQ_UPDATE, E_END_BLOCK_AT, E_FINISH_BLOCK, E_DYN_EVENT = 1, 2, 3, 4, 5
 E_PMCR_READ, E_FLUSH_BLOCKS, E_BLK_LOOKUP, E_VALID_MASK, E_TYPER_MASK = 6, 7, 8, 9, 10
 E_FLUSH = 11
+E_HOOKED, E_PRECISE = 12, 13
+
+SITE_EXCL = 1 << 32        # POOL_SITE: the instruction follows a store-exclusive (see POOL_SITE)
+SITE_KEY_MASK = 0xFFFF
 
 # trace ring record types
 RT_OVERFLOW, RT_IRQ_LEVEL, RT_PMU_REG, RT_SWINC = 1, 2, 3, 4

@@ -56,17 +56,24 @@ H_NONE = 0
 H_PMCR, H_PMCNTENSET, H_PMCNTENCLR, H_PMOVSCLR, H_PMSWINC, H_PMSELR, H_PMCEID0, H_PMCEID1 = 1, 2, 3, 4, 5, 6, 7, 8
 H_PMCCNTR, H_PMXEVTYPER, H_PMXEVCNTR, H_PMUSERENR, H_PMINTENSET, H_PMINTENCLR, H_PMOVSSET = 9, 10, 11, 12, 13, 14, 15
 H_PMMIR, H_PMEVCNTR, H_PMEVTYPER, H_PMCCFILTR = 16, 17, 18, 19
-H_PMU_LAST = 19
+H_PMU_FIRST, H_PMU_LAST = H_PMCR, H_PMCCFILTR
 
 H_CNTFRQ, H_CNTPCT, H_CNTVCT, H_CNTKCTL = 64, 65, 66, 67
 H_CNTP_TVAL, H_CNTP_CTL, H_CNTP_CVAL, H_CNTV_TVAL, H_CNTV_CTL, H_CNTV_CVAL = 68, 69, 70, 71, 72, 73
-H_TIMER_LAST = 73
+H_TIMER_FIRST, H_TIMER_LAST = H_CNTFRQ, H_CNTV_CVAL
 
 H_ICC = 96          # every ICC_* register: Python (vpmu.board.gic) decodes the key
 H_ID_AA64DFR0, H_ID_DFR0 = 128, 129
+H_ID_FIRST, H_ID_LAST = H_ID_AA64DFR0, H_ID_DFR0
 
 H_OBS_MMU = 160     # SCTLR/TTBR/TCR writes: the block cache is flushed, QEMU performs the write
 H_OBS_CACHE = 161   # IC / TLBI maintenance (SYS): the block cache is flushed
+
+# ---- register fields the model uses ------------------------------------------------------------
+# PMCR_EL0 bits [7:0] (N, IDCODE and IMP are computed on read)
+PMCR_E, PMCR_P, PMCR_C, PMCR_D, PMCR_X, PMCR_DP, PMCR_LC, PMCR_LP = 1, 2, 4, 8, 16, 32, 64, 128
+# PMEVTYPER<n>_EL0 / PMCCFILTR_EL0 exception-level filter bits
+TY_P, TY_U = 1 << 31, 1 << 30
 
 # ---- EL0 access rules (kvm-pmu.md 3.1; Arm ARM for the timers) ---------------------------------
 # A rule is (read_need, write_need): a bitmask that PMUSERENR (PMU) or CNTKCTL (timers)

@@ -30,7 +30,7 @@ import ctypes, io, json, sys, time
 from elftools.elf.elffile import ELFFile
 from vpmu.pmu import hooks as H
 funcs = {}
-for name in ("block_hook", "code_hook", "mrs_hook", "msr_hook", "mem_hook", "sys_hook", "entry"):
+for name in ("block_hook", "code_hook", "mrs_hook", "msr_hook", "mem_hook", "sys_hook", "edge_hook", "entry"):
     lib = getattr(H, name)._library
     elf = ELFFile(io.BytesIO(lib._get_compiled_object()))
     for s in elf.get_section_by_name(".symtab").iter_symbols():
@@ -40,8 +40,9 @@ for name in ("block_hook", "code_hook", "mrs_hook", "msr_hook", "mem_hook", "sys
                 funcs[s.name] = (a, s["st_size"], name)
 from vpmu.api import run
 run(sys.argv[4])                      # warm-up: lazy imports and first-use set-up are not the run
+options = json.loads(sys.argv[5])
 start = time.monotonic()
-r = run(sys.argv[1], append=sys.argv[2] or None)
+r = run(sys.argv[1], append=sys.argv[2] or None, **options)
 end = time.monotonic()
 json.dump({"funcs": funcs, "start": start, "end": end, "status": r.exit_status, "error": r.error},
           open(sys.argv[3], "w"))
@@ -66,6 +67,8 @@ def main(argv=None) -> int:
     ap.add_argument("guest", nargs="?", default=str(ROOT / "guests" / "build" / "bench.elf"))
     ap.add_argument("--append", default="", help="guest command line (vpmu run --append)")
     ap.add_argument("--top", type=int, default=25, metavar="N")
+    ap.add_argument("--memory", default=None, metavar="SIZE", help="RAM size (vpmu run --memory)")
+    ap.add_argument("--max-insns", type=int, default=None, metavar="N", help="stop after N instructions")
     args = ap.parse_args(argv)
     if shutil.which("perf") is None:
         print("profile_hooks.py: needs the `perf` tool (linux-tools)", file=sys.stderr)
@@ -77,7 +80,9 @@ def main(argv=None) -> int:
         data, info = os.path.join(tmp, "perf.data"), os.path.join(tmp, "info.json")
         env = dict(os.environ, VPMU_CACHE_DIR=os.path.join(tmp, "cache"))
         p = subprocess.run(["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-o", data, sys.executable, "-c", CHILD,
-                            args.guest, args.append, info, str(ROOT / "guests" / "build" / "hello.elf")],
+                            args.guest, args.append, info, str(ROOT / "guests" / "build" / "hello.elf"),
+                            json.dumps({k: v for k, v in (("memory", args.memory), ("max_insns", args.max_insns))
+                                        if v is not None})],
                            cwd=ROOT, env=env)
         if p.returncode != 0 or not os.path.exists(info):
             print("profile_hooks.py: the profiled run failed", file=sys.stderr)

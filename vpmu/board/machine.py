@@ -145,6 +145,7 @@ class Machine:
         # ---- arena ---------------------------------------------------------------------------------
         A = self.A = np.zeros(L.ARENA_WORDS, dtype=np.uint64)
         self._arena_addr = A.ctypes.data
+        A[L.ENV_ADDR] = native.cpu_and_env(uc)[1]
         native.register_machine(self._arena_addr, self)
         from ..pmu.entry import Native
         self.N = Native(A)                    # Python -> native calls (one cached cfunc)
@@ -197,6 +198,10 @@ class Machine:
         A[L.RAM_HI] = self.ram_base + self.ram_size
         A[L.HANDLER:L.HANDLER + (1 << 16)] = regs.handler_table()
         A[L.RULE:L.RULE + (1 << 16)] = regs.el0_rule_table()
+        for k in native.unimplemented(regs.HANDLER, True):
+            A[L.RULE + k] |= np.uint64(regs.RULE_NOIMP_READ)
+        for k in native.unimplemented(regs.HANDLER, False):
+            A[L.RULE + k] |= np.uint64(regs.RULE_NOIMP_WRITE)
         A[L.EV_S:L.EV_S + events.NSLOT] = L.NOCH
         A[L.EV_D:L.EV_D + events.NSLOT] = L.NOCH
         for e in events.CATALOGUE:          # the catalogue drives counting (and PMCEID below)
@@ -444,14 +449,6 @@ class Machine:
             if kind == L.PC_IRQ:
                 self._take_irq(int(self.A[L.PY_ARG]))
                 return 0
-            if kind == L.PC_UNDEF:
-                pc = int(self.A[L.PY_ARG])
-                trap = self._el0_timer_trap(pc)
-                if trap is not None:
-                    self._take_sync("sysreg_trap", trap, pc, None)
-                else:
-                    self._take_sync("undef", EC_UNKNOWN << 26 | IL, pc, None)
-                return 0
             if kind == L.PC_IRQ_LEVEL:
                 self._pmu_irq_level(bool(self.A[L.IRQ_LEVEL]))
                 return 0
@@ -673,22 +670,6 @@ class Machine:
         """ESR for EC 0x18 (Arm ARM D17.2.37: Op0, Op2, Op1, CRn, Rt, CRm, Direction)."""
         return ((EC_SYSREG << 26) | IL | op0 << 20 | op2 << 17 | op1 << 14 | crn << 10 | rt << 5
                 | crm << 1 | int(is_read))
-
-    def _el0_timer_trap(self, pc: int) -> Optional[int]:
-        """An EL0 generic-timer access refused by CNTKCTL_EL1 traps to EL1 with EC 0x18 and the
-        access in the ISS (Arm ARM); everything else the kernels refuse is UNDEFINED (EC 0x00),
-        including PMU registers refused by PMUSERENR_EL0, as KVM injects them."""
-        word = self._insn_word(pc) if self.current_el() == 0 else None
-        if word is None or (word & 0xFFD00000) != 0xD5100000:    # MSR/MRS (register), op0 = 2 or 3
-            return None
-        is_read, op0, op1, crn, crm, op2, rt = regs.insn_fields(word)
-        k = regs.key(op0, op1, crn, crm, op2)
-        h = int(self.A[L.HANDLER + k])
-        rule = int(self.A[L.RULE + k])
-        need = rule & 0x7FFF if is_read else (rule >> 15) & 0x7FFF
-        if not (regs.H_CNTFRQ <= h <= regs.H_TIMER_LAST) or need in (0, 0x7FFF):
-            return None
-        return self._sysreg_iss(op0, op1, crn, crm, op2, rt, is_read)
 
     def _daif_trap(self, word: Optional[int]) -> Optional[int]:
         """MSR DAIFSet/DAIFClr at EL0 with SCTLR_EL1.UMA = 0 traps with EC 0x18 (Arm ARM:
@@ -1080,8 +1061,9 @@ class Machine:
         return ""
 
     def _install_sites(self) -> None:
-        """Code hooks for the sites the code cache found (claimed system registers, the
-        instruction after a store-exclusive): installed before the block is translated again."""
+        """Code hooks where the code cache asked for one (the instruction after a store-exclusive
+        whose status register is overwritten in its block): installed before the block is
+        translated again."""
         A = self.A
         for i in range(int(A[L.NEW_N])):
             addr = int(A[L.NEW_VA + i])
@@ -1089,7 +1071,7 @@ class Machine:
                 self._site_hooks[addr] = native.hook_add(self.uc, UC.UC_HOOK_CODE, self._H.code_hook.address,
                                                          self._arena_addr, addr, addr)
                 if not self.N.hooked(addr):
-                    raise errors.VpmuError(f"too many system-register sites in the guest (hook table full at {addr:#x})")
+                    raise errors.VpmuError(f"too many store-exclusive checks in the guest (hook table full at {addr:#x})")
                 native.remove_tb_cache(self.uc, addr & ~0xFFF, (addr & ~0xFFF) + 0x1000)
         A[L.NEW_N] = 0
 

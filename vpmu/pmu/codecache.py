@@ -285,10 +285,37 @@ def _is_precise(A, start, size):
     return _prec_slot(A, start, size, False) >= 0
 
 
+# ---- store-exclusive outcomes ---------------------------------------------------------------------
+# A Store-Exclusive retires as a store only if it succeeded, which its status register Ws says
+# once it executed.  The check word (in POOL_XCHK of the next instruction, or BLK_EXCL) holds
+# XCHK | Ws << XCHK_RS | the failed class << XCHK_FAIL | the store's index << XCHK_IDX.  When
+# nothing after it in the block writes a general-purpose register (the usual `stxr; cbnz`),
+# Ws is read when the block completes; otherwise a code hook on the next instruction reads it.
+XCHK_RS, XCHK_FAIL, XCHK_IDX = 33, 40, 52
+
+
+@njit(cache=True, _nrt=False)
+def writes_no_gpr(w):
+    """The instruction writes no general-purpose register: B.cond, CBZ/CBNZ, TBZ/TBNZ, B, BR,
+    RET, barriers, hints, CMP/CMN/TST (flag-setting forms with Rd = XZR)."""
+    if (w & U(0xFF000010)) == U(0x54000000) or (w & U(0x7E000000)) == U(0x34000000) \
+            or (w & U(0x7E000000)) == U(0x36000000) or (w & U(0xFC000000)) == U(0x14000000):
+        return True
+    if (w & U(0xFFFFFC1F)) == U(0xD61F0000) or (w & U(0xFFFFFC1F)) == U(0xD65F0000):
+        return True
+    if (w & U(0xFFFFF01F)) == U(0xD503301F) or (w & U(0xFFFFF01F)) == U(0xD503201F):
+        return True
+    if (w & U(31)) == U(31):            # Rd = XZR: flag-setting ADDS/SUBS/ANDS are CMN/CMP/TST
+        if (w & U(0x3F800000)) == U(0x31000000) or (w & U(0x3F200000)) == U(0x2B000000) \
+                or (w & U(0x7F800000)) == U(0x72000000) or (w & U(0x7F200000)) == U(0x6A000000):
+            return True
+    return False
+
+
 # ---- classification ----------------------------------------------------------------------------
 @njit(cache=True, _nrt=False)
 def _want_hook(A, va):
-    """va needs a code hook (a site, or the check after a store-exclusive)."""
+    """va needs a code hook (the check after a store-exclusive)."""
     if set_has(A, L.HOOK_KEY, L.NHOOK, va):
         return
     n = I(A[L.NEW_N])
@@ -303,7 +330,7 @@ def _want_hook(A, va):
 @njit(cache=True, _nrt=False)
 def classify(uc, A, addr, size, slot):
     """Classify the block at addr into slot (-1: a new slot).  Returns the slot, or -1 if the
-    class table is full.  Sites without a code hook are listed in NEW_VA."""
+    class table is full.  Instructions that need a code hook without one are listed in NEW_VA."""
     n = I(size) >> 2
     if n <= 0 or n > MAX_INSNS:
         return -1
@@ -331,6 +358,7 @@ def classify(uc, A, addr, size, slot):
     nmem = ZERO
     pending = ZERO                        # check word for the instruction after a store-exclusive
     excl_last = ZERO
+    last_x = -1                           # the last store-exclusive of the block
     A[L.NEW_N] = ZERO
     last_bk = ZERO
     last_tgt = ZERO
@@ -348,29 +376,34 @@ def classify(uc, A, addr, size, slot):
             A[tot + s] += A[L.CLS_INC + cid * C.NS + s]
         nmem += A[L.DEC + D.R_NMEM]
         flags = A[L.DEC + D.R_FLAGS]
-        site = pending
+        A[L.POOL_XCHK + off + i] = pending
         pending = ZERO
-        if (flags & U(D.F_SITE)) != ZERO:
-            sw = A[L.DEC + D.R_SITE]
-            key = sw & U(L.SITE_KEY_MASK)
-            rt = (sw >> U(D.SITE_RT_SHIFT)) & U(31)
-            rd = ONE if (flags & U(D.F_SITE_READ)) != ZERO else ZERO
-            site |= key | (rd << U(16)) | (rt << U(17))
-        if site != ZERO:
-            _want_hook(A, va)
-        A[L.POOL_SITE + off + i] = site
         if (flags & U(D.F_EXCL)) != ZERO:
             fail = _failed_class(A)
             if fail < 0:
                 return -1
-            check = U(L.SITE_EXCL) | (A[L.DEC + D.R_EXCL_RS] << U(33)) | (U(fail) << U(40))
-            if i == n - 1:
-                excl_last = check         # judged by the block hook of the successor
-            else:
-                pending = check
+            pending = (U(L.XCHK) | (A[L.DEC + D.R_EXCL_RS] << U(XCHK_RS)) | (U(fail) << U(XCHK_FAIL))
+                       | (U(i) << U(XCHK_IDX)))
+            last_x = i
         last_bk = A[L.DEC + D.R_BK]
         last_tgt = A[L.DEC + D.R_TARGET]
         last_w = w
+    # the last store-exclusive is judged when the block completes if nothing after it can
+    # overwrite its status register; every other one by a code hook on the next instruction
+    for i in range(n - 1):
+        chk = A[L.POOL_XCHK + off + i + 1]
+        if chk == ZERO:
+            continue
+        late = i == last_x
+        for j in range(i + 1, n):
+            if late and not writes_no_gpr(code_word(A, j)):
+                late = False
+        if late:
+            excl_last = chk
+        else:
+            _want_hook(A, addr + U(4 * (i + 1)))
+    if last_x == n - 1:
+        excl_last = pending
     A[L.BLK_KEY + e] = addr + ONE
     A[L.BLK_SIZE + e] = U(size)
     A[L.BLK_N + e] = U(n)
@@ -438,10 +471,10 @@ def ensure(uc, A, addr, size):
 
 
 @njit(cache=True, _nrt=False)
-def site_at(A, addr):
-    """The POOL_SITE word of the instruction at addr in the current block (0: none)."""
+def xchk_at(A, addr):
+    """The POOL_XCHK word of the instruction at addr in the current block (0: none)."""
     start = A[L.CUR_START]
     if A[L.CUR_VALID] == ZERO or addr < start or addr >= start + A[L.CUR_SIZE]:
         return ZERO
-    return A[L.POOL_SITE + I(A[L.BLK_IOFF + I(A[L.CUR_ENTRY])]) + I((addr - start) >> U(2))]
+    return A[L.POOL_XCHK + I(A[L.BLK_IOFF + I(A[L.CUR_ENTRY])]) + I((addr - start) >> U(2))]
 

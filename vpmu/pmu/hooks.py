@@ -54,6 +54,8 @@ PSTATE_EL_SHIFT = U(2)
 # UC_HOOK_INSN's uc_arm64_cp_reg: crn, crm, op0, op1, op2 (uint32 each), then val (uint64)
 CP_CRN, CP_CRM, CP_OP0, CP_OP1, CP_OP2, CP_VAL_LO, CP_VAL_HI = 0, 1, 2, 3, 4, 6, 7
 CRN_CACHE, CRN_TLBI = 7, 8                # SYS: DC/IC (CRn 7), TLBI (CRn 8)
+EXCP_UDEF = 1                             # QEMU's exception number for UNDEFINED
+ESR_IL, ESR_EC_SYSREG = 1 << 25, 0x18     # ESR_ELx.IL; EC of a trapped MSR/MRS/system instruction
 COND_NOT_TAKEN, COND_TAKEN = 1, 2         # PB_OUTCOME of a conditional branch to the next insn
 
 
@@ -95,22 +97,21 @@ def _xreg(rs):
 
 
 @njit(cache=True, _nrt=False)
-def _exclusive_outcome(uc, addr, A, v):
-    """addr follows a store-exclusive: if its status register says it failed, it retires as
-    the "failed" class (no store, no data access) instead of its own class."""
-    prev = addr - U(4)
-    start = A[L.CUR_START]
-    if A[L.CUR_VALID] == ZERO or prev < start or prev >= start + A[L.CUR_SIZE]:
+def _exclusive_outcome(uc, A, v):
+    """The store-exclusive of check word v (codecache.XCHK_*) in the current block executed: if
+    its status register says it failed, it retires as the "failed" class (no store, no data
+    access) instead of its own class."""
+    if A[L.CUR_VALID] == ZERO:
         return
-    idx = I((prev - start) >> U(2))
+    idx = I((v >> U(cc.XCHK_IDX)) & U(0x3FF))
     if idx < I(A[L.CUR_DONE]):
         return
-    rs = I((v >> U(33)) & U(31))
+    rs = I((v >> U(cc.XCHK_RS)) & U(31))
     if rs == 31:
         return                          # status discarded: counted as a successful store
     status = _read_reg(uc, A, _xreg(rs)) & U(0xFFFFFFFF)
     if status != ZERO:
-        cnt.commit_ex(A, I(A[L.CUR_DONE]), idx + 1, idx, I((v >> U(40)) & U(0xFFFF)))
+        cnt.commit_ex(A, I(A[L.CUR_DONE]), idx + 1, idx, I((v >> U(cc.XCHK_FAIL)) & U(0xFFF)))
 
 
 @njit(cache=True, _nrt=False)
@@ -270,8 +271,8 @@ def _block(uc, addr, size, A):
     # 1. the previous block retired completely; its branch resolves against addr
     if A[L.CUR_VALID] != ZERO:
         e_prev = I(A[L.CUR_ENTRY])
-        if A[L.BLK_EXCL + e_prev] != ZERO:      # a store-exclusive ended the block
-            _exclusive_outcome(uc, A[L.CUR_START] + A[L.CUR_SIZE], A, A[L.BLK_EXCL + e_prev])
+        if A[L.BLK_EXCL + e_prev] != ZERO:      # a store-exclusive judged at the block's end
+            _exclusive_outcome(uc, A, A[L.BLK_EXCL + e_prev])
         if A[L.BLK_BK + e_prev] == U(L.BK_COND) and A[L.BLK_TGT + e_prev] == A[L.CUR_START] + A[L.CUR_SIZE]:
             A[L.PB_OUTCOME] = U(COND_TAKEN) if _cond_holds(uc, A, A[L.BLK_WORD + e_prev]) else U(COND_NOT_TAKEN)
         blk.finish_block(A, addr)
@@ -334,9 +335,9 @@ def block_hook(uc, addr, size, user):
 
 @njit(cache=True, _nrt=False)
 def _code(uc, addr, A):
-    site = cc.site_at(A, addr)
-    if (site & U(L.SITE_EXCL)) != ZERO:
-        _exclusive_outcome(uc, addr, A, site)
+    xchk = cc.xchk_at(A, addr)
+    if xchk != ZERO:
+        _exclusive_outcome(uc, A, xchk)
     blk.sync_to(A, addr)
     if A[L.CUR_PRECISE] != ZERO and A[L.CUR_VALID] != ZERO:
         if A[L.ICOUNT] >= A[L.INSN_LIMIT]:
@@ -350,20 +351,41 @@ def _code(uc, addr, A):
             A[L.PY_ARG] = addr
             _pycall(L.PC_IRQ, A.ctypes)
             return
-    if (site & U(L.SITE_KEY_MASK)) != ZERO:
-        key = I(site & U(L.SITE_KEY_MASK))
-        is_read = (site >> U(16)) & ONE != ZERO
-        h = I(A[L.HANDLER + key])
-        if h != 0 and rg.access_undef(A, key, h, is_read, I(A[L.CUR_EL])):
-            A[L.CUR_VALID] = ZERO          # instructions before addr are committed; addr does not retire
-            A[L.PY_ARG] = addr
-            _pycall(L.PC_UNDEF, A.ctypes)  # Python takes the UNDEF exception (writes PC)
 
 
 @cfunc(native.HOOK_CODE_SIG, cache=True)
 def code_hook(uc, addr, size, user):
     A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
     _code(uc, addr, A)
+
+
+@njit(cache=True, _nrt=False)
+def _gpr_number(reg):
+    """Rt of a system-register access from Unicorn's register id (XZR = 31)."""
+    if reg == REG_XZR:
+        return 31
+    if reg == R.UC_ARM64_REG_X29:
+        return 29
+    if reg == R.UC_ARM64_REG_X30:
+        return 30
+    return reg - R.UC_ARM64_REG_X0
+
+
+@njit(cache=True, _nrt=False)
+def _raise_undef(A, key, h, is_read, el, reg):
+    """Take the exception for a refused access right at the instruction (QEMU raises it from
+    inside the hook and longjmps out of the translated block; the PC is already the access's).
+    An EL0 generic-timer access refused by CNTKCTL_EL1 traps with EC 0x18 and the access in the
+    ISS (Arm ARM D17.2.37); every other refusal is UNDEFINED (EC 0x00), as KVM injects it."""
+    syndrome = ESR_IL                                       # EC 0x00, unknown reason
+    if el == 0 and h >= regs.H_TIMER_FIRST and h <= regs.H_TIMER_LAST:
+        rule = A[L.RULE + key]
+        need = rule & U(rg.EL0_NEED) if is_read else (rule >> U(15)) & U(rg.EL0_NEED)
+        if need != ZERO and need != U(regs.NEVER):
+            syndrome = (ESR_EC_SYSREG << 26) | ESR_IL | ((key >> 14) & 3) << 20 | (key & 7) << 17 \
+                | ((key >> 11) & 7) << 14 | ((key >> 7) & 15) << 10 | _gpr_number(reg) << 5 \
+                | ((key >> 3) & 15) << 1 | (1 if is_read else 0)
+    native.exception_with_syndrome(native.as_ptr(A[L.ENV_ADDR]), EXCP_UDEF, syndrome, 1)
 
 
 @njit(cache=True)                 # carray() of Unicorn's register struct needs NRT
@@ -382,12 +404,9 @@ def _sysreg(uc, reg, cp, A, is_read):
     el = I(A[L.CUR_EL])
     val = U(c[CP_VAL_LO]) | (U(c[CP_VAL_HI]) << U(32))
     if rg.access_undef(A, key, h, is_read, el):
-        # A site without its pre-check hook (code written after it was classified without
-        # cache maintenance): no exception can be taken here; the access is ignored (RAZ/WI).
-        A[L.UNHANDLED] += ONE
-        if is_read and reg != REG_XZR:
-            _write_reg(uc, A, reg, ZERO)
-    elif h <= regs.H_PMU_LAST:
+        _raise_undef(A, key, h, is_read, el, reg)   # does not return: the access does not retire
+        return 1
+    if h <= regs.H_PMU_LAST:
         if is_read:
             val = rg.pmu_read(A, h, U(key))
         else:
@@ -425,10 +444,13 @@ def _sysreg(uc, reg, cp, A, is_read):
         _pycall(L.PC_SYSREG, A.ctypes)
         if is_read and reg != REG_XZR:
             _write_reg(uc, A, reg, A[L.PY_ARG + 4])
-    # Registers QEMU's CPU model does not implement end their block right here (translated
-    # as "unallocated"); their PC must be advanced by us or the access repeats forever.  For
-    # an implemented register that happens to end its block the write is the same value.
-    if pc + U(4) == A[L.CUR_START] + A[L.CUR_SIZE] and A[L.CUR_VALID] != ZERO:
+    # QEMU translated an access its CPU model lacks as "unallocated": "handled" skips to after
+    # the exception it would raise, which ends the block without advancing the PC (and would
+    # restart the block): the PC moves on here.  (Not for implemented registers: a write of
+    # the PC asks Unicorn to leave the block, and a block chained after this one would see its
+    # hook twice.)
+    noimp = U(regs.RULE_NOIMP_READ) if is_read else U(regs.RULE_NOIMP_WRITE)
+    if (A[L.RULE + key] & noimp) != ZERO:
         _write_reg(uc, A, REG_PC, pc + U(4))
     return 1
 

@@ -14,10 +14,10 @@ NBLK = 1 << 17          # block-cache slots (open addressing on the block's star
 NPOOL = 1 << 21         # per-instruction entries (class id, word, site) of all cached blocks
 NCLS = 4096             # distinct instruction classes
 NCLS_H = 2 * NCLS       # class intern table (open addressing on the class key)
-NHOOK = 1 << 13         # VAs with a code hook (sites, store-exclusive checks), open addressing
+NHOOK = 1 << 13         # VAs with a code hook (store-exclusive checks), open addressing
 NPREC = 1 << 10         # precise-mode code hooks (block ranges), open addressing
 NCPAGE = 1 << 15        # VA pages holding classified code, open addressing
-NNEW = 64               # sites found by one classification that still need their code hook
+NNEW = 512              # instructions of one classification that still need their code hook
 CODE_WORDS = 2048 // 8  # bytes of the longest translation block (512 instructions), as uint64
 NRING = 4096            # trace ring records
 RING_W = 6              # words per ring record
@@ -86,7 +86,7 @@ RAM_HI = _alloc(1)
 ID_AA64DFR0_BASE = _alloc(1)   # the CPU model's ID register values (PMU fields patched on read)
 ID_DFR0_BASE = _alloc(1)
 NEXT_SAMPLE = _alloc(1)    # --trace-sample: next icount at which Python records all counters
-UNHANDLED = _alloc(1)      # claimed accesses that needed an exception where none could be taken
+ENV_ADDR = _alloc(1)       # Unicorn's CPUARMState of this engine (native.cpu_and_env)
 # deferred counting (kernels.defer_*): completed blocks are tallied per block and added to the
 # counters at the next point that could observe them
 DEF_ENABLE = _alloc(1)     # the run allows deferred counting (MachineConfig.defer)
@@ -164,7 +164,7 @@ BLK_BK = _alloc(NBLK)      # branch kind of the last instruction
 BLK_TGT = _alloc(NBLK)     # its direct target
 BLK_NMEM = _alloc(NBLK)
 BLK_WORD = _alloc(NBLK)    # the last instruction's encoding (conditional branch to the next insn)
-BLK_EXCL = _alloc(NBLK)    # the last instruction is a store-exclusive: site-format check word
+BLK_EXCL = _alloc(NBLK)    # a store-exclusive judged when the block completes: its check word (XCHK)
 BLK_FLAGS = _alloc(NBLK)   # BF_*
 BLK_EPOCH = _alloc(NBLK)   # XLAT_EPOCH at which the block's code was last checked (0 = must check)
 BLK_FAST = _alloc(NBLK)    # deferred counting: bound | FAST_PRECISE | FAST_ODD_END (below)
@@ -175,18 +175,17 @@ BLK_TOT = _alloc(NBLK * C.NS)
 BLK_USED = _alloc(1)
 POOL = _alloc(NPOOL)       # per instruction: class id
 POOL_W = _alloc(NPOOL)     # per instruction: its encoding (what a check compares)
-POOL_SITE = _alloc(NPOOL)  # per instruction: claimed sysreg site: key | is_read << 16 | rt << 17
-                           # (key 0 = none); when it follows a store-exclusive also
-                           # SITE_EXCL | Rs << 33 | failed-class << 40
+POOL_XCHK = _alloc(NPOOL)  # per instruction: the check of the store-exclusive before it (0 = none;
+                           # codecache.XCHK_* describes the word)
 POOL_TOP = _alloc(1)
 # --- the code cache (codecache.py): what keeps classified code valid --------------------------
 XLAT_EPOCH = _alloc(1)     # bumped when a VA may now hold other code (TLBI of a code page or of
                            # everything, TTBR0/TTBR1/TCR/SCTLR write): blocks check their words again
 CPAGE_KEY = _alloc(NCPAGE) # VA page number + 1 of every page holding classified code
-HOOK_KEY = _alloc(NHOOK)   # VA + 1 of every code hook Python installed (sites, exclusive checks)
+HOOK_KEY = _alloc(NHOOK)   # VA + 1 of every store-exclusive check code hook Python installed
 PREC_KEY = _alloc(NPREC)   # start VA + 1 of every precise-mode block range with a code hook ...
 PREC_SIZE = _alloc(NPREC)  # ... and its size
-NEW_N = _alloc(1)          # sites of the last classification that need a code hook ...
+NEW_N = _alloc(1)          # instructions of the last classification that need a code hook ...
 NEW_VA = _alloc(NNEW)      # ... their VAs (Python installs the hooks: stop reason SR_HOOKS)
 CODE = _alloc(CODE_WORDS)  # the bytes of the block being classified or checked
 DEC = _alloc(8)            # decode.decode's record for one word
@@ -251,7 +250,7 @@ SR_RESTART = 8             # Python: resume at the PC an exception handler wrote
 SR_UNCLASSIFIABLE = 9      # the code cache cannot hold the block (class table full)
 
 # vpmu_pycall kinds
-PC_SYSREG, PC_IRQ, PC_UNDEF, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE = 2, 3, 4, 5, 6, 7, 8
+PC_SYSREG, PC_IRQ, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE = 2, 3, 5, 6, 7, 8
 
 # hooks.entry operations (Python -> native)
 E_RECONFIGURE, E_IRQ_UPDATE, E_END_BLOCK_AT, E_FINISH_BLOCK, E_DYN_EVENT = 1, 2, 3, 4, 5
@@ -259,8 +258,7 @@ E_PMCR_READ, E_FLUSH_BLOCKS, E_BLK_LOOKUP, E_VALID_MASK, E_TYPER_MASK = 6, 7, 8,
 E_FLUSH = 11
 E_HOOKED, E_PRECISE = 12, 13
 
-SITE_EXCL = 1 << 32        # POOL_SITE: the instruction follows a store-exclusive (see POOL_SITE)
-SITE_KEY_MASK = 0xFFFF
+XCHK = 1 << 32             # POOL_XCHK / BLK_EXCL: a store-exclusive check (codecache.XCHK_*)
 
 # trace ring record types
 RT_OVERFLOW, RT_IRQ_LEVEL, RT_PMU_REG, RT_SWINC = 1, 2, 3, 4

@@ -183,6 +183,9 @@ READ_ONLY = {BY_NAME[n] for n in ("PMCEID0_EL0", "PMCEID1_EL0", "PMMIR_EL1", "CN
 WRITE_ONLY = {BY_NAME[n] for n in ("PMSWINC_EL0", "ICC_EOIR0_EL1", "ICC_EOIR1_EL1", "ICC_DIR_EL1",
                                   "ICC_SGI1R_EL1", "ICC_ASGI1R_EL1", "ICC_SGI0R_EL1")}
 RULE_RO, RULE_WO = 1 << 30, 1 << 31
+# the engine's CPU model translates the access as "unallocated" (native.unimplemented): the
+# hook that performs it must advance the PC itself
+RULE_NOIMP_READ, RULE_NOIMP_WRITE = 1 << 32, 1 << 33
 
 
 def el0_rule_table() -> np.ndarray:

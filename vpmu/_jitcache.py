@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
-_SOURCES = ["native.py", "pmu/kernels.py", "pmu/hooks.py", "pmu/layout.py", "pmu/channels.py", "pmu/regs.py"]
+_SOURCES = ["native.py", "pmu/kernels.py", "pmu/hooks.py", "pmu/layout.py", "pmu/channels.py", "pmu/regs.py",
+            "pmu/decode.py"]
 
 
 def cache_dir() -> Path:

@@ -28,6 +28,7 @@ from ..pmu import kernels as K
 from ..pmu import layout as L
 from ..trace import SCHEMA_VERSION, TraceWriter
 from . import memmap as MM
+from .env import GuestExit, GuestFault, InterruptedContext, PmuRegs
 from .gic import Gic
 from .loader import Image
 
@@ -94,11 +95,6 @@ def _calibrate_syndrome_offset() -> int:
         raise errors.VpmuError("cannot locate the exception syndrome in Unicorn's CPU context")
     _SYNDROME_OFFSET = off
     return off
-
-
-class GuestExit(Exception):
-    def __init__(self, status: int, reason: str):
-        self.status, self.reason = status, reason
 
 
 class Machine:
@@ -275,13 +271,11 @@ class Machine:
         return any(b <= pa and pa + size <= b + n for b, n in self._extra_ram)
 
     def read_phys(self, pa: int, size: int) -> bytes:
-        from ..xen.env import GuestFault
         if not self.is_ram(pa, size):
             raise GuestFault(f"IPA {pa:#x} is not RAM")
         return bytes(self.uc.mem_read(pa, size))
 
     def write_phys(self, pa: int, data: bytes) -> None:
-        from ..xen.env import GuestFault
         if not self.is_ram(pa, len(data)):
             raise GuestFault(f"IPA {pa:#x} is not RAM")
         self.uc.mem_write(pa, bytes(data))
@@ -291,7 +285,6 @@ class Machine:
 
     def read_virt(self, va: int, size: int, prot: int = UC.UC_PROT_READ) -> bytes:
         """Read guest memory at a virtual address (current EL's stage 1), no guest fault."""
-        from ..xen.env import GuestFault
         if size == 0:
             return b""
         if not self.mmu_on():
@@ -309,7 +302,6 @@ class Machine:
 
     def write_virt(self, va: int, data: bytes) -> None:
         """Write guest memory at a virtual address (current EL's stage 1), no guest fault."""
-        from ..xen.env import GuestFault
         data = bytes(data)
         if not self.mmu_on():
             self.write_phys(va, data)
@@ -660,7 +652,6 @@ class Machine:
         return (self.pstate() >> PSTATE_EL_SHIFT) & 3
 
     def interrupted_context(self, pc: int):
-        from ..xen.env import InterruptedContext
         ps = self.pstate()
         el = (ps >> PSTATE_EL_SHIFT) & 3
         return InterruptedContext(pc=pc, sp=self.uc.reg_read(R.UC_ARM64_REG_SP), pstate=ps, el=el)
@@ -862,7 +853,6 @@ class Machine:
         uc.reg_write(R.UC_ARM64_REG_PC, pc + 4)
 
     def _semi_op(self, op: int, arg: int) -> Optional[int]:
-        from ..xen.env import GuestFault
         try:
             if op == 0x03:                                  # SYS_WRITEC
                 self.out(self.read_virt(arg, 1))
@@ -1035,7 +1025,6 @@ class Machine:
                 "deferred_misses": int(A[L.DEF_MISS])}
 
     def pmu_snapshot(self):
-        from ..xen.env import PmuRegs
         A = self.A
         n = int(A[L.NCNT])
         return PmuRegs(nr_counters=n, pmcr=self.N.pmcr_read(), pmcntenset=int(A[L.CNTEN]),

@@ -27,31 +27,16 @@ from ..pmu import classify, events, regs
 from ..pmu import kernels as K
 from ..pmu import layout as L
 from ..trace import SCHEMA_VERSION, TraceWriter
+from . import arch as X
 from . import memmap as MM
+from .guard import CallbackGuard
 from .env import GuestExit, GuestFault, InterruptedContext, PmuRegs
 from .gic import Gic
+from .pl011 import Pl011
 from .loader import Image
 
 UNTIL = 0xFFFF_FFFF_FFFF_FFFC           # never executed; the run loop stops by other means
 NONE64 = L.NONE64
-
-# QEMU exception numbers handed to UC_HOOK_INTR
-EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 3, 4, 7
-EXCP_SMC = 13
-
-# ESR_EL1 exception classes
-EC_UNKNOWN, EC_SVC64, EC_HVC64, EC_SMC64, EC_BRK64 = 0x00, 0x15, 0x16, 0x17, 0x3C
-EC_IABT_LOW, EC_IABT_CUR, EC_DABT_LOW, EC_DABT_CUR = 0x20, 0x21, 0x24, 0x25
-EC_SYSREG = 0x18                  # trapped MSR, MRS or System instruction
-SCTLR_UMA = 1 << 9
-IL = 1 << 25
-
-WFI_WORD = 0xD503207F
-
-PSTATE_EL_SHIFT = 2
-PSTATE_SP = 1
-PSTATE_DAIF = 0x3C0
-PSTATE_I = 0x80
 
 SEMI_EXIT_APP = 0x20026                  # ADP_Stopped_ApplicationExit
 
@@ -89,7 +74,7 @@ def _calibrate_syndrome_offset() -> int:
     uc.hook_add(UC.UC_HOOK_INTR, intr)
     uc.emu_start(0x1000, 0x2000, count=1)
     blob = found[0]
-    pat = struct.pack("<I", (EC_BRK64 << 26) | IL | 0x1A5)
+    pat = struct.pack("<I", (X.EC_BRK64 << X.EC_SHIFT) | X.IL | 0x1A5)
     off = blob.find(pat)
     if off < 0:
         raise errors.VpmuError("cannot locate the exception syndrome in Unicorn's CPU context")
@@ -108,7 +93,6 @@ class Machine:
         self.trace = trace or TraceWriter(cfg.trace_path)
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
-        self._error: Optional[BaseException] = None
         self._pending_sites: list[tuple[int, tuple]] = []
         self._site_hooks: dict[int, int] = {}
         self._precise_hooks: dict[tuple[int, int], int] = {}   # (start, end) of a precise block -> hook
@@ -126,20 +110,18 @@ class Machine:
 
         # ---- engine ------------------------------------------------------------------------------
         uc = self.uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
+        self.guard = CallbackGuard(uc)      # the one place callback exceptions are kept
         uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
         # Unicorn's cortex-a57 has EL3 with SCR_EL3.RW = 0: QEMU then treats EL1 as AArch32
         # (short-descriptor translation, AArch32 fault codes) once the MMU is on.  QEMU's virt
         # board has no EL3 at all; RW = 1 gives the same AArch64 EL1.
-        uc.cpr_write(3, 6, 1, 1, 0, 1 << 10)
+        uc.cpr_write(*X.SCR_EL3, X.SCR_RW)
         uc.mem_map(self.ram_base, self.ram_size)
         self._extra_ram: list[tuple[int, int]] = []
         if cfg.xen:                     # the /hypervisor grant-table region of the device tree
             from ..dtb import XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE
             uc.mem_map(XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE)
             self._extra_ram.append((XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE))
-        uc.mmio_map(MM.UART0_BASE, MM.UART0_SIZE, self._uart_read, None, self._uart_write, None)
-        uc.mmio_map(MM.GICD_BASE, MM.GICD_SIZE, self._gicd_read, None, self._gicd_write, None)
-        uc.mmio_map(MM.GICR_BASE, MM.GICR_SIZE, self._gicr_read, None, self._gicr_write, None)
 
         # ---- arena ---------------------------------------------------------------------------------
         A = self.A = np.zeros(L.ARENA_WORDS, dtype=np.uint64)
@@ -149,7 +131,13 @@ class Machine:
         self.N = Native(A)                    # Python -> native calls (one cached cfunc)
         self._init_arena()
 
+        # ---- devices -------------------------------------------------------------------------------
+        self.uart = Pl011(self.out)
         self.gic = Gic(on_change=self._gic_changed)
+        uc.mmio_map(MM.UART0_BASE, MM.UART0_SIZE, *self._mmio(self.uart.read, self.uart.write))
+        # the GIC may trace or interrupt: the deferred counts are brought up to date first
+        uc.mmio_map(MM.GICD_BASE, MM.GICD_SIZE, *self._mmio(self.gic.dist_read, self.gic.dist_write, self.N.flush))
+        uc.mmio_map(MM.GICR_BASE, MM.GICR_SIZE, *self._mmio(self.gic.redist_read, self.gic.redist_write, self.N.flush))
 
         # ---- hooks: native counting path, Python for the rare events -------------------------------
         from ..pmu import hooks as H
@@ -231,8 +219,8 @@ class Machine:
                 raise errors.VpmuError(f"cache model: {size} bytes / {ca.line}-byte lines / {ways} ways "
                                        f"is not supported (at most {L.CACHE_MAX_LINES} lines)", errors.EXIT_USAGE)
             A[sets_o], A[ways_o] = lines // ways, ways
-        A[L.ID_AA64DFR0_BASE] = self.uc_reg_cp(3, 0, 0, 5, 0) if hasattr(self, "uc") else 0
-        A[L.ID_DFR0_BASE] = self.uc_reg_cp(3, 0, 0, 1, 2) if hasattr(self, "uc") else 0
+        A[L.ID_AA64DFR0_BASE] = self.uc.cpr_read(*X.ID_AA64DFR0_EL1)
+        A[L.ID_DFR0_BASE] = self.uc.cpr_read(*X.ID_DFR0_EL1)
         self.N.reconfigure()
 
     def _mask_pmceid(self, p0: int, p1: int, pmuver: int) -> tuple[int, int]:
@@ -240,9 +228,6 @@ class Machine:
         from ..filter import pmceid
         bm = self.cfg.pmu.filter_bitmap
         return pmceid(p0, p1, bytes(bm) if bm is not None else None, pmuver)
-
-    def uc_reg_cp(self, op0, op1, crn, crm, op2) -> int:
-        return self.uc.cpr_read(op0, op1, crn, crm, op2)
 
     def _device_tree(self) -> tuple[bytes, int]:
         """The generated tree (in QEMU's 1 MiB buffer), or --dtb FILE (2 x (size + 10000)
@@ -281,7 +266,7 @@ class Machine:
         self.uc.mem_write(pa, bytes(data))
 
     def mmu_on(self) -> bool:
-        return bool(self.uc.cpr_read(3, 0, 1, 0, 0) & 1)
+        return bool(self.uc.cpr_read(*X.SCTLR_EL1) & X.SCTLR_M)
 
     def read_virt(self, va: int, size: int, prot: int = UC.UC_PROT_READ) -> bytes:
         """Read guest memory at a virtual address (current EL's stage 1), no guest fault."""
@@ -329,43 +314,10 @@ class Machine:
         return bytes(out)
 
     # ================================================================================ devices
-    def _uart_read(self, uc, off, size, _ud):
-        if off == 0x18:
-            return 0x90                   # UARTFR: TXFE | RXFE (never busy, nothing to read)
-        if off == 0x30:
-            return 0x300                  # UARTCR: TXE | RXE (QEMU's reset value; UARTEN is clear)
-        if 0xFE0 <= off < 0x1000:         # PrimeCell / peripheral id, as QEMU's pl011
-            return (0x11, 0x10, 0x14, 0x00, 0x0D, 0xF0, 0x05, 0xB1)[(off - 0xFE0) // 4]
-        return 0
-
-    def _uart_write(self, uc, off, size, value, _ud):
-        if off == 0:
-            self.out(bytes([value & 0xFF]))
-
-    def _gicd_read(self, uc, off, size, _ud):
-        return self._guard(lambda: self.gic.dist_read(off, size), 0)
-
-    def _gicd_write(self, uc, off, size, value, _ud):
-        self._guard(lambda: self.gic.dist_write(off, size, value))
-
-    def _gicr_read(self, uc, off, size, _ud):
-        return self._guard(lambda: self.gic.redist_read(off, size), 0)
-
-    def _gicr_write(self, uc, off, size, value, _ud):
-        self._guard(lambda: self.gic.redist_write(off, size, value))
-
-    def _guard(self, fn, default=None):
-        try:
-            self.N.flush()                  # deferred counts first: the GIC may trace or interrupt
-            return fn()
-        except BaseException as e:          # never lose an exception inside a C callback
-            self._fail(e)
-            return default
-
-    def _fail(self, e: BaseException) -> None:
-        if self._error is None:
-            self._error = e
-        self.uc.emu_stop()
+    def _mmio(self, read, write, before=None):
+        """mmio_map's (read_cb, read_ud, write_cb, write_ud) for a device, under the guard."""
+        on_read, on_write = self.guard.mmio(read, write, before)
+        return on_read, None, on_write, None
 
     def _gic_changed(self, deliverable: Optional[int]) -> None:
         self.A[L.IRQ_CAND] = 0 if deliverable is None else 1
@@ -442,7 +394,7 @@ class Machine:
                 if trap is not None:
                     self._take_sync("sysreg_trap", trap, pc, None)
                 else:
-                    self._take_sync("undef", EC_UNKNOWN << 26 | IL, pc, None)
+                    self._take_sync("undef", X.ESR_UNKNOWN, pc, None)
                 return 0
             if kind == L.PC_IRQ_LEVEL:
                 self._pmu_irq_level(bool(self.A[L.IRQ_LEVEL]))
@@ -456,7 +408,7 @@ class Machine:
                 self._sample()
                 return 0
         except BaseException as e:
-            self._fail(e)
+            self.guard.fail(e)
             return -1
         return 0
 
@@ -649,11 +601,11 @@ class Machine:
         return self.uc.reg_read(R.UC_ARM64_REG_PSTATE)
 
     def current_el(self) -> int:
-        return (self.pstate() >> PSTATE_EL_SHIFT) & 3
+        return (self.pstate() >> X.PSTATE_EL_SHIFT) & 3
 
     def interrupted_context(self, pc: int):
         ps = self.pstate()
-        el = (ps >> PSTATE_EL_SHIFT) & 3
+        el = (ps >> X.PSTATE_EL_SHIFT) & 3
         return InterruptedContext(pc=pc, sp=self.uc.reg_read(R.UC_ARM64_REG_SP), pstate=ps, el=el)
 
     def _enter(self, kind: str, vec_off: int, esr: Optional[int], elr: int, far: Optional[int]) -> int:
@@ -662,11 +614,11 @@ class Machine:
         PC = VBAR_EL1 + offset for (current EL with SP0 / SPx, lower EL AArch64)."""
         uc = self.uc
         ps = self.pstate()
-        el = (ps >> PSTATE_EL_SHIFT) & 3
-        spsel = ps & PSTATE_SP
-        base = 0x400 if el == 0 else (0x200 if spsel else 0x000)
+        el = (ps >> X.PSTATE_EL_SHIFT) & 3
+        spsel = ps & X.PSTATE_SP
+        base = X.VEC_LOWER_A64 if el == 0 else (X.VEC_CUR_SPX if spsel else X.VEC_CUR_SP0)
         vbar = uc.reg_read(R.UC_ARM64_REG_VBAR_EL1)
-        vector = (vbar & ~0x7FF) + base + vec_off
+        vector = (vbar & ~X.VBAR_ALIGN) + base + vec_off
         # SP banking: save the live SP to its bank, make SP_EL1 live
         sp = uc.reg_read(R.UC_ARM64_REG_SP)
         if el == 0 or not spsel:
@@ -677,8 +629,8 @@ class Machine:
             uc.reg_write(R.UC_ARM64_REG_ESR_EL1, esr)
         if far is not None:
             uc.reg_write(R.UC_ARM64_REG_FAR_EL1, far)
-        uc.reg_write(R.UC_ARM64_REG_PSTATE, (1 << PSTATE_EL_SHIFT) | PSTATE_SP | PSTATE_DAIF)
-        uc.cpr_write(3, 0, 4, 0, 0, ps)          # SPSR_EL1; a CP_REG write also rebuilds hflags
+        uc.reg_write(R.UC_ARM64_REG_PSTATE, (1 << X.PSTATE_EL_SHIFT) | X.PSTATE_SP | X.PSTATE_DAIF)
+        uc.cpr_write(*X.SPSR_EL1, ps)          # a CP_REG write also rebuilds hflags
         uc.reg_write(R.UC_ARM64_REG_PC, vector)
         # EXC_TAKEN is attributed to the exception level the exception was taken from
         self.A[L.CUR_EL] = el
@@ -690,7 +642,7 @@ class Machine:
     def _take_irq(self, pc: int) -> None:
         intid = self.gic.deliverable()
         el = self.current_el()
-        vector = self._enter("irq", 0x80, None, pc, None)
+        vector = self._enter("irq", X.VEC_IRQ, None, pc, None)
         self.trace.add({"type": "irq", "icount": int(self.A[L.ICOUNT]), "intid": intid if intid is not None else -1,
                         "pc": pc, "from_el": el})
         self._last_vector = None
@@ -702,7 +654,7 @@ class Machine:
             raise errors.GuestStop(f"recursive {kind} exception at the vector {fpc:#x}: no usable vector table "
                                    f"(VBAR_EL1 = {self.uc.reg_read(R.UC_ARM64_REG_VBAR_EL1):#x})",
                                    errors.EXIT_FAULT_LOOP)
-        vector = self._enter(kind, 0, esr, elr, far)
+        vector = self._enter(kind, X.VEC_SYNC, esr, elr, far)
         self._last_vector = (vector, int(self.A[L.ICOUNT]))
         self.trace.add({"type": "exception", "icount": int(self.A[L.ICOUNT]), "kind": kind, "esr": esr, "elr": elr,
                         "far": far if far is not None else 0, "from_el": el, "vector": vector})
@@ -719,7 +671,7 @@ class Machine:
                 self.A[L.STOP_REASON] = L.SR_RESTART
             uc.emu_stop()
         except BaseException as e:
-            self._fail(e)
+            self.guard.fail(e)
 
     def _handle_intr(self, intno: int) -> None:
         uc, A = self.uc, self.A
@@ -727,63 +679,57 @@ class Machine:
         syn, vaddr = self._syndrome()
         el = self.current_el()
         ec = syn >> 26
-        if intno == EXCP_SWI:                     # SVC: PC is already the preferred return address
+        if intno == X.EXCP_SWI:                     # SVC: PC is already the preferred return address
             self.N.end_block_at(pc - 4, True)
             self._take_sync("svc", syn, pc, None, pc - 4)
             return
-        if intno == EXCP_SMC:                     # SMC: PSCI/SMCCC conduit (PC = next)
+        if intno == X.EXCP_SMC:                     # SMC: PSCI/SMCCC conduit (PC = next)
             if el == 0:                           # UNDEFINED at EL0 (Arm ARM C6.2.235)
                 self.N.end_block_at(pc - 4, False)
-                self._take_sync("undef", (EC_UNKNOWN << 26) | IL, pc - 4, None)
+                self._take_sync("undef", X.ESR_UNKNOWN, pc - 4, None)
                 return
             self.N.end_block_at(pc - 4, True)
             self._smccc(pc - 4, "smc")
             return
         word = self._insn_word(pc)
         # HVC is UNDEFINED at EL0, and semihosting from EL0 is off (as QEMU's default)
-        if intno == EXCP_UDEF and word is not None and el >= 1:
-            if (word & 0xFFE0001F) == 0xD4000002:         # HVC #imm (no EL2 in QEMU: UNDEFINED)
-                imm = (word >> 5) & 0xFFFF
-                if imm == 0:
+        if intno == X.EXCP_UDEF and word is not None and el >= 1:
+            if (word & X.HVC_MASK) == X.HVC:             # HVC #imm (no EL2 in QEMU: UNDEFINED)
+                imm = X.hvc_imm(word)
+                if imm == X.HVC_SMCCC:
                     self.N.end_block_at(pc, True)
                     self._smccc(pc, "hvc")
                     return
-                if imm == 0xEA1 and self.xen is not None:
+                if imm == X.HVC_XEN and self.xen is not None:
                     self.N.end_block_at(pc, True)
                     self._hypercall(pc)
                     return
-            if word == 0xD45E0000:                        # HLT #0xF000: semihosting
+            if word == X.HLT_SEMIHOSTING:
                 self.N.end_block_at(pc, True)
                 self._semihosting(pc)
                 return
         self.N.end_block_at(pc, False)
-        if intno == EXCP_BKPT:
+        if intno == X.EXCP_BKPT:
             self._take_sync("brk", syn, pc, None)
-        elif intno == EXCP_UDEF:
+        elif intno == X.EXCP_UDEF:
             trap = self._daif_trap(word) if el == 0 and ec == 0 else None
             if trap is not None:
                 self._take_sync("sysreg_trap", trap, pc, None)
                 return
-            if ec == 0 or ec == EC_HVC64:
-                syn = (EC_UNKNOWN << 26) | IL
-            self._take_sync("sysreg_trap" if syn >> 26 == EC_SYSREG else "undef", syn, pc, None)
-        elif intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):
-            self._take_sync("data_abort" if intno == EXCP_DATA_ABORT else "prefetch_abort", syn, pc, vaddr)
+            if ec == X.EC_UNKNOWN or ec == X.EC_HVC64:
+                syn = X.ESR_UNKNOWN
+            self._take_sync("sysreg_trap" if syn >> X.EC_SHIFT == X.EC_SYSREG else "undef", syn, pc, None)
+        elif intno in (X.EXCP_DATA_ABORT, X.EXCP_PREFETCH_ABORT):
+            self._take_sync("data_abort" if intno == X.EXCP_DATA_ABORT else "prefetch_abort", syn, pc, vaddr)
         else:
-            self._take_sync(f"exception{intno}", syn if syn else (EC_UNKNOWN << 26) | IL, pc, None)
-
-    @staticmethod
-    def _sysreg_iss(op0: int, op1: int, crn: int, crm: int, op2: int, rt: int, is_read: bool) -> int:
-        """ESR for EC 0x18 (Arm ARM D17.2.37: Op0, Op2, Op1, CRn, Rt, CRm, Direction)."""
-        return ((EC_SYSREG << 26) | IL | op0 << 20 | op2 << 17 | op1 << 14 | crn << 10 | rt << 5
-                | crm << 1 | int(is_read))
+            self._take_sync(f"exception{intno}", syn if syn else X.ESR_UNKNOWN, pc, None)
 
     def _el0_timer_trap(self, pc: int) -> Optional[int]:
         """An EL0 generic-timer access refused by CNTKCTL_EL1 traps to EL1 with EC 0x18 and the
         access in the ISS (Arm ARM); everything else the kernels refuse is UNDEFINED (EC 0x00),
         including PMU registers refused by PMUSERENR_EL0, as KVM injects them."""
         word = self._insn_word(pc) if self.current_el() == 0 else None
-        if word is None or (word & 0xFFD00000) != 0xD5100000:    # MSR/MRS (register), op0 = 2 or 3
+        if word is None or (word & X.MSR_MRS_MASK) != X.MSR_MRS:
             return None
         is_read, op0, op1, crn, crm, op2, rt = regs.insn_fields(word)
         k = regs.key(op0, op1, crn, crm, op2)
@@ -792,18 +738,18 @@ class Machine:
         need = rule & 0x7FFF if is_read else (rule >> 15) & 0x7FFF
         if not (regs.H_CNTFRQ <= h <= regs.H_TIMER_LAST) or need in (0, 0x7FFF):
             return None
-        return self._sysreg_iss(op0, op1, crn, crm, op2, rt, is_read)
+        return X.sysreg_iss(op0, op1, crn, crm, op2, rt, is_read)
 
     def _daif_trap(self, word: Optional[int]) -> Optional[int]:
         """MSR DAIFSet/DAIFClr at EL0 with SCTLR_EL1.UMA = 0 traps with EC 0x18 (Arm ARM:
         Op0 = 0, Op1 = 3, Op2 = 6/7, CRn = 4, CRm = the immediate, Rt = 31).  Unicorn's
         translator makes it UNDEFINED; QEMU 7.2 traps it with Op1 and Op2 swapped."""
-        if word is None or (word & 0xFFFFF0DF) != 0xD50340DF:   # MSR (immediate), op1 = 3, CRn = 4
+        if word is None or (word & X.MSR_DAIF_MASK) != X.MSR_DAIF:
             return None
         _l, op0, op1, crn, crm, op2, rt = regs.insn_fields(word)
-        if op2 not in (6, 7) or self.uc_reg_cp(3, 0, 1, 0, 0) & SCTLR_UMA:
+        if op2 not in (X.DAIFSET_OP2, X.DAIFCLR_OP2) or self.uc.cpr_read(*X.SCTLR_EL1) & X.SCTLR_UMA:
             return None
-        return self._sysreg_iss(op0, op1, crn, crm, op2, rt, False)
+        return X.sysreg_iss(op0, op1, crn, crm, op2, rt, False)
 
     def _insn_word(self, pc: int) -> Optional[int]:
         """The instruction word at virtual address pc, None if nothing is readable there."""
@@ -832,15 +778,15 @@ class Machine:
         mmu = self.mmu_on()
         if access == UC.UC_MEM_FETCH_UNMAPPED:
             self.N.end_block_at(pc, False)
-            ec = EC_IABT_LOW if el == 0 else EC_IABT_CUR
-            iss = 0x10 | (1 << 10 if mmu else 0)       # FnV when the VA is not known (MMU on)
-            self._take_sync("prefetch_abort", (ec << 26) | IL | iss, pc, None if mmu else pc)
+            ec = X.EC_IABT_LOW if el == 0 else X.EC_IABT_CUR
+            iss = X.FSC_SEA | (X.ISS_FNV if mmu else 0)       # FnV when the VA is not known (MMU on)
+            self._take_sync("prefetch_abort", (ec << X.EC_SHIFT) | X.IL | iss, pc, None if mmu else pc)
             return
         self.N.end_block_at(pc, False)
-        ec = EC_DABT_LOW if el == 0 else EC_DABT_CUR
-        wnr = 1 << 6 if access == UC.UC_MEM_WRITE_UNMAPPED else 0
-        iss = 0x10 | wnr | (1 << 10 if mmu else 0)
-        self._take_sync("data_abort", (ec << 26) | IL | iss, pc, None if mmu else addr)
+        ec = X.EC_DABT_LOW if el == 0 else X.EC_DABT_CUR
+        wnr = X.ISS_WNR if access == UC.UC_MEM_WRITE_UNMAPPED else 0
+        iss = X.FSC_SEA | wnr | (X.ISS_FNV if mmu else 0)
+        self._take_sync("data_abort", (ec << X.EC_SHIFT) | X.IL | iss, pc, None if mmu else addr)
 
     # ============================================================================ semihosting
     def _semihosting(self, pc: int) -> None:
@@ -1002,8 +948,8 @@ class Machine:
             code, reason = self.xen.shutdown
             raise GuestExit(code, reason)
         if getattr(self.xen, "unmask_irqs_on_return", False):
-            self.uc.reg_write(R.UC_ARM64_REG_PSTATE, self.pstate() & ~PSTATE_I)
-            self.uc.cpr_write(3, 0, 4, 0, 0, self.uc.cpr_read(3, 0, 4, 0, 0))   # rebuild hflags
+            self.uc.reg_write(R.UC_ARM64_REG_PSTATE, self.pstate() & ~X.PSTATE_I)
+            self.uc.cpr_write(*X.SPSR_EL1, self.uc.cpr_read(*X.SPSR_EL1))   # rebuild hflags
             self.xen.unmask_irqs_on_return = False
 
     def pmu_state(self) -> dict:
@@ -1077,18 +1023,16 @@ class Machine:
                     self.N.flush()
                 except unicorn.UcError as e:
                     self.N.flush()
-                    if self._error is None and e.errno == UC.UC_ERR_FETCH_PROT:
+                    if self.guard.error is None and e.errno == UC.UC_ERR_FETCH_PROT:
                         # executing from a device (MMIO): a synchronous external abort on fetch
                         self._fault = (UC.UC_MEM_FETCH_UNMAPPED, uc.reg_read(R.UC_ARM64_REG_PC), 4)
-                    if self._error is None and self._fault is not None:
+                    if self.guard.error is None and self._fault is not None:
                         self._deliver_unmapped(uc.reg_read(R.UC_ARM64_REG_PC))
                         pc = uc.reg_read(R.UC_ARM64_REG_PC)
                         continue
-                    if self._error is None:
+                    if self.guard.error is None:
                         raise errors.VpmuError(f"emulation failed at PC {uc.reg_read(R.UC_ARM64_REG_PC):#x}: {e}")
-                if self._error is not None:
-                    err, self._error = self._error, None
-                    raise err
+                self.guard.raise_pending()
                 self._drain_ring()
                 pc = uc.reg_read(R.UC_ARM64_REG_PC)
                 reason = int(A[L.STOP_REASON])
@@ -1126,7 +1070,7 @@ class Machine:
         """emu_start returned without a stop request: the CPU executed WFI (or WFE)."""
         A = self.A
         word = struct.unpack("<I", self.uc.mem_read(pc - 4, 4))[0] if self._readable(pc - 4) else None
-        if word != WFI_WORD:
+        if word != X.WFI:
             return                                   # WFE / YIELD: a hint, keep going
         self.N.finish_block(pc)
         self._wait_for_interrupt(pc - 4, "WFI")

@@ -33,7 +33,9 @@ from .guard import CallbackGuard
 from .env import GuestExit, GuestFault, InterruptedContext, PmuRegs
 from .gic import Gic
 from .pl011 import Pl011
+from .codecache import CodeCache
 from .loader import Image
+from .memory import GuestMemory
 
 UNTIL = 0xFFFF_FFFF_FFFF_FFFC           # never executed; the run loop stops by other means
 NONE64 = L.NONE64
@@ -93,11 +95,6 @@ class Machine:
         self.trace = trace or TraceWriter(cfg.trace_path)
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
-        self._pending_sites: list[tuple[int, tuple]] = []
-        self._site_hooks: dict[int, int] = {}
-        self._precise_hooks: dict[tuple[int, int], int] = {}   # (start, end) of a precise block -> hook
-        self._mem_hook: Optional[int] = None
-        self._classes: dict[tuple, int] = {}
         self._fault: Optional[tuple] = None
         self._last_vector: Optional[tuple[int, int]] = None
         self._timers = {"vtimer": False, "ptimer": False}
@@ -117,11 +114,10 @@ class Machine:
         # board has no EL3 at all; RW = 1 gives the same AArch64 EL1.
         uc.cpr_write(*X.SCR_EL3, X.SCR_RW)
         uc.mem_map(self.ram_base, self.ram_size)
-        self._extra_ram: list[tuple[int, int]] = []
+        self.mem = GuestMemory(uc, self.ram_base, self.ram_size)
         if cfg.xen:                     # the /hypervisor grant-table region of the device tree
             from ..dtb import XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE
-            uc.mem_map(XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE)
-            self._extra_ram.append((XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE))
+            self.mem.map_ram(XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE)
 
         # ---- arena ---------------------------------------------------------------------------------
         A = self.A = np.zeros(L.ARENA_WORDS, dtype=np.uint64)
@@ -141,7 +137,7 @@ class Machine:
 
         # ---- hooks: native counting path, Python for the rare events -------------------------------
         from ..pmu import hooks as H
-        self._H = H
+        self.code = CodeCache(self.cfg, uc, A, self.N, self.mem, H, self._arena_addr)
         self._hooks = [
             native.hook_add(uc, UC.UC_HOOK_BLOCK, H.block_hook.address, self._arena_addr),
             native.hook_add(uc, UC.UC_HOOK_INSN, H.mrs_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_MRS),
@@ -249,69 +245,27 @@ class Machine:
         blob = D.build_dtb(spec, total_size=D.QEMU_DTB_TOTAL_SIZE)
         return blob, len(blob)
 
-    # =============================================================================== memory
+    # ============================================================== memory (GuestEnv, delegated)
     def is_ram(self, pa: int, size: int = 1) -> bool:
-        if self.ram_base <= pa and pa + size <= self.ram_base + self.ram_size:
-            return True
-        return any(b <= pa and pa + size <= b + n for b, n in self._extra_ram)
+        return self.mem.is_ram(pa, size)
 
     def read_phys(self, pa: int, size: int) -> bytes:
-        if not self.is_ram(pa, size):
-            raise GuestFault(f"IPA {pa:#x} is not RAM")
-        return bytes(self.uc.mem_read(pa, size))
+        return self.mem.read_phys(pa, size)
 
     def write_phys(self, pa: int, data: bytes) -> None:
-        if not self.is_ram(pa, len(data)):
-            raise GuestFault(f"IPA {pa:#x} is not RAM")
-        self.uc.mem_write(pa, bytes(data))
-
-    def mmu_on(self) -> bool:
-        return bool(self.uc.cpr_read(*X.SCTLR_EL1) & X.SCTLR_M)
+        self.mem.write_phys(pa, data)
 
     def read_virt(self, va: int, size: int, prot: int = UC.UC_PROT_READ) -> bytes:
-        """Read guest memory at a virtual address (current EL's stage 1), no guest fault."""
-        if size == 0:
-            return b""
-        if not self.mmu_on():
-            return self.read_phys(va, size)
-        out = bytearray()
-        while size:
-            n = min(size, 0x1000 - (va & 0xFFF))
-            b = native.vmem_read(self.uc, va, n, prot)
-            if b is None:
-                raise GuestFault(f"VA {va:#x} is not mapped")
-            out += b
-            va += n
-            size -= n
-        return bytes(out)
+        return self.mem.read_virt(va, size, prot)
 
     def write_virt(self, va: int, data: bytes) -> None:
-        """Write guest memory at a virtual address (current EL's stage 1), no guest fault."""
-        data = bytes(data)
-        if not self.mmu_on():
-            self.write_phys(va, data)
-            return
-        while data:
-            n = min(len(data), 0x1000 - (va & 0xFFF))
-            # a RAM page has a host address: probing it as a read first keeps hypercall results
-            # out of devices (Xen copies to guest RAM only); the write checks write permission
-            if native.vmem_read(self.uc, va, n, UC.UC_PROT_READ) is None or \
-                    not native.vmem_write(self.uc, va, data[:n], UC.UC_PROT_WRITE):
-                raise GuestFault(f"VA {va:#x} is not mapped writable RAM")
-            va += n
-            data = data[n:]
+        self.mem.write_virt(va, data)
 
     def read_cstr(self, va: int, limit: int = 1 << 16) -> bytes:
-        out = bytearray()
-        while len(out) < limit:
-            chunk = self.read_virt(va, min(64, 0x1000 - (va & 0xFFF)))
-            z = chunk.find(b"\0")
-            if z >= 0:
-                out += chunk[:z]
-                return bytes(out)
-            out += chunk
-            va += len(chunk)
-        return bytes(out)
+        return self.mem.read_cstr(va, limit)
+
+    def mmu_on(self) -> bool:
+        return self.mem.mmu_on()
 
     # ================================================================================ devices
     def _mmio(self, read, write, before=None):
@@ -381,7 +335,7 @@ class Machine:
             self.N.flush()
             self._drain_ring()
             if kind == L.PC_CLASSIFY:
-                return self._classify(int(self.A[L.PY_ARG]), int(self.A[L.PY_ARG + 1]))
+                return self.code.classify(int(self.A[L.PY_ARG]), int(self.A[L.PY_ARG + 1]))
             if kind == L.PC_SYSREG:
                 self._python_sysreg()
                 return 0
@@ -446,119 +400,6 @@ class Machine:
             if self.xen.on_pmu_overflow(ctx):
                 return
         self.gic.set_level(irq, level)
-
-    # ============================================================================ classification
-    def _classify(self, addr: int, size: int) -> int:
-        """A block executes for the first time: classify its instructions into the block
-        cache; return 1 if it has system-register sites that still need their hooks."""
-        A = self.A
-        code = native.vmem_read(self.uc, addr, size, UC.UC_PROT_EXEC) if self.mmu_on() else \
-            bytes(self.uc.mem_read(addr, size))
-        if code is None:
-            code = bytes(self.uc.mem_read(addr, size))
-        blk = classify.classify_block(addr, code, self.cfg.cycles)
-        n = len(blk.insns)
-        if int(A[L.POOL_TOP]) + n > L.NPOOL or int(A[L.BLK_USED]) >= L.NBLK * 3 // 4:
-            self.N.flush_blocks()
-        e = self.N.blk_lookup(addr, size)
-        if e <= -2:
-            e = -2 - e
-        elif e == -1:
-            e = self._free_slot(addr)
-            A[L.BLK_USED] += 1
-        off = int(A[L.POOL_TOP])
-        A[L.POOL_TOP] = off + n
-        tot = np.zeros(C.NS, dtype=np.uint64)
-        nmem = 0
-        maint = False
-        new_sites = False
-        excl_last = 0
-        for i, ins in enumerate(blk.insns):
-            cid = self._class_id(ins)
-            A[L.POOL + off + i] = cid
-            tot += np.array(ins.inc, dtype=np.uint64)
-            nmem += ins.nmem
-            maint |= ins.maint
-            if ins.site is not None:
-                key, is_read, rt = ins.site
-                self._site_put(ins.addr, key | (int(is_read) << 16) | (rt << 17), 0xFFFF_FFFF)
-                new_sites |= self._want_site_hook(ins.addr)
-            if ins.excl_rs >= 0:
-                fail = self._class_id_for(classify.failed_exclusive(ins))
-                check = (1 << 32) | (ins.excl_rs << 33) | (fail << 40)
-                if i == n - 1:
-                    excl_last = check         # judged by the block hook of the successor
-                else:
-                    self._site_put(ins.addr + 4, check, ~0xFFFF_FFFF)
-                    new_sites |= self._want_site_hook(ins.addr + 4)
-        last = blk.insns[-1] if blk.insns else None
-        A[L.BLK_KEY + e] = addr + 1
-        A[L.BLK_SIZE + e] = size
-        A[L.BLK_N + e] = n
-        A[L.BLK_IOFF + e] = off
-        A[L.BLK_BK + e] = last.bk if last else 0
-        A[L.BLK_TGT + e] = last.target if last else 0
-        A[L.BLK_NMEM + e] = nmem
-        A[L.BLK_WORD + e] = last.word if last else 0
-        A[L.BLK_EXCL + e] = excl_last
-        flags = L.BF_MAINT if maint else 0
-        if (addr, addr + size) in self._precise_hooks:
-            flags |= L.BF_PRECISE
-        A[L.BLK_FLAGS + e] = flags
-        A[L.BLK_TOT + e * C.NS:L.BLK_TOT + (e + 1) * C.NS] = tot
-        bound = min(max(n, int(tot.max()) if n else 0), L.FAST_BOUND)
-        odd = (excl_last or maint or (last is not None and (last.bk == L.BK_ERET or (
-            last.bk == L.BK_COND and last.target == addr + size))))
-        A[L.BLK_FAST + e] = bound | (L.FAST_PRECISE if flags & L.BF_PRECISE else 0) | (L.FAST_ODD_END if odd else 0)
-        return 1 if new_sites else 0
-
-    def _free_slot(self, addr: int) -> int:
-        A = self.A
-        i = (((addr >> 2) * 0x9E3779B1) & 0xFFFFFFFFFFFFFFFF) & (L.NBLK - 1)
-        while A[L.BLK_KEY + i] != 0:
-            i = (i + 1) & (L.NBLK - 1)
-        return i
-
-    def _want_site_hook(self, addr: int) -> bool:
-        if addr in self._site_hooks or any(a == addr for a, _ in self._pending_sites):
-            return False
-        self._pending_sites.append((addr, None))
-        return True
-
-    def _site_put(self, addr: int, val: int, field_mask: int) -> None:
-        """Set the bits of `field_mask` of the site entry of addr (a sysreg site and a
-        store-exclusive check can share an address)."""
-        A = self.A
-        i = (((addr >> 2) * 0x9E3779B1) & 0xFFFFFFFFFFFFFFFF) & (L.NSITE - 1)
-        field_mask &= 0xFFFF_FFFF_FFFF_FFFF
-        for _ in range(L.NSITE):
-            k = int(A[L.SITE_KEY + i])
-            if k == 0 or k == addr + 1:
-                old = int(A[L.SITE_VAL + i]) if k else 0
-                A[L.SITE_KEY + i] = addr + 1
-                A[L.SITE_VAL + i] = (old & ~field_mask & 0xFFFF_FFFF_FFFF_FFFF) | (val & field_mask)
-                return
-            i = (i + 1) & (L.NSITE - 1)
-        raise errors.VpmuError("too many system-register sites in the guest (site table full)")
-
-    def _class_id(self, ins: classify.Insn) -> int:
-        return self._class_id_for(ins.cls_key)
-
-    def _class_id_for(self, k: tuple) -> int:
-        """Intern a class (static increments + branch kind + data accesses)."""
-        cid = self._classes.get(k)
-        if cid is None:
-            cid = len(self._classes)
-            if cid >= L.NCLS:
-                raise errors.VpmuError("too many distinct instruction classes")
-            self._classes[k] = cid
-            A = self.A
-            A[L.CLS_INC + cid * C.NS:L.CLS_INC + (cid + 1) * C.NS] = np.array(k[:C.NS], dtype=np.uint64)
-            A[L.CLS_BK + cid] = k[C.NS]
-            A[L.CLS_NMEM + cid] = k[C.NS + 1]
-            A[L.CLS_ESIZE + cid] = k[C.NS + 2]
-            A[L.CLS_N] = cid + 1
-        return cid
 
     # =========================================================================== system registers
     def _python_sysreg(self) -> None:
@@ -691,7 +532,7 @@ class Machine:
             self.N.end_block_at(pc - 4, True)
             self._smccc(pc - 4, "smc")
             return
-        word = self._insn_word(pc)
+        word = self.mem.insn_word(pc)
         # HVC is UNDEFINED at EL0, and semihosting from EL0 is off (as QEMU's default)
         if intno == X.EXCP_UDEF and word is not None and el >= 1:
             if (word & X.HVC_MASK) == X.HVC:             # HVC #imm (no EL2 in QEMU: UNDEFINED)
@@ -728,7 +569,7 @@ class Machine:
         """An EL0 generic-timer access refused by CNTKCTL_EL1 traps to EL1 with EC 0x18 and the
         access in the ISS (Arm ARM); everything else the kernels refuse is UNDEFINED (EC 0x00),
         including PMU registers refused by PMUSERENR_EL0, as KVM injects them."""
-        word = self._insn_word(pc) if self.current_el() == 0 else None
+        word = self.mem.insn_word(pc) if self.current_el() == 0 else None
         if word is None or (word & X.MSR_MRS_MASK) != X.MSR_MRS:
             return None
         is_read, op0, op1, crn, crm, op2, rt = regs.insn_fields(word)
@@ -750,19 +591,6 @@ class Machine:
         if op2 not in (X.DAIFSET_OP2, X.DAIFCLR_OP2) or self.uc.cpr_read(*X.SCTLR_EL1) & X.SCTLR_UMA:
             return None
         return X.sysreg_iss(op0, op1, crn, crm, op2, rt, False)
-
-    def _insn_word(self, pc: int) -> Optional[int]:
-        """The instruction word at virtual address pc, None if nothing is readable there."""
-        if not self._readable(pc):
-            return None
-        return struct.unpack("<I", bytes(self.read_virt(pc, 4, UC.UC_PROT_EXEC)))[0]
-
-    def _readable(self, va: int) -> bool:
-        try:
-            self.read_virt(va, 4)
-            return True
-        except Exception:
-            return False
 
     def _on_unmapped(self, uc, access, addr, size, value, _ud):
         self._fault = (access, addr, size)
@@ -1015,7 +843,7 @@ class Machine:
         try:
             while True:
                 if int(A[L.MEMHOOK_WANT]) != int(A[L.MEMHOOK_ON]):
-                    self._update_memhook()
+                    self.code.update_memhook()
                 A[L.STOP_REASON] = L.SR_NONE
                 self._fault = None
                 try:
@@ -1037,11 +865,11 @@ class Machine:
                 pc = uc.reg_read(R.UC_ARM64_REG_PC)
                 reason = int(A[L.STOP_REASON])
                 if reason == L.SR_HOOKS:
-                    self._install_sites()
+                    self.code.install_sites()
                 elif reason == L.SR_PRECISE_ON:
-                    self._precise(int(A[L.STOP_ARG]), True)
+                    self.code.precise(int(A[L.STOP_ARG]), True)
                 elif reason == L.SR_PRECISE_OFF:
-                    self._precise(int(A[L.STOP_ARG]), False)
+                    self.code.precise(int(A[L.STOP_ARG]), False)
                 elif reason == L.SR_LIMIT:
                     raise errors.GuestStop(f"instruction limit reached ({int(A[L.INSN_LIMIT])} instructions) "
                                            f"at PC {pc:#x}", errors.EXIT_INSN_LIMIT)
@@ -1069,7 +897,7 @@ class Machine:
     def _after_halt(self, pc: int) -> None:
         """emu_start returned without a stop request: the CPU executed WFI (or WFE)."""
         A = self.A
-        word = struct.unpack("<I", self.uc.mem_read(pc - 4, 4))[0] if self._readable(pc - 4) else None
+        word = struct.unpack("<I", self.uc.mem_read(pc - 4, 4))[0] if self.mem.readable(pc - 4) else None
         if word != X.WFI:
             return                                   # WFE / YIELD: a hint, keep going
         self.N.finish_block(pc)
@@ -1119,44 +947,6 @@ class Machine:
                 ppi = self.cfg.timer_ppis["vtimer" if name == "virtual" else "ptimer"]
                 return f"the {name} timer fired but its interrupt (PPI {ppi}) is disabled or masked in the GIC"
         return ""
-
-    def _install_sites(self) -> None:
-        for addr, _site in self._pending_sites:
-            if addr not in self._site_hooks:
-                self._site_hooks[addr] = native.hook_add(self.uc, UC.UC_HOOK_CODE, self._H.code_hook.address,
-                                                         self._arena_addr, addr, addr)
-                native.remove_tb_cache(self.uc, addr & ~0xFFF, (addr & ~0xFFF) + 0x1000)
-        self._pending_sites.clear()
-
-    def _precise(self, e: int, on: bool) -> None:
-        A = self.A
-        start = int(A[L.BLK_KEY + e]) - 1
-        end = start + int(A[L.BLK_SIZE + e])
-        if on:
-            if (start, end) not in self._precise_hooks:
-                self._precise_hooks[start, end] = native.hook_add(
-                    self.uc, UC.UC_HOOK_CODE, self._H.code_hook.address, self._arena_addr, start, end - 1)
-            A[L.BLK_FLAGS + e] |= L.BF_PRECISE
-            A[L.BLK_FAST + e] |= np.uint64(L.FAST_PRECISE)
-        else:
-            h = self._precise_hooks.pop((start, end), None)
-            if h is not None:
-                native.hook_del(self.uc, h)
-            A[L.BLK_FLAGS + e] &= ~np.uint64(L.BF_PRECISE)
-            A[L.BLK_FAST + e] &= ~np.uint64(L.FAST_PRECISE)
-        native.remove_tb_cache(self.uc, start, end)
-
-    def _update_memhook(self) -> None:
-        A = self.A
-        want = bool(A[L.MEMHOOK_WANT])
-        if want and self._mem_hook is None:
-            self._mem_hook = native.hook_add(self.uc, UC.UC_HOOK_MEM_READ | UC.UC_HOOK_MEM_WRITE,
-                                             self._H.mem_hook.address, self._arena_addr)
-        elif not want and self._mem_hook is not None:
-            native.hook_del(self.uc, self._mem_hook)
-            self._mem_hook = None
-        A[L.MEMHOOK_ON] = 1 if want else 0
-        self.uc.ctl_flush_tb()
 
     def close(self) -> None:
         native.unregister_machine(self._arena_addr)

@@ -33,6 +33,7 @@ from .guard import CallbackGuard
 from .env import GuestExit, GuestFault, InterruptedContext, PmuRegs
 from .gic import Gic
 from .pl011 import Pl011
+from .timers import Timers
 from .codecache import CodeCache
 from .loader import Image
 from .memory import GuestMemory
@@ -97,8 +98,6 @@ class Machine:
         self.exit_reason = ""
         self._fault: Optional[tuple] = None
         self._last_vector: Optional[tuple[int, int]] = None
-        self._timers = {"vtimer": False, "ptimer": False}
-        self._soft_timers: dict[str, int] = {}    # frontend/one-shot timers: name -> time (cycles)
         self._pv_stolen = 0
         self.xen = None
         self.ram_base = MM.RAM_BASE
@@ -130,6 +129,7 @@ class Machine:
         # ---- devices -------------------------------------------------------------------------------
         self.uart = Pl011(self.out)
         self.gic = Gic(on_change=self._gic_changed)
+        self.timers = Timers(cfg, A, self.gic, self.trace, on_expiry=self._frontend_timer)
         uc.mmio_map(MM.UART0_BASE, MM.UART0_SIZE, *self._mmio(self.uart.read, self.uart.write))
         # the GIC may trace or interrupt: the deferred counts are brought up to date first
         uc.mmio_map(MM.GICD_BASE, MM.GICD_SIZE, *self._mmio(self.gic.dist_read, self.gic.dist_write, self.N.flush))
@@ -281,53 +281,19 @@ class Machine:
 
     # ================================================================================ time
     def now_cycles(self) -> int:
-        return int(self.A[L.CYCLES]) + int(self.A[L.IDLE])
+        return self.timers.now_cycles()
 
     def now_ns(self) -> int:
-        return self.now_cycles() * 1_000_000_000 // MM.CPU_HZ
-
-    def _timer_update(self) -> None:
-        """Timer output levels from CTL/CVAL and the current time; next deadline."""
-        A = self.A
-        t_cycles = self.now_cycles()
-        cnt = t_cycles // MM.TICK_DIV
-        deadline = NONE64
-        for name, ctl_o, cval_o in (("vtimer", L.CNTV_CTL, L.CNTV_CVAL), ("ptimer", L.CNTP_CTL, L.CNTP_CVAL)):
-            ctl, cval = int(A[ctl_o]), int(A[cval_o])
-            enabled = ctl & 1
-            level = bool(enabled and not (ctl & 2) and cnt >= cval)
-            if enabled and cnt < cval:
-                deadline = min(deadline, cval * MM.TICK_DIV)
-            ppi = self.cfg.timer_ppis[name]
-            if level != self._timers[name]:
-                self._timers[name] = level
-                self.trace.add({"type": "timer", "icount": int(A[L.ICOUNT]), "timer": name, "level": int(level)})
-                self.gic.set_level(ppi, level)
-        for t in self._soft_timers.values():
-            deadline = min(deadline, t)
-        A[L.NEXT_DEADLINE] = deadline
+        return self.timers.now_ns()
 
     def set_timer(self, name: str, deadline_ns: Optional[int]) -> None:
-        """One-shot timers for frontends (Xen vcpu_op timers): fire at the first instruction
-        boundary at or after deadline_ns, calling frontend.on_timer(name)."""
-        if deadline_ns is None:
-            self._soft_timers.pop(name, None)
-        else:
-            self._soft_timers[name] = deadline_ns * MM.CPU_HZ // 1_000_000_000
-        self._timer_update()
+        """GuestEnv: a frontend's one-shot timer; on expiry the frontend's on_timer(name)."""
+        self.timers.set_timer(name, deadline_ns)
 
-    def _on_timer_event(self) -> None:
-        self._timer_update()
-        now = self.now_cycles()
-        for name, t in sorted(self._soft_timers.items(), key=lambda kv: (kv[1], kv[0])):
-            if now >= t:
-                del self._soft_timers[name]
-                if name == "pvtime":
-                    self._pv_tick()
-                elif self.xen is not None:
-                    self.xen.on_timer(name)
-                    self._xen_after_call()
-        self._timer_update()
+    def _frontend_timer(self, name: str) -> None:
+        if self.xen is not None:
+            self.xen.on_timer(name)
+            self._xen_after_call()
 
     # ================================================================================ pycall
     def _pycall(self, kind: int) -> int:
@@ -356,7 +322,7 @@ class Machine:
             if kind == L.PC_RING_FULL:
                 return 0
             if kind == L.PC_TIMER:
-                self._on_timer_event()
+                self.timers.on_event()
                 return 0
             if kind == L.PC_SAMPLE:
                 self._sample()
@@ -416,18 +382,7 @@ class Machine:
                     self.xen.sync_upcall_line()     # the upcall line follows evtchn_upcall_pending
                 self.gic.sysreg_write(name, val)
             return
-        if regs.H_CNTP_TVAL <= h <= regs.H_CNTV_CVAL and not is_read:
-            cnt = self.now_cycles() // MM.TICK_DIV
-            if h in (regs.H_CNTP_CTL, regs.H_CNTV_CTL):
-                A[L.CNTP_CTL if h == regs.H_CNTP_CTL else L.CNTV_CTL] = val & 3
-            elif h in (regs.H_CNTP_CVAL, regs.H_CNTV_CVAL):
-                A[L.CNTP_CVAL if h == regs.H_CNTP_CVAL else L.CNTV_CVAL] = val
-            else:   # TVAL: CVAL = CNT + SignExtend(TVAL[31:0])
-                tv = val & 0xFFFFFFFF
-                if tv & 0x80000000:
-                    tv -= 1 << 32
-                A[L.CNTP_CVAL if h == regs.H_CNTP_TVAL else L.CNTV_CVAL] = (cnt + tv) & NONE64
-            self._timer_update()
+        if not is_read and self.timers.write_sysreg(h, val):
             return
         A[L.PY_ARG + 4] = 0
 
@@ -741,7 +696,7 @@ class Machine:
         self._pv_stolen = 0
         self._pv_write()
         if self.cfg.stolen_ns_per_ms:
-            self.set_timer("pvtime", self.now_ns() + 1_000_000)
+            self.timers.set_timer("pvtime", self.now_ns() + 1_000_000, fire=lambda _name: self._pv_tick(), wakes=False)
         return ipa
 
     def _pv_tick(self) -> None:
@@ -749,7 +704,7 @@ class Machine:
         self._pv_stolen += ns
         self.A[L.IDLE] += ns * MM.CPU_HZ // 1_000_000_000
         self._pv_write()
-        self.set_timer("pvtime", self.now_ns() + 1_000_000)
+        self.timers.set_timer("pvtime", self.now_ns() + 1_000_000, fire=lambda _name: self._pv_tick(), wakes=False)
 
     def _pv_write(self) -> None:
         ipa = self.cfg.pvtime_ipa
@@ -768,7 +723,7 @@ class Machine:
         uc.reg_write(R.UC_ARM64_REG_PC, pc + 4)
         self._xen_after_call()
         if self.xen.blocked:
-            self._wait_for_interrupt(pc, "SCHEDOP_block/poll", lambda: not self.xen.blocked)
+            self.timers.wait_for_interrupt(pc, "SCHEDOP_block/poll", lambda: not self.xen.blocked)
 
     def _xen_after_call(self) -> None:
         """What a hypercall or Xen timer asks of the vCPU: shut down, unmask IRQs (SCHEDOP_block)."""
@@ -901,52 +856,7 @@ class Machine:
         if word != X.WFI:
             return                                   # WFE / YIELD: a hint, keep going
         self.N.finish_block(pc)
-        self._wait_for_interrupt(pc - 4, "WFI")
-
-    def _wait_for_interrupt(self, pc: int, what: str, woken=lambda: False) -> None:
-        """WFI semantics: return at once if an interrupt is pending (even if PSTATE.I masks it),
-        else skip time ahead to the next timer deadline; no deadline = it can never wake.
-        `woken()` may end the wait without an interrupt (Xen SCHEDOP_poll timeouts)."""
-        A = self.A
-        if int(A[L.IRQ_CAND]) or woken():
-            return
-        idle0 = int(A[L.IDLE])
-        while not int(A[L.IRQ_CAND]) and not woken():
-            dl = int(A[L.NEXT_DEADLINE])
-            # the PV-time tick re-arms itself for ever: it advances time but wakes nobody
-            if dl == NONE64 or not self._wakers():
-                silent = self._silent_timers()
-                if silent:
-                    raise errors.GuestStop(f"{what} at PC {pc:#x}: {silent}", errors.EXIT_DEADLOCK)
-                raise errors.GuestStop(f"{what} at PC {pc:#x} with no interrupt that could ever arrive "
-                                       f"(no pending interrupt and no enabled timer)", errors.EXIT_DEADLOCK)
-            now = self.now_cycles()
-            if dl > now:
-                A[L.IDLE] += dl - now                # skip ahead to the next timer deadline
-            self._on_timer_event()
-        self.trace.add({"type": "wfi", "icount": int(A[L.ICOUNT]), "pc": pc, "idle_cycles": int(A[L.IDLE]) - idle0})
-
-    def _wakers(self) -> bool:
-        """Is a timer armed that could end a wait (a generic timer counting towards its
-        compare value, or a frontend's one-shot timer)?"""
-        cnt = self.now_cycles() // MM.TICK_DIV
-        for ctl_o, cval_o in ((L.CNTV_CTL, L.CNTV_CVAL), (L.CNTP_CTL, L.CNTP_CVAL)):
-            if int(self.A[ctl_o]) & 1 and cnt < int(self.A[cval_o]):
-                return True
-        return any(name != "pvtime" for name in self._soft_timers)
-
-    def _silent_timers(self) -> str:
-        """Why a timer whose condition is met cannot interrupt ('' if none)."""
-        cnt = self.now_cycles() // MM.TICK_DIV
-        for name, reg, ctl_o, cval_o in (("virtual", "CNTV_CTL_EL0", L.CNTV_CTL, L.CNTV_CVAL),
-                                         ("physical", "CNTP_CTL_EL0", L.CNTP_CTL, L.CNTP_CVAL)):
-            ctl = int(self.A[ctl_o])
-            if ctl & 1 and cnt >= int(self.A[cval_o]):
-                if ctl & 2:
-                    return f"the {name} timer fired but {reg}.IMASK masks its interrupt"
-                ppi = self.cfg.timer_ppis["vtimer" if name == "virtual" else "ptimer"]
-                return f"the {name} timer fired but its interrupt (PPI {ppi}) is disabled or masked in the GIC"
-        return ""
+        self.timers.wait_for_interrupt(pc - 4, "WFI")
 
     def close(self) -> None:
         native.unregister_machine(self._arena_addr)

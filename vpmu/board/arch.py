@@ -55,6 +55,7 @@ WFI = 0xD503207F
 HVC_MASK, HVC = 0xFFE0001F, 0xD4000002          # HVC #imm16 (imm16 in bits [20:5])
 HVC_SMCCC = 0                                   # HVC #0: the SMCCC conduit
 HVC_XEN = 0xEA1                                 # HVC #0xEA1: a Xen hypercall (XEN_HYPERCALL_TAG)
+BRK = 0xD4200000                                # BRK #imm16 (imm16 in bits [20:5])
 HLT_SEMIHOSTING = 0xD45E0000                    # HLT #0xF000: A64 semihosting trap
 MSR_MRS_MASK, MSR_MRS = 0xFFD00000, 0xD5100000  # MSR/MRS (register), op0 = 2 or 3
 MSR_DAIF_MASK, MSR_DAIF = 0xFFFFF0DF, 0xD50340DF    # MSR (immediate), op1 = 3, CRn = 4

@@ -35,6 +35,7 @@ from .gic import Gic
 from .pl011 import Pl011
 from .timers import Timers
 from .codecache import CodeCache
+from .exceptions import ExceptionModel
 from .loader import Image
 from .memory import GuestMemory
 
@@ -50,41 +51,6 @@ SMCCC_VERSION, SMCCC_ARCH_FEATURES = 0x80000000, 0x80000001
 PV_TIME_FEATURES, PV_TIME_ST = 0xC5000020, 0xC5000021
 NOT_SUPPORTED = (1 << 64) - 1            # SMCCC / PSCI -1
 
-_SYNDROME_OFFSET: Optional[int] = None
-
-
-def _calibrate_syndrome_offset() -> int:
-    """Find where Unicorn's saved CPU context keeps env->exception.syndrome.
-
-    Unicorn hands synchronous exceptions to UC_HOOK_INTR without ESR/FAR (QEMU's
-    architectural entry is not called).  The syndrome and fault address are still in the
-    CPU state, which ``uc_context_save`` copies; we locate them once per process by
-    raising a BRK with a known syndrome in a scratch engine.
-    """
-    global _SYNDROME_OFFSET
-    if _SYNDROME_OFFSET is not None:
-        return _SYNDROME_OFFSET
-    uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
-    uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
-    uc.mem_map(0x1000, 0x1000)
-    uc.mem_write(0x1000, struct.pack("<I", 0xD4200000 | (0x1A5 << 5)))      # brk #0x1a5
-    found = []
-
-    def intr(u, intno, _ud):
-        found.append(bytes(u.context_save()))
-        u.emu_stop()
-
-    uc.hook_add(UC.UC_HOOK_INTR, intr)
-    uc.emu_start(0x1000, 0x2000, count=1)
-    blob = found[0]
-    pat = struct.pack("<I", (X.EC_BRK64 << X.EC_SHIFT) | X.IL | 0x1A5)
-    off = blob.find(pat)
-    if off < 0:
-        raise errors.VpmuError("cannot locate the exception syndrome in Unicorn's CPU context")
-    _SYNDROME_OFFSET = off
-    return off
-
-
 class Machine:
     def __init__(self, cfg: MachineConfig, image: Image, out: Callable[[bytes], None] | None = None,
                  err: Callable[[bytes], None] | None = None, trace: TraceWriter | None = None,
@@ -96,13 +62,10 @@ class Machine:
         self.trace = trace or TraceWriter(cfg.trace_path)
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
-        self._fault: Optional[tuple] = None
-        self._last_vector: Optional[tuple[int, int]] = None
         self._pv_stolen = 0
         self.xen = None
         self.ram_base = MM.RAM_BASE
         self.ram_size = cfg.memory
-        self._syn_off = _calibrate_syndrome_offset()
 
         # ---- engine ------------------------------------------------------------------------------
         uc = self.uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
@@ -144,8 +107,11 @@ class Machine:
             native.hook_add(uc, UC.UC_HOOK_INSN, H.msr_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_MSR),
             native.hook_add(uc, UC.UC_HOOK_INSN, H.sys_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_SYS),
         ]
-        uc.hook_add(UC.UC_HOOK_INTR, self._on_intr)
-        uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        self.exc = ExceptionModel(uc, A, self.N, self.gic, self.mem, self.trace, self.guard, sync=self._sync,
+                                  smc=lambda pc: self._smccc(pc, "smc"), hvc={X.HVC_SMCCC: lambda pc: self._smccc(pc, "hvc")},
+                                  semihosting=self._semihosting)
+        uc.hook_add(UC.UC_HOOK_INTR, self.exc.on_intr)
+        uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED, self.exc.on_unmapped)
 
         # ---- image and device tree ------------------------------------------------------------------
         image.load(self)
@@ -154,6 +120,7 @@ class Machine:
         if cfg.xen:
             from ..xen import make_frontend
             self.xen = (xen_factory or make_frontend)(self)
+            self.exc.hvc[X.HVC_XEN] = self._hypercall
 
     # ================================================================================ set-up
     def _init_arena(self) -> None:
@@ -296,25 +263,25 @@ class Machine:
             self._xen_after_call()
 
     # ================================================================================ pycall
+    def _sync(self) -> None:
+        """Before Python acts on an event: the deferred counts, then the trace records the
+        native hooks queued."""
+        self.N.flush()
+        self._drain_ring()
+
     def _pycall(self, kind: int) -> int:
         try:
-            self.N.flush()
-            self._drain_ring()
+            self._sync()
             if kind == L.PC_CLASSIFY:
                 return self.code.classify(int(self.A[L.PY_ARG]), int(self.A[L.PY_ARG + 1]))
             if kind == L.PC_SYSREG:
                 self._python_sysreg()
                 return 0
             if kind == L.PC_IRQ:
-                self._take_irq(int(self.A[L.PY_ARG]))
+                self.exc.take_irq(int(self.A[L.PY_ARG]))
                 return 0
             if kind == L.PC_UNDEF:
-                pc = int(self.A[L.PY_ARG])
-                trap = self._el0_timer_trap(pc)
-                if trap is not None:
-                    self._take_sync("sysreg_trap", trap, pc, None)
-                else:
-                    self._take_sync("undef", X.ESR_UNKNOWN, pc, None)
+                self.exc.undefined_from_hooks(int(self.A[L.PY_ARG]))
                 return 0
             if kind == L.PC_IRQ_LEVEL:
                 self._pmu_irq_level(bool(self.A[L.IRQ_LEVEL]))
@@ -386,190 +353,15 @@ class Machine:
             return
         A[L.PY_ARG + 4] = 0
 
-    # =============================================================================== exceptions
-    def _syndrome(self) -> tuple[int, int]:
-        blob = bytes(self.uc.context_save())
-        syn, = struct.unpack_from("<I", blob, self._syn_off)
-        vaddr, = struct.unpack_from("<Q", blob, self._syn_off + 8)
-        return syn, vaddr
-
+    # ========================================================================= CPU state
     def pstate(self) -> int:
-        return self.uc.reg_read(R.UC_ARM64_REG_PSTATE)
+        return self.exc.pstate()
 
     def current_el(self) -> int:
-        return (self.pstate() >> X.PSTATE_EL_SHIFT) & 3
+        return self.exc.current_el()
 
-    def interrupted_context(self, pc: int):
-        ps = self.pstate()
-        el = (ps >> X.PSTATE_EL_SHIFT) & 3
-        return InterruptedContext(pc=pc, sp=self.uc.reg_read(R.UC_ARM64_REG_SP), pstate=ps, el=el)
-
-    def _enter(self, kind: str, vec_off: int, esr: Optional[int], elr: int, far: Optional[int]) -> int:
-        """Architectural exception entry to EL1 (Arm ARM D1.10): SPSR_EL1, ELR_EL1,
-        ESR_EL1/FAR_EL1 (synchronous), SP_EL1, PSTATE = EL1h with DAIF masked,
-        PC = VBAR_EL1 + offset for (current EL with SP0 / SPx, lower EL AArch64)."""
-        uc = self.uc
-        ps = self.pstate()
-        el = (ps >> X.PSTATE_EL_SHIFT) & 3
-        spsel = ps & X.PSTATE_SP
-        base = X.VEC_LOWER_A64 if el == 0 else (X.VEC_CUR_SPX if spsel else X.VEC_CUR_SP0)
-        vbar = uc.reg_read(R.UC_ARM64_REG_VBAR_EL1)
-        vector = (vbar & ~X.VBAR_ALIGN) + base + vec_off
-        # SP banking: save the live SP to its bank, make SP_EL1 live
-        sp = uc.reg_read(R.UC_ARM64_REG_SP)
-        if el == 0 or not spsel:
-            uc.reg_write(R.UC_ARM64_REG_SP_EL0, sp)
-            uc.reg_write(R.UC_ARM64_REG_SP, uc.reg_read(R.UC_ARM64_REG_SP_EL1))
-        uc.reg_write(R.UC_ARM64_REG_ELR_EL1, elr)
-        if esr is not None:
-            uc.reg_write(R.UC_ARM64_REG_ESR_EL1, esr)
-        if far is not None:
-            uc.reg_write(R.UC_ARM64_REG_FAR_EL1, far)
-        uc.reg_write(R.UC_ARM64_REG_PSTATE, (1 << X.PSTATE_EL_SHIFT) | X.PSTATE_SP | X.PSTATE_DAIF)
-        uc.cpr_write(*X.SPSR_EL1, ps)          # a CP_REG write also rebuilds hflags
-        uc.reg_write(R.UC_ARM64_REG_PC, vector)
-        # EXC_TAKEN is attributed to the exception level the exception was taken from
-        self.A[L.CUR_EL] = el
-        self.N.dyn_event(C.D_EXC_TAKEN, 1, elr, int(self.A[L.ICOUNT]))
-        self.A[L.CUR_EL] = 1
-        self.A[L.EL_NOW] = 1
-        return vector
-
-    def _take_irq(self, pc: int) -> None:
-        intid = self.gic.deliverable()
-        el = self.current_el()
-        vector = self._enter("irq", X.VEC_IRQ, None, pc, None)
-        self.trace.add({"type": "irq", "icount": int(self.A[L.ICOUNT]), "intid": intid if intid is not None else -1,
-                        "pc": pc, "from_el": el})
-        self._last_vector = None
-
-    def _take_sync(self, kind: str, esr: int, elr: int, far: Optional[int], fault_pc: Optional[int] = None) -> None:
-        el = self.current_el()
-        fpc = elr if fault_pc is None else fault_pc
-        if self._last_vector is not None and self._last_vector == (fpc, int(self.A[L.ICOUNT])):
-            raise errors.GuestStop(f"recursive {kind} exception at the vector {fpc:#x}: no usable vector table "
-                                   f"(VBAR_EL1 = {self.uc.reg_read(R.UC_ARM64_REG_VBAR_EL1):#x})",
-                                   errors.EXIT_FAULT_LOOP)
-        vector = self._enter(kind, X.VEC_SYNC, esr, elr, far)
-        self._last_vector = (vector, int(self.A[L.ICOUNT]))
-        self.trace.add({"type": "exception", "icount": int(self.A[L.ICOUNT]), "kind": kind, "esr": esr, "elr": elr,
-                        "far": far if far is not None else 0, "from_el": el, "vector": vector})
-
-    def _on_intr(self, uc, intno, _ud):
-        try:
-            self.N.flush()
-            self._drain_ring()
-            self._handle_intr(intno)
-            # Restart emu_start at the PC the handler wrote.  Without this, Unicorn 2.1.4
-            # resumes in a state where a data abort on a store in the next block reports the
-            # PC of that block's start instead of the store (tests/test_board.py).
-            if int(self.A[L.STOP_REASON]) == L.SR_NONE:
-                self.A[L.STOP_REASON] = L.SR_RESTART
-            uc.emu_stop()
-        except BaseException as e:
-            self.guard.fail(e)
-
-    def _handle_intr(self, intno: int) -> None:
-        uc, A = self.uc, self.A
-        pc = uc.reg_read(R.UC_ARM64_REG_PC)
-        syn, vaddr = self._syndrome()
-        el = self.current_el()
-        ec = syn >> 26
-        if intno == X.EXCP_SWI:                     # SVC: PC is already the preferred return address
-            self.N.end_block_at(pc - 4, True)
-            self._take_sync("svc", syn, pc, None, pc - 4)
-            return
-        if intno == X.EXCP_SMC:                     # SMC: PSCI/SMCCC conduit (PC = next)
-            if el == 0:                           # UNDEFINED at EL0 (Arm ARM C6.2.235)
-                self.N.end_block_at(pc - 4, False)
-                self._take_sync("undef", X.ESR_UNKNOWN, pc - 4, None)
-                return
-            self.N.end_block_at(pc - 4, True)
-            self._smccc(pc - 4, "smc")
-            return
-        word = self.mem.insn_word(pc)
-        # HVC is UNDEFINED at EL0, and semihosting from EL0 is off (as QEMU's default)
-        if intno == X.EXCP_UDEF and word is not None and el >= 1:
-            if (word & X.HVC_MASK) == X.HVC:             # HVC #imm (no EL2 in QEMU: UNDEFINED)
-                imm = X.hvc_imm(word)
-                if imm == X.HVC_SMCCC:
-                    self.N.end_block_at(pc, True)
-                    self._smccc(pc, "hvc")
-                    return
-                if imm == X.HVC_XEN and self.xen is not None:
-                    self.N.end_block_at(pc, True)
-                    self._hypercall(pc)
-                    return
-            if word == X.HLT_SEMIHOSTING:
-                self.N.end_block_at(pc, True)
-                self._semihosting(pc)
-                return
-        self.N.end_block_at(pc, False)
-        if intno == X.EXCP_BKPT:
-            self._take_sync("brk", syn, pc, None)
-        elif intno == X.EXCP_UDEF:
-            trap = self._daif_trap(word) if el == 0 and ec == 0 else None
-            if trap is not None:
-                self._take_sync("sysreg_trap", trap, pc, None)
-                return
-            if ec == X.EC_UNKNOWN or ec == X.EC_HVC64:
-                syn = X.ESR_UNKNOWN
-            self._take_sync("sysreg_trap" if syn >> X.EC_SHIFT == X.EC_SYSREG else "undef", syn, pc, None)
-        elif intno in (X.EXCP_DATA_ABORT, X.EXCP_PREFETCH_ABORT):
-            self._take_sync("data_abort" if intno == X.EXCP_DATA_ABORT else "prefetch_abort", syn, pc, vaddr)
-        else:
-            self._take_sync(f"exception{intno}", syn if syn else X.ESR_UNKNOWN, pc, None)
-
-    def _el0_timer_trap(self, pc: int) -> Optional[int]:
-        """An EL0 generic-timer access refused by CNTKCTL_EL1 traps to EL1 with EC 0x18 and the
-        access in the ISS (Arm ARM); everything else the kernels refuse is UNDEFINED (EC 0x00),
-        including PMU registers refused by PMUSERENR_EL0, as KVM injects them."""
-        word = self.mem.insn_word(pc) if self.current_el() == 0 else None
-        if word is None or (word & X.MSR_MRS_MASK) != X.MSR_MRS:
-            return None
-        is_read, op0, op1, crn, crm, op2, rt = regs.insn_fields(word)
-        k = regs.key(op0, op1, crn, crm, op2)
-        h = int(self.A[L.HANDLER + k])
-        rule = int(self.A[L.RULE + k])
-        need = rule & 0x7FFF if is_read else (rule >> 15) & 0x7FFF
-        if not (regs.H_CNTFRQ <= h <= regs.H_TIMER_LAST) or need in (0, 0x7FFF):
-            return None
-        return X.sysreg_iss(op0, op1, crn, crm, op2, rt, is_read)
-
-    def _daif_trap(self, word: Optional[int]) -> Optional[int]:
-        """MSR DAIFSet/DAIFClr at EL0 with SCTLR_EL1.UMA = 0 traps with EC 0x18 (Arm ARM:
-        Op0 = 0, Op1 = 3, Op2 = 6/7, CRn = 4, CRm = the immediate, Rt = 31).  Unicorn's
-        translator makes it UNDEFINED; QEMU 7.2 traps it with Op1 and Op2 swapped."""
-        if word is None or (word & X.MSR_DAIF_MASK) != X.MSR_DAIF:
-            return None
-        _l, op0, op1, crn, crm, op2, rt = regs.insn_fields(word)
-        if op2 not in (X.DAIFSET_OP2, X.DAIFCLR_OP2) or self.uc.cpr_read(*X.SCTLR_EL1) & X.SCTLR_UMA:
-            return None
-        return X.sysreg_iss(op0, op1, crn, crm, op2, rt, False)
-
-    def _on_unmapped(self, uc, access, addr, size, value, _ud):
-        self._fault = (access, addr, size)
-        return False
-
-    def _deliver_unmapped(self, pc: int) -> None:
-        """An access to an address with nothing behind it: a synchronous external abort
-        (DFSC/IFSC 0b010000), as QEMU's virt raises for unassigned addresses."""
-        access, addr, size = self._fault
-        self._fault = None
-        A = self.A
-        el = self.current_el()
-        mmu = self.mmu_on()
-        if access == UC.UC_MEM_FETCH_UNMAPPED:
-            self.N.end_block_at(pc, False)
-            ec = X.EC_IABT_LOW if el == 0 else X.EC_IABT_CUR
-            iss = X.FSC_SEA | (X.ISS_FNV if mmu else 0)       # FnV when the VA is not known (MMU on)
-            self._take_sync("prefetch_abort", (ec << X.EC_SHIFT) | X.IL | iss, pc, None if mmu else pc)
-            return
-        self.N.end_block_at(pc, False)
-        ec = X.EC_DABT_LOW if el == 0 else X.EC_DABT_CUR
-        wnr = X.ISS_WNR if access == UC.UC_MEM_WRITE_UNMAPPED else 0
-        iss = X.FSC_SEA | wnr | (X.ISS_FNV if mmu else 0)
-        self._take_sync("data_abort", (ec << X.EC_SHIFT) | X.IL | iss, pc, None if mmu else addr)
+    def interrupted_context(self, pc: int) -> InterruptedContext:
+        return self.exc.interrupted_context(pc)
 
     # ============================================================================ semihosting
     def _semihosting(self, pc: int) -> None:
@@ -800,7 +592,7 @@ class Machine:
                 if int(A[L.MEMHOOK_WANT]) != int(A[L.MEMHOOK_ON]):
                     self.code.update_memhook()
                 A[L.STOP_REASON] = L.SR_NONE
-                self._fault = None
+                self.exc.fault = None
                 try:
                     uc.emu_start(pc, UNTIL)
                     self.N.flush()
@@ -808,9 +600,9 @@ class Machine:
                     self.N.flush()
                     if self.guard.error is None and e.errno == UC.UC_ERR_FETCH_PROT:
                         # executing from a device (MMIO): a synchronous external abort on fetch
-                        self._fault = (UC.UC_MEM_FETCH_UNMAPPED, uc.reg_read(R.UC_ARM64_REG_PC), 4)
-                    if self.guard.error is None and self._fault is not None:
-                        self._deliver_unmapped(uc.reg_read(R.UC_ARM64_REG_PC))
+                        self.exc.fault = (UC.UC_MEM_FETCH_UNMAPPED, uc.reg_read(R.UC_ARM64_REG_PC), 4)
+                    if self.guard.error is None and self.exc.fault is not None:
+                        self.exc.deliver_unmapped(uc.reg_read(R.UC_ARM64_REG_PC))
                         pc = uc.reg_read(R.UC_ARM64_REG_PC)
                         continue
                     if self.guard.error is None:

@@ -33,6 +33,8 @@ from .guard import CallbackGuard
 from .env import GuestExit, GuestFault, InterruptedContext, PmuRegs
 from .gic import Gic
 from .pl011 import Pl011
+from .semihosting import Semihosting
+from .smccc import Smccc
 from .timers import Timers
 from .codecache import CodeCache
 from .exceptions import ExceptionModel
@@ -41,15 +43,6 @@ from .memory import GuestMemory
 
 UNTIL = 0xFFFF_FFFF_FFFF_FFFC           # never executed; the run loop stops by other means
 NONE64 = L.NONE64
-
-SEMI_EXIT_APP = 0x20026                  # ADP_Stopped_ApplicationExit
-
-PSCI_VERSION, PSCI_CPU_OFF, PSCI_CPU_ON64, PSCI_AFFINITY_INFO64 = 0x84000000, 0x84000002, 0xC4000003, 0xC4000004
-PSCI_MIGRATE_INFO_TYPE, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_FEATURES = 0x84000006, 0x84000008, 0x84000009, 0x8400000A
-PSCI_CPU_ON32, PSCI_AFFINITY_INFO32 = 0x84000003, 0x84000004
-SMCCC_VERSION, SMCCC_ARCH_FEATURES = 0x80000000, 0x80000001
-PV_TIME_FEATURES, PV_TIME_ST = 0xC5000020, 0xC5000021
-NOT_SUPPORTED = (1 << 64) - 1            # SMCCC / PSCI -1
 
 class Machine:
     def __init__(self, cfg: MachineConfig, image: Image, out: Callable[[bytes], None] | None = None,
@@ -62,7 +55,6 @@ class Machine:
         self.trace = trace or TraceWriter(cfg.trace_path)
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
-        self._pv_stolen = 0
         self.xen = None
         self.ram_base = MM.RAM_BASE
         self.ram_size = cfg.memory
@@ -107,9 +99,12 @@ class Machine:
             native.hook_add(uc, UC.UC_HOOK_INSN, H.msr_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_MSR),
             native.hook_add(uc, UC.UC_HOOK_INSN, H.sys_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_SYS),
         ]
+        self.semihosting = Semihosting(cfg, uc, self.mem, self.timers, image, self.out, self.err)
+        self.smccc = Smccc(cfg, uc, A, self.mem, self.timers, self.trace)
         self.exc = ExceptionModel(uc, A, self.N, self.gic, self.mem, self.trace, self.guard, sync=self._sync,
-                                  smc=lambda pc: self._smccc(pc, "smc"), hvc={X.HVC_SMCCC: lambda pc: self._smccc(pc, "hvc")},
-                                  semihosting=self._semihosting)
+                                  smc=lambda pc: self.smccc.call(pc, "smc"),
+                                  hvc={X.HVC_SMCCC: lambda pc: self.smccc.call(pc, "hvc")},
+                                  semihosting=self.semihosting.call)
         uc.hook_add(UC.UC_HOOK_INTR, self.exc.on_intr)
         uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED, self.exc.on_unmapped)
 
@@ -362,146 +357,6 @@ class Machine:
 
     def interrupted_context(self, pc: int) -> InterruptedContext:
         return self.exc.interrupted_context(pc)
-
-    # ============================================================================ semihosting
-    def _semihosting(self, pc: int) -> None:
-        uc = self.uc
-        op = uc.reg_read(R.UC_ARM64_REG_X0) & 0xFFFFFFFF
-        arg = uc.reg_read(R.UC_ARM64_REG_X1)
-        ret = self._semi_op(op, arg)
-        if ret is not None:
-            uc.reg_write(R.UC_ARM64_REG_X0, ret & NONE64)
-        uc.reg_write(R.UC_ARM64_REG_PC, pc + 4)
-
-    def _semi_op(self, op: int, arg: int) -> Optional[int]:
-        try:
-            if op == 0x03:                                  # SYS_WRITEC
-                self.out(self.read_virt(arg, 1))
-                return None
-            if op == 0x04:                                  # SYS_WRITE0
-                self.out(self.read_cstr(arg))
-                return None
-            if op == 0x05:                                  # SYS_WRITE {handle, buf, len}
-                h, buf, n = struct.unpack("<QQQ", self.read_virt(arg, 24))
-                if h not in (1, 2):
-                    return n
-                data = self.read_virt(buf, n)
-                (self.out if h == 1 else self.err)(data)
-                return 0
-            if op in (0x18, 0x20):                          # SYS_EXIT / SYS_EXIT_EXTENDED
-                reason, sub = struct.unpack("<QQ", self.read_virt(arg, 16))
-                status = (sub & 0xFF) if reason == SEMI_EXIT_APP else 1
-                raise GuestExit(status, "exit")
-            if op == 0x01:                                  # SYS_OPEN: only ":tt"
-                name_p, mode, _ln = struct.unpack("<QQQ", self.read_virt(arg, 24))
-                name = self.read_cstr(name_p)
-                if name == b":tt":                          # r: stdin, w: stdout, a: stderr
-                    return 0 if mode < 4 else 1 if mode < 8 else 2 if mode < 12 else -1
-                return -1
-            if op == 0x02:                                  # SYS_CLOSE
-                return 0
-            if op == 0x09:                                  # SYS_ISTTY
-                return 1
-            if op == 0x07:                                  # SYS_READC: no input
-                return -1
-            if op == 0x10:                                  # SYS_CLOCK: centiseconds of guest time
-                return self.now_ns() // 10_000_000
-            if op == 0x11:                                  # SYS_TIME: deterministic epoch 0
-                return 0
-            if op == 0x13:                                  # SYS_ERRNO
-                return 0
-            if op == 0x15:                                  # SYS_GET_CMDLINE {buf, len}
-                buf, n = struct.unpack("<QQ", self.read_virt(arg, 16))
-                s = (self.cfg.append or "").encode()[: max(n - 1, 0)] + b"\0"
-                self.write_virt(buf, s)
-                self.write_virt(arg + 8, struct.pack("<Q", len(s) - 1))
-                return 0
-            if op == 0x16:                                  # SYS_HEAPINFO
-                block, = struct.unpack("<Q", self.read_virt(arg, 8))
-                top = self.ram_base + self.ram_size
-                self.write_virt(block, struct.pack("<QQQQ", self.image.end, top - 0x10000, top, top - 0x10000))
-                return 0
-            if op == 0x30:                                  # SYS_ELAPSED {lo, hi}: ticks
-                t = self.now_cycles()
-                self.write_virt(arg, struct.pack("<Q", t))
-                return 0
-            if op == 0x31:                                  # SYS_TICKFREQ
-                return MM.CPU_HZ
-        except GuestFault:
-            return -1
-        return -1
-
-    # ================================================================================ PSCI / SMCCC
-    def _smccc(self, pc: int, conduit: str) -> None:
-        uc = self.uc
-        fid = uc.reg_read(R.UC_ARM64_REG_X0) & 0xFFFFFFFF
-        a1 = uc.reg_read(R.UC_ARM64_REG_X1)
-        ret = NOT_SUPPORTED
-        if fid == PSCI_VERSION:
-            ret = 0x10001                                   # PSCI 1.1
-        elif fid == PSCI_FEATURES:
-            ret = 0 if (a1 & 0xFFFFFFFF) in (PSCI_VERSION, PSCI_CPU_OFF, PSCI_CPU_ON64, PSCI_CPU_ON32,
-                                            PSCI_AFFINITY_INFO64, PSCI_AFFINITY_INFO32, PSCI_SYSTEM_OFF,
-                                            PSCI_SYSTEM_RESET, PSCI_FEATURES, PSCI_MIGRATE_INFO_TYPE,
-                                            SMCCC_VERSION) else NOT_SUPPORTED
-        elif fid == PSCI_SYSTEM_OFF:
-            self.trace.add({"type": "psci", "icount": int(self.A[L.ICOUNT]), "function": "SYSTEM_OFF", "result": 0})
-            raise GuestExit(0, "system_off")
-        elif fid == PSCI_SYSTEM_RESET:
-            self.trace.add({"type": "psci", "icount": int(self.A[L.ICOUNT]), "function": "SYSTEM_RESET", "result": 0})
-            raise GuestExit(0, "reset")
-        elif fid == PSCI_CPU_OFF:
-            raise GuestExit(0, "cpu_off")
-        elif fid in (PSCI_CPU_ON64, PSCI_CPU_ON32):
-            ret = NOT_SUPPORTED                             # one CPU on this board
-        elif fid in (PSCI_AFFINITY_INFO64, PSCI_AFFINITY_INFO32):
-            ret = 0 if (a1 & 0xFFFFFF) == 0 else (1 << 64) - 2   # ON for CPU 0, else INVALID_PARAMETERS
-        elif fid == PSCI_MIGRATE_INFO_TYPE:
-            ret = 2                                         # trusted OS not present
-        elif fid == SMCCC_VERSION:
-            ret = 0x10001                                   # SMCCC 1.1
-        elif fid == SMCCC_ARCH_FEATURES:
-            ret = 0 if (a1 & 0xFFFFFFFF) in (PV_TIME_FEATURES,) and self.cfg.pvtime_ipa is not None else NOT_SUPPORTED
-        elif fid == PV_TIME_FEATURES:
-            ret = self._pv_time_features(a1 & 0xFFFFFFFF)
-        elif fid == PV_TIME_ST:
-            ret = self._pv_time_st()
-        uc.reg_write(R.UC_ARM64_REG_X0, ret)
-        uc.reg_write(R.UC_ARM64_REG_PC, pc + 4)
-
-    def _pv_time_features(self, fid: int) -> int:
-        if self.cfg.pvtime_ipa is None:
-            return NOT_SUPPORTED
-        return 0 if fid in (PV_TIME_FEATURES, PV_TIME_ST) else NOT_SUPPORTED
-
-    def _pv_time_st(self) -> int:
-        """PV_TIME_ST: (re)write the 64-byte stolen-time record (revision 0, attributes 0,
-        stolen ns = 0) and return its IPA; stolen time restarts from this point (kvm-pmu.md 1.9).
-
-        Stolen time is deterministic: every millisecond of guest time the host "preempts" the
-        vCPU for cfg.stolen_ns_per_ms ns.  Guest time (the generic timer) moves on by that
-        much, CPU_CYCLES does not (the vCPU did not run), and the record is rewritten, as
-        KVM does when it schedules the vCPU back in."""
-        ipa = self.cfg.pvtime_ipa
-        if ipa is None:
-            return NOT_SUPPORTED
-        self._pv_stolen = 0
-        self._pv_write()
-        if self.cfg.stolen_ns_per_ms:
-            self.timers.set_timer("pvtime", self.now_ns() + 1_000_000, fire=lambda _name: self._pv_tick(), wakes=False)
-        return ipa
-
-    def _pv_tick(self) -> None:
-        ns = self.cfg.stolen_ns_per_ms
-        self._pv_stolen += ns
-        self.A[L.IDLE] += ns * MM.CPU_HZ // 1_000_000_000
-        self._pv_write()
-        self.timers.set_timer("pvtime", self.now_ns() + 1_000_000, fire=lambda _name: self._pv_tick(), wakes=False)
-
-    def _pv_write(self) -> None:
-        ipa = self.cfg.pvtime_ipa
-        if self.is_ram(ipa, 64):
-            self.write_phys(ipa, struct.pack("<IIQ", 0, 0, self._pv_stolen) + bytes(48))
 
     # ================================================================================ hypercalls
     def _hypercall(self, pc: int) -> None:

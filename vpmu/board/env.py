@@ -94,3 +94,30 @@ class GuestEnv(Protocol):
 
     def trace(self, record: dict) -> None:
         """Append a trace record (the machine adds ``icount``)."""
+
+
+class Frontend(Protocol):
+    """What the board calls on a hypervisor frontend (``vpmu.xen.XenFrontend``), beyond
+    giving it a :class:`GuestEnv` (docs/xen.md, "Machine interface")."""
+
+    unmask_irqs_on_return: bool     # clear PSTATE.I when the hypercall returns (the board resets it)
+
+    @property
+    def blocked(self) -> bool:
+        """The current vCPU waits (SCHEDOP_block/poll) for an event."""
+
+    @property
+    def shutdown(self) -> tuple[int, str] | None:
+        """(exit status, reason) once the guest shut down."""
+
+    def hypercall(self, nr: int, args: list[int]) -> int:
+        """HVC #0xEA1: x16 = nr, x0..x4 = args; the value for x0."""
+
+    def on_pmu_overflow(self, ctx: InterruptedContext) -> bool:
+        """A rising edge of the PMU interrupt condition; True if the frontend consumed it."""
+
+    def on_timer(self, name: str) -> None:
+        """A timer armed through GuestEnv.set_timer expired."""
+
+    def sync_upcall_line(self) -> None:
+        """The guest EOIs or deactivates the event-channel PPI: re-sample its level."""

@@ -129,7 +129,7 @@ class ExceptionModel:
         """The native hooks found an interrupt deliverable before the instruction at pc."""
         intid = self.gic.deliverable()
         el = self.current_el()
-        vector = self._enter("irq", X.VEC_IRQ, None, pc, None)
+        self._enter("irq", X.VEC_IRQ, None, pc, None)
         self.trace.add({"type": "irq", "icount": int(self.A[L.ICOUNT]), "intid": intid if intid is not None else -1,
                         "pc": pc, "from_el": el})
         self._last_vector = None

@@ -1,16 +1,24 @@
-"""The machine: one composition root wiring Unicorn, the board devices, the PMU model,
-the native hooks and (optionally) the Xen frontend, plus the run loop.
+"""The machine: the composition root of the board, and the run loop.
 
-Native hooks (``vpmu.pmu.hooks``) do the counting; this module runs only on rare events:
-classifying a block the first time it executes, exceptions (Unicorn does not vector
-into the guest: we perform the architectural entry), interrupts, device accesses
-(PL011, GIC), semihosting, PSCI/SMCCC, hypercalls, WFI.  An exception raised in any
-callback is recorded, emulation is stopped and it is re-raised after ``emu_start``
-returns (never lost inside a C callback).
+It creates the Unicorn engine (cortex-a57, AArch64 EL1 without EL3), the PMU model's arena
+and its native hooks, and the board's devices, each in its own module: guest memory
+(``memory.py``), the PL011 (``pl011.py``), the GICv3 (``gic.py``), the generic and one-shot
+timers with WFI (``timers.py``), the PMU seen from Python (``pmu_device.py``), the block
+cache (``codecache.py``), the exception model (``exceptions.py``), semihosting
+(``semihosting.py``) and PSCI/SMCCC/PV time (``smccc.py``).  It wires them to one another
+and to Unicorn's hooks, loads the image and the device tree, and attaches a hypervisor
+frontend (Xen) if the configuration asks for one; the frontend is built by a factory the
+caller passes, against :class:`~vpmu.board.env.GuestEnv`, which the machine implements by
+delegating to its devices.
+
+Native hooks (``vpmu.pmu.hooks``) do the counting; Python runs only on rare events:
+classifying a block the first time it executes, exceptions and interrupts, device
+accesses, service calls, hypercalls, WFI.  Every Python callback runs under the one
+:class:`~vpmu.board.guard.CallbackGuard`: an exception raised in it is recorded, emulation
+is stopped and the run loop re-raises it after ``emu_start`` returns.
 """
 from __future__ import annotations
 
-import ctypes
 import struct
 import sys
 from typing import Callable, Optional
@@ -21,34 +29,48 @@ from unicorn import arm64_const as R
 from unicorn import unicorn_const as UC
 
 from .. import errors, native
-from ..config import MachineConfig, PMU_VERSIONS, XEN_EVTCHN_PPI
-from ..pmu import channels as C
-from ..pmu import classify, events, regs
-from ..pmu import kernels as K
+from ..config import XEN_EVTCHN_PPI, MachineConfig
 from ..pmu import layout as L
+from ..pmu import regs
 from ..trace import SCHEMA_VERSION, TraceWriter
 from . import arch as X
 from . import memmap as MM
+from .codecache import CodeCache
+from .env import Frontend, GuestExit, InterruptedContext, PmuRegs
+from .exceptions import ExceptionModel
+from .gic import INTID_MASK, Gic
 from .guard import CallbackGuard
-from .env import GuestExit, GuestFault, InterruptedContext, PmuRegs
-from .gic import Gic
+from .loader import Image
+from .memory import GuestMemory
 from .pl011 import Pl011
 from .pmu_device import PmuDevice
 from .semihosting import Semihosting
 from .smccc import Smccc
 from .timers import Timers
-from .codecache import CodeCache
-from .exceptions import ExceptionModel
-from .loader import Image
-from .memory import GuestMemory
 
 UNTIL = 0xFFFF_FFFF_FFFF_FFFC           # never executed; the run loop stops by other means
 NONE64 = L.NONE64
+DTB_MAGIC = b"\xd0\x0d\xfe\xed"
+# Xen hypercall registers: the number in x16, the arguments in x0..x4, the result in x0
+XEN_HC_NR = R.UC_ARM64_REG_X16
+XEN_HC_ARGS = (R.UC_ARM64_REG_X0, R.UC_ARM64_REG_X1, R.UC_ARM64_REG_X2, R.UC_ARM64_REG_X3, R.UC_ARM64_REG_X4)
+XEN_UPCALL_EOI = ("ICC_EOIR1_EL1", "ICC_DIR_EL1")   # the writes that end the upcall PPI's handling
+
+
+def _default_xen_factory():
+    """TRANSITIONAL, the board's only reference to the Xen package: the factory a caller
+    gets for MachineConfig.xen when it passes none.  The choice belongs to the caller
+    (vpmu.api.run_config); it moves there, and this function goes, once that module can
+    change (issue 11)."""
+    from ..xen import make_frontend
+    return make_frontend
+
 
 class Machine:
     def __init__(self, cfg: MachineConfig, image: Image, out: Callable[[bytes], None] | None = None,
                  err: Callable[[bytes], None] | None = None, trace: TraceWriter | None = None,
-                 xen_factory=None):
+                 xen_factory: Optional[Callable[["Machine"], Frontend]] = None):
+        """``xen_factory(machine)`` builds the hypervisor frontend when ``cfg.xen`` is set."""
         self.cfg = cfg
         self.image = image
         self.out = out or (lambda b: (sys.stdout.buffer.write(b), sys.stdout.buffer.flush()))
@@ -56,13 +78,14 @@ class Machine:
         self.trace = trace or TraceWriter(cfg.trace_path)
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
-        self.xen = None
+        self.xen: Optional[Frontend] = None   # the hypervisor frontend, if any
+        self._hc_pc: Optional[int] = None     # PC of the hypercall being answered (its trace record)
         self.ram_base = MM.RAM_BASE
         self.ram_size = cfg.memory
 
         # ---- engine ------------------------------------------------------------------------------
         uc = self.uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
-        self.guard = CallbackGuard(uc)      # the one place callback exceptions are kept
+        self.guard = CallbackGuard(uc)
         uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
         # Unicorn's cortex-a57 has EL3 with SCR_EL3.RW = 0: QEMU then treats EL1 as AArch32
         # (short-descriptor translation, AArch32 fault codes) once the MMU is on.  QEMU's virt
@@ -94,7 +117,7 @@ class Machine:
 
         # ---- hooks: native counting path, Python for the rare events -------------------------------
         from ..pmu import hooks as H
-        self.code = CodeCache(self.cfg, uc, A, self.N, self.mem, H, self._arena_addr)
+        self.code = CodeCache(cfg, uc, A, self.N, self.mem, H, self._arena_addr)
         self._hooks = [
             native.hook_add(uc, UC.UC_HOOK_BLOCK, H.block_hook.address, self._arena_addr),
             native.hook_add(uc, UC.UC_HOOK_INSN, H.mrs_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_MRS),
@@ -109,17 +132,26 @@ class Machine:
                                   semihosting=self.semihosting.call)
         uc.hook_add(UC.UC_HOOK_INTR, self.exc.on_intr)
         uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED, self.exc.on_unmapped)
+        # what the native hooks ask of Python (vpmu_pycall): kind -> handler, returning the answer
+        self._pycalls: dict[int, Callable[[], Optional[int]]] = {
+            L.PC_CLASSIFY: lambda: self.code.classify(int(A[L.PY_ARG]), int(A[L.PY_ARG + 1])),
+            L.PC_SYSREG: self._python_sysreg,
+            L.PC_IRQ: lambda: self.exc.take_irq(int(A[L.PY_ARG])),
+            L.PC_UNDEF: lambda: self.exc.undefined_from_hooks(int(A[L.PY_ARG])),
+            L.PC_IRQ_LEVEL: lambda: self._pmu_irq_level(bool(A[L.IRQ_LEVEL])),
+            L.PC_RING_FULL: lambda: None,                 # the ring is drained before every call
+            L.PC_TIMER: self.timers.on_event,
+            L.PC_SAMPLE: self.pmu.sample,
+        }
 
-        # ---- image and device tree ------------------------------------------------------------------
+        # ---- image, device tree, frontend ----------------------------------------------------------
         image.load(self)
         blob, mem_size = self._device_tree()
         self.entry = image.place_dtb(self, blob, mem_size)
         if cfg.xen:
-            from ..xen import make_frontend
-            self.xen = (xen_factory or make_frontend)(self)
+            self.xen = (xen_factory or _default_xen_factory())(self)
             self.exc.hvc[X.HVC_XEN] = self._hypercall
 
-    # ================================================================================ set-up
     def _device_tree(self) -> tuple[bytes, int]:
         """The generated tree (in QEMU's 1 MiB buffer), or --dtb FILE (2 x (size + 10000)
         bytes in memory as QEMU allocates it), with /chosen/bootargs from --append."""
@@ -130,7 +162,7 @@ class Machine:
                     blob = f.read()
             except OSError as e:
                 raise errors.ImageError(f"{self.cfg.dtb_path}: cannot read ({e.strerror})") from None
-            if blob[:4] != b"\xd0\x0d\xfe\xed":
+            if blob[:4] != DTB_MAGIC:
                 raise errors.ImageError(f"{self.cfg.dtb_path}: not a device tree blob")
             return blob, 2 * (len(blob) + 10000)
         try:
@@ -140,7 +172,16 @@ class Machine:
         blob = D.build_dtb(spec, total_size=D.QEMU_DTB_TOTAL_SIZE)
         return blob, len(blob)
 
-    # ============================================================== memory (GuestEnv, delegated)
+    def _mmio(self, read, write, before=None):
+        """mmio_map's (read_cb, read_ud, write_cb, write_ud) for a device, under the guard."""
+        on_read, on_write = self.guard.mmio(read, write, before)
+        return on_read, None, on_write, None
+
+    def _gic_changed(self, deliverable: Optional[int]) -> None:
+        self.A[L.IRQ_CAND] = 0 if deliverable is None else 1
+
+    # ================================================================ GuestEnv, by delegation
+    # memory
     def is_ram(self, pa: int, size: int = 1) -> bool:
         return self.mem.is_ram(pa, size)
 
@@ -162,19 +203,10 @@ class Machine:
     def mmu_on(self) -> bool:
         return self.mem.mmu_on()
 
-    # ================================================================================ devices
-    def _mmio(self, read, write, before=None):
-        """mmio_map's (read_cb, read_ud, write_cb, write_ud) for a device, under the guard."""
-        on_read, on_write = self.guard.mmio(read, write, before)
-        return on_read, None, on_write, None
-
-    def _gic_changed(self, deliverable: Optional[int]) -> None:
-        self.A[L.IRQ_CAND] = 0 if deliverable is None else 1
-
+    # interrupts and time
     def set_ppi_level(self, intid: int, level: bool) -> None:
         self.gic.set_level(intid, level)
 
-    # ================================================================================ time
     def now_cycles(self) -> int:
         return self.timers.now_cycles()
 
@@ -182,113 +214,10 @@ class Machine:
         return self.timers.now_ns()
 
     def set_timer(self, name: str, deadline_ns: Optional[int]) -> None:
-        """GuestEnv: a frontend's one-shot timer; on expiry the frontend's on_timer(name)."""
+        """A frontend's one-shot timer; on expiry the frontend's on_timer(name)."""
         self.timers.set_timer(name, deadline_ns)
 
-    def _frontend_timer(self, name: str) -> None:
-        if self.xen is not None:
-            self.xen.on_timer(name)
-            self._xen_after_call()
-
-    # ================================================================================ pycall
-    def _sync(self) -> None:
-        """Before Python acts on an event: the deferred counts, then the trace records the
-        native hooks queued."""
-        self.N.flush()
-        self._drain_ring()
-
-    def _pycall(self, kind: int) -> int:
-        try:
-            self._sync()
-            if kind == L.PC_CLASSIFY:
-                return self.code.classify(int(self.A[L.PY_ARG]), int(self.A[L.PY_ARG + 1]))
-            if kind == L.PC_SYSREG:
-                self._python_sysreg()
-                return 0
-            if kind == L.PC_IRQ:
-                self.exc.take_irq(int(self.A[L.PY_ARG]))
-                return 0
-            if kind == L.PC_UNDEF:
-                self.exc.undefined_from_hooks(int(self.A[L.PY_ARG]))
-                return 0
-            if kind == L.PC_IRQ_LEVEL:
-                self._pmu_irq_level(bool(self.A[L.IRQ_LEVEL]))
-                return 0
-            if kind == L.PC_RING_FULL:
-                return 0
-            if kind == L.PC_TIMER:
-                self.timers.on_event()
-                return 0
-            if kind == L.PC_SAMPLE:
-                self.pmu.sample()
-                return 0
-        except BaseException as e:
-            self.guard.fail(e)
-            return -1
-        return 0
-
-    def _pmu_irq_level(self, level: bool) -> None:
-        irq = self.cfg.pmu.irq
-        if level and self.xen is not None:
-            ctx = self.interrupted_context(int(self.uc.reg_read(R.UC_ARM64_REG_PC)))
-            if self.xen.on_pmu_overflow(ctx):
-                return
-        self.gic.set_level(irq, level)
-
-    # =========================================================================== system registers
-    def _python_sysreg(self) -> None:
-        A = self.A
-        key, is_read, val, pc = int(A[L.PY_ARG]), bool(A[L.PY_ARG + 1]), int(A[L.PY_ARG + 2]), int(A[L.PY_ARG + 3])
-        h = regs.HANDLER.get(key, 0)
-        name = regs.name(key)
-        if h == regs.H_ICC:
-            if is_read:
-                A[L.PY_ARG + 4] = self.gic.sysreg_read(name)
-            else:
-                if (self.xen is not None and name in ("ICC_EOIR1_EL1", "ICC_DIR_EL1")
-                        and (val & 0xFFFFFF) == XEN_EVTCHN_PPI):
-                    self.xen.sync_upcall_line()     # the upcall line follows evtchn_upcall_pending
-                self.gic.sysreg_write(name, val)
-            return
-        if not is_read and self.timers.write_sysreg(h, val):
-            return
-        A[L.PY_ARG + 4] = 0
-
-    # ========================================================================= CPU state
-    def pstate(self) -> int:
-        return self.exc.pstate()
-
-    def current_el(self) -> int:
-        return self.exc.current_el()
-
-    def interrupted_context(self, pc: int) -> InterruptedContext:
-        return self.exc.interrupted_context(pc)
-
-    # ================================================================================ hypercalls
-    def _hypercall(self, pc: int) -> None:
-        uc = self.uc
-        nr = uc.reg_read(R.UC_ARM64_REG_X16)
-        args = [uc.reg_read(r) for r in (R.UC_ARM64_REG_X0, R.UC_ARM64_REG_X1, R.UC_ARM64_REG_X2,
-                                         R.UC_ARM64_REG_X3, R.UC_ARM64_REG_X4)]
-        self._hc_pc = pc
-        res = self.xen.hypercall(nr, args)
-        uc.reg_write(R.UC_ARM64_REG_X0, res & NONE64)
-        uc.reg_write(R.UC_ARM64_REG_PC, pc + 4)
-        self._xen_after_call()
-        if self.xen.blocked:
-            self.timers.wait_for_interrupt(pc, "SCHEDOP_block/poll", lambda: not self.xen.blocked)
-
-    def _xen_after_call(self) -> None:
-        """What a hypercall or Xen timer asks of the vCPU: shut down, unmask IRQs (SCHEDOP_block)."""
-        if self.xen.shutdown is not None:
-            code, reason = self.xen.shutdown
-            raise GuestExit(code, reason)
-        if getattr(self.xen, "unmask_irqs_on_return", False):
-            self.uc.reg_write(R.UC_ARM64_REG_PSTATE, self.pstate() & ~X.PSTATE_I)
-            self.uc.cpr_write(*X.SPSR_EL1, self.uc.cpr_read(*X.SPSR_EL1))   # rebuild hflags
-            self.xen.unmask_irqs_on_return = False
-
-    # ======================================================== the PMU model (GuestEnv, delegated)
+    # the PMU model
     def pmu_state(self) -> dict:
         """The architectural PMU registers as a plain dict (RunResult.pmu, the exit record)."""
         return self.pmu.state()
@@ -305,8 +234,95 @@ class Machine:
     def pmu_set_frozen(self, frozen: bool) -> None:
         self.pmu.set_frozen(frozen)
 
-    def _drain_ring(self) -> None:
+    # CPU state
+    def pstate(self) -> int:
+        return self.exc.pstate()
+
+    def current_el(self) -> int:
+        return self.exc.current_el()
+
+    def interrupted_context(self, pc: int) -> InterruptedContext:
+        return self.exc.interrupted_context(pc)
+
+    # ============================================================= calls from the native hooks
+    def _sync(self) -> None:
+        """Before Python acts on an event: the deferred counts, then the trace records the
+        native hooks queued."""
+        self.N.flush()
         self.pmu.drain_ring()
+
+    def _pycall(self, kind: int) -> int:
+        """vpmu_pycall (``vpmu.native``): the native hooks need Python for event ``kind``."""
+        try:
+            self._sync()
+            handler = self._pycalls.get(kind)
+            return (handler() or 0) if handler is not None else 0
+        except BaseException as e:
+            self.guard.fail(e)
+            return -1
+
+    def _python_sysreg(self) -> None:
+        """A trapped system-register access the kernels leave to Python: the GIC CPU
+        interface, and writes of the timer registers (``timers.py``); anything else reads 0."""
+        A = self.A
+        key, is_read, val = int(A[L.PY_ARG]), bool(A[L.PY_ARG + 1]), int(A[L.PY_ARG + 2])
+        h = regs.HANDLER.get(key, 0)
+        name = regs.name(key)
+        if h == regs.H_ICC:
+            if is_read:
+                A[L.PY_ARG + 4] = self.gic.sysreg_read(name)
+            else:
+                if (self.xen is not None and name in XEN_UPCALL_EOI
+                        and (val & INTID_MASK) == XEN_EVTCHN_PPI):
+                    self.xen.sync_upcall_line()     # the upcall line follows evtchn_upcall_pending
+                self.gic.sysreg_write(name, val)
+            return
+        if not is_read and self.timers.write_sysreg(h, val):
+            return
+        A[L.PY_ARG + 4] = 0
+
+    def _pmu_irq_level(self, level: bool) -> None:
+        """The PMU interrupt condition changed: a frontend may take the rising edge (Xen
+        self-sampling), else it drives the PMU's PPI."""
+        irq = self.cfg.pmu.irq
+        if level and self.xen is not None:
+            ctx = self.interrupted_context(int(self.uc.reg_read(R.UC_ARM64_REG_PC)))
+            if self.xen.on_pmu_overflow(ctx):
+                return
+        self.gic.set_level(irq, level)
+
+    # =================================================================== the hypervisor frontend
+    def _hypercall(self, pc: int) -> None:
+        """HVC #0xEA1 at pc (EL1): the frontend answers; a blocked vCPU waits like WFI."""
+        uc, xen = self.uc, self.xen
+        assert xen is not None                  # the handler is installed with the frontend
+        nr = uc.reg_read(XEN_HC_NR)
+        args = [uc.reg_read(r) for r in XEN_HC_ARGS]
+        self._hc_pc = pc
+        res = xen.hypercall(nr, args)
+        uc.reg_write(R.UC_ARM64_REG_X0, res & NONE64)
+        uc.reg_write(R.UC_ARM64_REG_PC, pc + X.INSN_SIZE)
+        self._xen_after_call()
+        if xen.blocked:
+            self.timers.wait_for_interrupt(pc, "SCHEDOP_block/poll", lambda: not xen.blocked)
+
+    def _frontend_timer(self, name: str) -> None:
+        """A frontend's one-shot timer expired."""
+        if self.xen is not None:
+            self.xen.on_timer(name)
+            self._xen_after_call()
+
+    def _xen_after_call(self) -> None:
+        """What a hypercall or Xen timer asks of the vCPU: shut down, unmask IRQs (SCHEDOP_block)."""
+        xen = self.xen
+        assert xen is not None
+        if xen.shutdown is not None:
+            code, reason = xen.shutdown
+            raise GuestExit(code, reason)
+        if getattr(xen, "unmask_irqs_on_return", False):
+            self.uc.reg_write(R.UC_ARM64_REG_PSTATE, self.pstate() & ~X.PSTATE_I)
+            self.uc.cpr_write(*X.SPSR_EL1, self.uc.cpr_read(*X.SPSR_EL1))   # rebuild hflags
+            xen.unmask_irqs_on_return = False
 
     # ================================================================================ run loop
     def run(self) -> int:
@@ -329,7 +345,7 @@ class Machine:
                     self.N.flush()
                     if self.guard.error is None and e.errno == UC.UC_ERR_FETCH_PROT:
                         # executing from a device (MMIO): a synchronous external abort on fetch
-                        self.exc.fault = (UC.UC_MEM_FETCH_UNMAPPED, uc.reg_read(R.UC_ARM64_REG_PC), 4)
+                        self.exc.fault = (UC.UC_MEM_FETCH_UNMAPPED, uc.reg_read(R.UC_ARM64_REG_PC), X.INSN_SIZE)
                     if self.guard.error is None and self.exc.fault is not None:
                         self.exc.deliver_unmapped(uc.reg_read(R.UC_ARM64_REG_PC))
                         pc = uc.reg_read(R.UC_ARM64_REG_PC)
@@ -337,7 +353,7 @@ class Machine:
                     if self.guard.error is None:
                         raise errors.VpmuError(f"emulation failed at PC {uc.reg_read(R.UC_ARM64_REG_PC):#x}: {e}")
                 self.guard.raise_pending()
-                self._drain_ring()
+                self.pmu.drain_ring()
                 pc = uc.reg_read(R.UC_ARM64_REG_PC)
                 reason = int(A[L.STOP_REASON])
                 if reason == L.SR_HOOKS:
@@ -356,7 +372,7 @@ class Machine:
         except GuestExit as ge:
             self._finish(ge.status, ge.reason)
         except errors.VpmuError as ve:
-            self._drain_ring()
+            self.pmu.drain_ring()
             self.trace.add({"type": "error", "icount": int(A[L.ICOUNT]), "reason": str(ve),
                             "pc": uc.reg_read(R.UC_ARM64_REG_PC)})
             self.trace.close()
@@ -364,7 +380,7 @@ class Machine:
         return self.exit_status
 
     def _finish(self, status: int, reason: str) -> None:
-        self._drain_ring()
+        self.pmu.drain_ring()
         self.exit_status, self.exit_reason = status, reason
         self.trace.add({"type": "exit", "icount": int(self.A[L.ICOUNT]), "status": status, "reason": reason,
                         "cycles": int(self.A[L.CYCLES]), "pmu": self.pmu_state()})
@@ -372,12 +388,12 @@ class Machine:
 
     def _after_halt(self, pc: int) -> None:
         """emu_start returned without a stop request: the CPU executed WFI (or WFE)."""
-        A = self.A
-        word = struct.unpack("<I", self.uc.mem_read(pc - 4, 4))[0] if self.mem.readable(pc - 4) else None
+        wfi_pc = pc - X.INSN_SIZE
+        word = struct.unpack("<I", self.uc.mem_read(wfi_pc, 4))[0] if self.mem.readable(wfi_pc) else None
         if word != X.WFI:
             return                                   # WFE / YIELD: a hint, keep going
         self.N.finish_block(pc)
-        self.timers.wait_for_interrupt(pc - 4, "WFI")
+        self.timers.wait_for_interrupt(wfi_pc, "WFI")
 
     def close(self) -> None:
         native.unregister_machine(self._arena_addr)

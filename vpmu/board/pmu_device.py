@@ -73,7 +73,8 @@ class PmuDevice:
         A[L.PMCEID0], A[L.PMCEID1] = self._mask_pmceid(p0, p1, pmuver)
         # cycle and cache model
         cy, ca = cfg.cycles, cfg.cache
-        A[L.PEN_MISPRED], A[L.PEN_L1I], A[L.PEN_L1D], A[L.PEN_WB] = cy.mispredict, cy.l1i_refill, cy.l1d_refill, cy.l1d_writeback
+        A[L.PEN_MISPRED], A[L.PEN_L1I], A[L.PEN_L1D], A[L.PEN_WB] = (cy.mispredict, cy.l1i_refill, cy.l1d_refill,
+                                                                     cy.l1d_writeback)
         A[L.LINE_SHIFT] = ca.line.bit_length() - 1
         A[L.BP:L.BP + L.BP_N] = 1                  # 2-bit counters start weakly not-taken
         # An explicitly configured cache model (or a refill penalty) simulates from the start;

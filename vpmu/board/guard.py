@@ -16,18 +16,11 @@ class CallbackGuard:
         self.error: Optional[BaseException] = None
 
     def fail(self, e: BaseException) -> None:
-        """Keep the first exception and stop the engine."""
+        """Keep the first exception and stop the engine (every ``except BaseException`` in a
+        board callback ends here: never lose an exception inside a C callback)."""
         if self.error is None:
             self.error = e
         self.uc.emu_stop()
-
-    def call(self, fn: Callable[..., Any], *args, default: Any = None) -> Any:
-        """fn(*args), or ``default`` after recording what it raised."""
-        try:
-            return fn(*args)
-        except BaseException as e:          # never lose an exception inside a C callback
-            self.fail(e)
-            return default
 
     def raise_pending(self) -> None:
         """After emu_start: raise the recorded exception, if any (and forget it)."""
@@ -38,17 +31,25 @@ class CallbackGuard:
     def mmio(self, read: Callable[[int, int], int], write: Callable[[int, int, int], None],
              before: Optional[Callable[[], Any]] = None):
         """Unicorn ``mmio_map`` callbacks around a device's ``read(off, size)`` and
-        ``write(off, size, value)``; ``before()`` runs first on every access."""
+        ``write(off, size, value)``; ``before()`` runs first on every access.  (The guard is
+        inlined here: a console prints through these on every character.)"""
+        fail = self.fail
+
         def on_read(_uc, off, size, _ud):
-            return self.call(_then, before, read, off, size, default=0)
+            try:
+                if before is not None:
+                    before()
+                return read(off, size)
+            except BaseException as e:
+                fail(e)
+                return 0
 
         def on_write(_uc, off, size, value, _ud):
-            self.call(_then, before, write, off, size, value)
+            try:
+                if before is not None:
+                    before()
+                write(off, size, value)
+            except BaseException as e:
+                fail(e)
 
         return on_read, on_write
-
-
-def _then(before: Optional[Callable[[], Any]], fn: Callable[..., Any], *args) -> Any:
-    if before is not None:
-        before()
-    return fn(*args)

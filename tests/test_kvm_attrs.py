@@ -1035,7 +1035,8 @@ def test_explain_brief_example_and_specific_check():
 
 
 def test_explanation_table_is_consistent():
-    tables = [kvm._ATTR_SET_CHECKS, kvm._ATTR_GET_CHECKS, kvm._ATTR_HAS_CHECKS]
+    from vpmu.kvm.explain import _ATTR_GET_CHECKS, _ATTR_HAS_CHECKS, _ATTR_SET_CHECKS
+    tables = [_ATTR_SET_CHECKS, _ATTR_GET_CHECKS, _ATTR_HAS_CHECKS]
     used = {c for t in tables for checks in t.values() for c in checks}
     assert used <= set(kvm.EXPLANATIONS)
     assert set(kvm.EXPLANATIONS) <= used                 # no orphan explanations

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from vpmu.api import run_config
-from vpmu.cli import config_from_options
+from vpmu.options import config_from_options
 from vpmu.pytest_plugin import resolve_guest
 
 D_CACHE = dict(cache="line=64,l1d-size=512,l1d-ways=2", cycles="l1d-refill=20,l1d-writeback=7")

@@ -5,7 +5,6 @@ has; when qemu-system-aarch64 is installed the last tests also diff against its 
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import struct
 import subprocess
@@ -13,10 +12,11 @@ import subprocess
 import fdt
 import pytest
 
+from vpmu.cli import main
 from vpmu.config import MachineConfig
 from vpmu.dtb import (GIC_NUM_SPIS, PHANDLE_APB_PCLK, PHANDLE_CPU0, PHANDLE_GIC,
                       QEMU_DTB_TOTAL_SIZE, XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE, BoardSpec, build_dtb, parse_size,
-                      register, to_dts)
+                      to_dts)
 
 LEVEL_HI = 4
 PPI, SPI = 1, 0
@@ -281,11 +281,8 @@ def test_dtc_compiles_the_dts_to_the_same_blob(tmp_path):
 # --- vpmu dtb --------------------------------------------------------------------------------
 
 def cli(argv):
-    parser = argparse.ArgumentParser(prog="vpmu")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """``vpmu ARGV`` through the real command line, in this process."""
+    return main(argv)
 
 
 def test_cli_writes_a_valid_blob(tmp_path):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import pytest
 
 from vpmu.api import run_config
-from vpmu.cli import config_from_options
+from vpmu.options import config_from_options
 from vpmu.pytest_plugin import resolve_guest
 
 # ---------------------------------------------------------------------------------------------

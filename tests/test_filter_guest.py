@@ -49,7 +49,7 @@ SCENARIOS = {
 @pytest.fixture(scope="module")
 def base(vpmu_guest_dir):
     from vpmu.api import run_config
-    from vpmu.cli import config_from_options
+    from vpmu.options import config_from_options
     kv = run_config(str(vpmu_guest_dir / "pmu_filter.elf"), config_from_options()).kv()
     return int(kv["pmceid0"], 16), int(kv["pmceid1"], 16)
 

@@ -75,6 +75,6 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
 
 def run(elf: str, **options) -> RunResult:
     """Run a guest with the CLI's options as keyword arguments (see ``vpmu run --help``)."""
-    from .cli import config_from_options
+    from .options import config_from_options
     cfg = config_from_options(**options)
     return run_config(elf, cfg)

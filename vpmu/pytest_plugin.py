@@ -45,7 +45,7 @@ def resolve_guest(guest_dir: Path, guest: str) -> str:
 @pytest.fixture
 def vpmu_run(vpmu_guest_dir):
     from vpmu.api import run_config
-    from vpmu.cli import config_from_options
+    from vpmu.options import config_from_options
 
     def run(guest: str, expect_error: bool = False, **options):
         cfg = config_from_options(**options)

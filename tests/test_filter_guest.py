@@ -49,8 +49,8 @@ SCENARIOS = {
 @pytest.fixture(scope="module")
 def base(vpmu_guest_dir):
     from vpmu.api import run_config
-    from vpmu.options import config_from_options
-    kv = run_config(str(vpmu_guest_dir / "pmu_filter.elf"), config_from_options()).kv()
+    from vpmu.options import RunOptions
+    kv = run_config(str(vpmu_guest_dir / "pmu_filter.elf"), RunOptions().to_machine_config()).kv()
     return int(kv["pmceid0"], 16), int(kv["pmceid1"], 16)
 
 

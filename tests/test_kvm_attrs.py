@@ -17,9 +17,11 @@ from typing import Callable
 import pytest
 
 from vpmu import kvm, vmdesc
+from vpmu.errors import UsageError
 from vpmu.filter import KvmPmuEventFilter, parse_filter
 from vpmu.kvm import (BAD_ADDRESS, INVALID_GPA, KVM_GET_DEVICE_ATTR, KVM_HAS_DEVICE_ATTR,
                       KVM_SET_DEVICE_ATTR, Host, HostPmu, KvmDeviceAttr, Vm)
+from vpmu.options import RunOptions
 
 P = kvm.KVM_ARM_VCPU_PMU_V3_CTRL
 T = kvm.KVM_ARM_VCPU_TIMER_CTRL
@@ -1225,20 +1227,20 @@ def test_docs_rule_table_matches_the_code():
 
 
 # ---------------------------------------------------------------------------------------------
-# The runner's flags through KVM (vmdesc.build_from_options)
+# The runner's flags through KVM (vpmu.options.RunOptions.to_machine_config)
 
 def test_flags_default_and_pmu_version_is_the_guests():
-    cfg = vmdesc.build_from_options()
+    cfg = RunOptions().to_machine_config()
     assert (cfg.pmu.version, cfg.pmu.counters, cfg.pmu.irq, cfg.pmu.filter_bitmap) == ("3.7", 6, 23, None)
-    cfg = vmdesc.build_from_options(pmu_version="3.4", counters=12, pmu_irq=40)
+    cfg = RunOptions(pmu_version="3.4", counters=12, pmu_irq=40).to_machine_config()
     assert (cfg.pmu.version, cfg.pmu.counters, cfg.pmu.irq) == ("3.4", 12, 40)
 
 
 def test_flags_filters_use_the_versions_space():
-    cfg = vmdesc.build_from_options(pmu_version="3.0", filters=["allow:INST_RETIRED", "allow:0x3FF"])
+    cfg = RunOptions(pmu_version="3.0", filters=["allow:INST_RETIRED", "allow:0x3FF"]).to_machine_config()
     assert len(cfg.pmu.filter_bitmap) == 1024 and cfg.pmu.filter_bitmap.count(1) == 2
     with pytest.raises(kvm.KvmAttrError) as ei:
-        vmdesc.build_from_options(pmu_version="3.0", filters=["allow:0x4000"])
+        RunOptions(pmu_version="3.0", filters=["allow:0x4000"]).to_machine_config()
     e = ei.value
     assert e.status == 105 and e.errno_name == "EINVAL" and e.attribute == "KVM_ARM_VCPU_PMU_V3_FILTER"
     assert str(e).startswith("command line: KVM_ARM_VCPU_PMU_V3_FILTER (filters[0] = 'allow:0x4000') "
@@ -1251,15 +1253,15 @@ def test_flags_filters_use_the_versions_space():
     (dict(filters=["allow:0x12-0x11"]), "--filter: bad filter 'allow:0x12-0x11'"),
 ])
 def test_flags_bad_values(kw, message):
-    with pytest.raises(vmdesc.VmDescError) as ei:
-        vmdesc.build_from_options(**kw)
+    with pytest.raises(UsageError) as ei:
+        RunOptions(**kw).to_machine_config()
     assert message in str(ei.value) and ei.value.status == 2
 
 
 def test_flags_no_pmu_with_filters_fails_like_kvm():
-    assert not vmdesc.build_from_options(no_pmu=True).pmu.present
+    assert not RunOptions(no_pmu=True).to_machine_config().pmu.present
     with pytest.raises(kvm.KvmAttrError) as ei:
-        vmdesc.build_from_options(no_pmu=True, filters=["deny:0x11"])
+        RunOptions(no_pmu=True, filters=["deny:0x11"]).to_machine_config()
     assert ei.value.errno_name == "ENODEV"
 
 
@@ -1267,12 +1269,12 @@ def test_flags_with_a_vm_file(tmp_path):
     p = tmp_path / "vm.toml"
     p.write_text('[host]\n[[host.pmu]]\ntype = 8\nversion = "3.7"\ncounters = 4\n'
                  '[pmu]\nfilters = ["deny:0x10"]\n')
-    cfg = vmdesc.build_from_options(vm_file=p, filters=["deny:0x11"], pmu_irq=24)
+    cfg = RunOptions(vm=p, filters=["deny:0x11"], pmu_irq=24).to_machine_config()
     assert cfg.pmu.version == "3.5"                  # the file's host: KVM's cap applies
     assert cfg.pmu.counters == 4 and cfg.pmu.irq == 24
     assert cfg.pmu.filter_bitmap.count(0) == 2
     with pytest.raises(kvm.KvmAttrError) as ei:      # more counters than the file's host has
-        vmdesc.build_from_options(vm_file=p, counters=6)
+        RunOptions(vm=p, counters=6).to_machine_config()
     assert ei.value.check == "nr.too_many"
     with pytest.raises(kvm.KvmAttrError):            # 3.7 is above KVM's cap for a file host
-        vmdesc.build_from_options(vm_file=p, pmu_version="3.7")
+        RunOptions(vm=p, pmu_version="3.7").to_machine_config()

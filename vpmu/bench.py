@@ -77,9 +77,9 @@ def vpmu_run(path: str, iterations: int | None = None) -> tuple[int, float, floa
     t0 = time.perf_counter()
     from .board.loader import open_image
     from .board.machine import Machine
-    from .config import MachineConfig
+    from .options import RunOptions
     marks = _Marks()
-    cfg = MachineConfig(append=f"n={iterations}" if iterations is not None else "")
+    cfg = RunOptions(append=f"n={iterations}" if iterations is not None else "").to_machine_config()
     m = Machine(cfg, open_image(path), out=marks)
     t1 = time.perf_counter()
     m.run()

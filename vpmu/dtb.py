@@ -27,19 +27,19 @@ Where this tree differs from virt's, on purpose:
 
 Public API: :class:`BoardSpec` (``BoardSpec.from_config(cfg)``), :func:`build_dtb` (optionally
 padded to :data:`QEMU_DTB_TOTAL_SIZE`, the size QEMU's tree has in guest memory),
-:func:`to_dts`, :func:`parse_size`, :func:`gic_interrupt` and :func:`intid_kind`; the ``vpmu dtb``
+:func:`to_dts`, :func:`gic_interrupt` and :func:`intid_kind`; the ``vpmu dtb``
 subcommand is :mod:`vpmu.commands.dtb`. Where the loader puts the blob:
 docs/research/qemu-boot.md.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Optional
 
 import fdt as pyfdt
 
 from .config import DEFAULT_PMU_IRQ, XEN_EVTCHN_PPI, MachineConfig
+from .sizes import format_size
 
 # --- QEMU virt memory map (hw/arm/virt.c base_memmap[]) ---------------------------------
 RAM_BASE = 0x4000_0000
@@ -126,36 +126,6 @@ def gic_interrupt(intid: int, flags: int = GIC_FDT_IRQ_FLAGS_LEVEL_HI) -> list[i
     raise ValueError(f"INTID {intid} is not a PPI or SPI")
 
 
-_SIZE_RE = re.compile(r"^\s*([0-9][0-9a-fA-Fx_]*)\s*(?:([kKmMgGtT])(?:i?[bB])?)?\s*$")
-_SIZE_SHIFT = {"k": 10, "m": 20, "g": 30, "t": 40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``128M``, ``1G``, ``512K``, ``1GiB``, ``0x8000000`` or ``134217728``.
-
-    Suffixes are binary (K = 1024) as in QEMU's ``-m``; a bare number is bytes (unlike
-    QEMU's ``-m 128``, which means MiB: :class:`BoardSpec` rejects such a size as not
-    page-aligned and the error suggests the suffix). Raises ValueError.
-    """
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise ValueError(f"bad size {text!r}: expected e.g. 128M, 1G or 0x8000000")
-    try:
-        value = int(m.group(1), 0)
-    except ValueError:
-        raise ValueError(f"bad size {text!r}: expected e.g. 128M, 1G or 0x8000000") from None
-    if m.group(2):
-        value <<= _SIZE_SHIFT[m.group(2).lower()]
-    return value
-
-
-def _fmt_size(n: int) -> str:
-    for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift} {unit}"
-    return f"{n} bytes"
-
-
 @dataclass(frozen=True)
 class BoardSpec:
     """Everything the device tree says about the board; validated on construction.
@@ -184,8 +154,8 @@ class BoardSpec:
             raise ValueError(f"memory size {self.ram_size} is not a positive multiple of "
                              f"4 KiB{hint}")
         if self.ram_size > RAM_MAX:
-            raise ValueError(f"memory size {_fmt_size(self.ram_size)} exceeds the "
-                             f"{_fmt_size(RAM_MAX)} virt allows below its high I/O area")
+            raise ValueError(f"memory size {format_size(self.ram_size)} exceeds the "
+                             f"{format_size(RAM_MAX)} virt allows below its high I/O area")
         if self.pmu_irq is not None and intid_kind(self.pmu_irq) not in ("PPI", "SPI"):
             raise ValueError(f"PMU interrupt {self.pmu_irq} is not a PPI (16-31) or SPI "
                              f"(32-{31 + GIC_NUM_SPIS})")

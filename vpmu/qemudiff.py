@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from .api import run
 from .errors import VpmuError
 
 QEMU_ARGS = ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-icount", "shift=0", "-semihosting",
@@ -45,9 +46,8 @@ def run_qemu(qemu: str, guest: str, timeout: float = 60.0, extra: list[str] | No
 
 
 def run_vpmu(guest: str, options: dict) -> Outcome:
-    from .api import run_config
-    from .options import config_from_options
-    r = run_config(guest, config_from_options(**options))
+    """The guest under vpmu with ``vpmu run``'s options (keyword names of vpmu.run())."""
+    r = run(guest, **options)
     if r.error:
         raise VpmuError(f"vpmu: {r.error}", 2)
     return Outcome(r.exit_status, r.output.splitlines())

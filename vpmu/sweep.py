@@ -15,7 +15,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from .api import run_config
 from .errors import VpmuError
+from .options import RunOptions
 
 
 def guest_path(g: str) -> str:
@@ -28,11 +30,9 @@ def guest_path(g: str) -> str:
 
 
 def _job(guest: str, policy: str, items: list[str], opts: dict) -> dict:
-    from .api import run_config
-    from .options import config_from_options
     row = {"guest": Path(guest).name, "policy": policy, "filters": " ".join(items)}
     try:
-        cfg = config_from_options(filters=items, **opts)
+        cfg = RunOptions.from_keywords(filters=items, **opts).to_machine_config()
         r = run_config(guest, cfg, keep_trace=False)
     except VpmuError as e:
         row.update(status=e.status, reason="error", error=str(e), instructions=None, counters={})

@@ -6,7 +6,8 @@ import os
 import sys
 
 from ..config import DEFAULT_PMU_IRQ, MachineConfig
-from ..dtb import GIC_NUM_SPIS, BoardSpec, build_dtb, parse_size, to_dts
+from ..dtb import GIC_NUM_SPIS, BoardSpec, build_dtb, to_dts
+from ..sizes import parse_size
 
 EXIT_OK = 0
 EXIT_USAGE = 2      # bad option value, unwritable output: one line on stderr

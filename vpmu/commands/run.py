@@ -1,12 +1,15 @@
-"""``vpmu run``: run a guest; the run options, ``--summary``."""
+"""``vpmu run``: run a guest.  The options come from one table, :class:`vpmu.options.RunOptions`
+(each field's :class:`~vpmu.options.CliForm`); this module only maps argparse onto it and
+prints ``--summary``."""
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
+from typing import Any, Callable
 
 from .. import api, errors
-from ..config import PMU_VERSIONS
-from ..options import cache_model, config_from_options, cycle_model, parse_size
+from ..options import RunOptions
 from ..pmu import events
 
 
@@ -16,55 +19,51 @@ def register(sub) -> None:
                                    "(semihosting SYS_EXIT, PSCI SYSTEM_OFF = 0) becomes ours. Runner errors exit "
                                    "with " + ", ".join(f"{k} ({v})" for k, v in errors.EXIT_STATUSES.items()) + ".")
     r.add_argument("guest", metavar="GUEST", help="guest image")
-    add_machine_options(r)
+    add_run_options(r)
     r.add_argument("--summary", action="store_true", help="print the final PMU registers to stderr")
     r.set_defaults(func=cmd_run)
 
 
-def _int(s: str) -> int:
-    try:
-        return int(s, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """argparse's ``type=``: the option table's parser, its ValueError as argparse's message."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = parse.__name__
+    return convert
 
 
-def add_machine_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("PMU")
-    g.add_argument("--pmu-version", choices=sorted(PMU_VERSIONS), default=None,
-                   help="guest PMU version: 3.0 (10-bit events), 3.1, 3.4, 3.5 (64-bit counters, PMCR.LP), 3.7 "
-                        "(default 3.7)")
-    g.add_argument("--counters", type=_int, default=None, metavar="N", help="event counters, PMCR_EL0.N (0..31, default 6)")
-    g.add_argument("--pmu-irq", type=_int, default=None, metavar="INTID", help="overflow interrupt (default 23 = PPI 7)")
-    g.add_argument("--no-pmu", action="store_true", help="vCPU without the PMU feature: every PMU register UNDEFs")
-    g.add_argument("--filter", action="append", default=[], metavar="allow|deny:FIRST[-LAST]",
-                   help="KVM event filter range, repeatable, applied in order like successive "
-                        "KVM_ARM_VCPU_PMU_V3_FILTER calls; inclusive; numbers (hex/decimal) or event names")
-    g.add_argument("--vm", metavar="FILE", help="VM description (TOML) instead of the PMU/timer flags")
-    g = p.add_argument_group("models")
-    g.add_argument("--cycles", type=cycle_model, default=None, metavar="SPEC",
-                   help="cycle model, e.g. base=1,load=2,mispredict=10,l1d-refill=20 (default: 1 cycle/insn)")
-    g.add_argument("--cache", type=cache_model, default=None, metavar="SPEC",
-                   help="L1 cache model, e.g. line=64,l1d-size=32K,l1d-ways=4,l1i-size=32K,l1i-ways=2")
-    g = p.add_argument_group("board")
-    g.add_argument("--memory", type=parse_size, default=128 << 20, metavar="SIZE", help="RAM size (default 128M)")
-    g.add_argument("--append", metavar="ARGS", help="kernel command line (/chosen/bootargs)")
-    g.add_argument("--dtb", metavar="FILE", help="use this device tree blob instead of the generated one")
-    g = p.add_argument_group("Xen")
-    g.add_argument("--xen", action="store_true", help="enable the Xen hypercall frontend (HVC #0xEA1)")
-    g.add_argument("--xen-domid", type=_int, default=0, metavar="N", help="domain id (0 = dom0, default)")
-    g.add_argument("--xen-vpmu", choices=("off", "self", "hv", "all"), default="self", help="vPMU boot mode")
-    g = p.add_argument_group("run control")
-    g.add_argument("--max-insns", type=_int, default=None, metavar="N", help="stop after N instructions (error)")
-    g.add_argument("--trace", metavar="FILE", help="write a JSON Lines trace")
-    g.add_argument("--trace-pmu-regs", action="store_true", help="also trace every PMU register access")
-    g.add_argument("--trace-sample", type=_int, default=0, metavar="N",
-                   help="also record every counter each N retired instructions (at the next block boundary)")
-    g.add_argument("--eager", action="store_true",
-                   help="count every block when it completes instead of deferring the adds to the next point "
-                        "that can observe them (same results, slower; for cross-checking)")
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """One argument per :class:`RunOptions` field, in the table's order and groups."""
+    groups: dict[str, Any] = {}
+    for f in fields(RunOptions):
+        cli = f.metadata["cli"]
+        if cli.group not in groups:
+            groups[cli.group] = p.add_argument_group(cli.group)
+        kw: dict[str, Any] = {"dest": f.name, "help": cli.help}
+        if isinstance(f.default, bool):
+            kw["action"] = "store_true"
+        else:
+            kw["default"] = None if cli.repeat else f.default
+            if cli.repeat:
+                kw["action"] = "append"
+            if cli.metavar:
+                kw["metavar"] = cli.metavar
+            if cli.parse:
+                kw["type"] = _argtype(cli.parse)
+            if cli.choices:
+                kw["choices"] = cli.choices
+        groups[cli.group].add_argument(cli.flag_for(f.name), **kw)
 
 
-def _summary(res) -> str:
+def options_from_args(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(**{f.name: getattr(args, f.name) for f in fields(RunOptions)})
+
+
+def summary(res) -> str:
+    """``--summary``: the final PMU registers, one counter a line."""
     p = res.pmu
     lines = [f"vpmu: {res.reason} status={res.exit_status} instructions={res.icount} cycles={res.cycles}"]
     if not p:
@@ -85,14 +84,9 @@ def _summary(res) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cmd_run(args) -> int:
-    cfg = config_from_options(pmu_version=args.pmu_version, counters=args.counters, pmu_irq=args.pmu_irq,
-                              no_pmu=args.no_pmu, filters=args.filter, vm=args.vm, cycles=args.cycles,
-                              cache=args.cache, memory=args.memory, append=args.append, dtb=args.dtb,
-                              xen=args.xen, xen_domid=args.xen_domid, xen_vpmu=args.xen_vpmu,
-                              max_insns=args.max_insns, trace=args.trace, trace_pmu_regs=args.trace_pmu_regs,
-                              trace_sample=args.trace_sample, eager=args.eager)
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = options_from_args(args).to_machine_config()
     res = api.run_config(args.guest, cfg, capture=False, keep_trace=False, raise_errors=True)
     if args.summary:
-        sys.stderr.write(_summary(res))
+        sys.stderr.write(summary(res))
     return res.exit_status

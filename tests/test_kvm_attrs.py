@@ -17,6 +17,7 @@ from typing import Callable
 import pytest
 
 from vpmu import kvm, vmdesc
+from vpmu.config import MachineConfig
 from vpmu.errors import UsageError
 from vpmu.filter import KvmPmuEventFilter, parse_filter
 from vpmu.kvm import (BAD_ADDRESS, INVALID_GPA, KVM_GET_DEVICE_ATTR, KVM_HAS_DEVICE_ATTR,
@@ -994,18 +995,15 @@ def test_machine_config_1024_event_host_bitmap():
     assert len(cfg.pmu.filter_bitmap) == 1024 and cfg.pmu.filter_bitmap.count(1) == 1
 
 
-def test_run_with_image_calls_the_runner(monkeypatch):
+def test_run_returns_the_config_the_runner_runs(vpmu_guest_dir):
+    """KVM_RUN yields the vCPU's MachineConfig; vpmu.api.run_config runs a guest with it (the
+    KVM model never imports the runner)."""
     import vpmu.api
-    seen = {}
-
-    def fake_run_config(image, config, **opts):
-        seen.update(image=image, config=config, opts=opts)
-        return "result"
-    monkeypatch.setattr(vpmu.api, "run_config", fake_run_config, raising=False)
-    v = ready(make()[1][0])
-    assert v.run("guest.elf", max_insns=10) == "result"
-    assert seen["image"] == "guest.elf" and seen["opts"] == {"max_insns": 10}
-    assert seen["config"].pmu.irq == 23
+    v = ready(make()[1][0], irq=22)
+    cfg = v.run()
+    assert isinstance(cfg, MachineConfig) and cfg.pmu.irq == 22
+    r = vpmu.api.run_config(str(vpmu_guest_dir / "vm_probe.elf"), cfg)
+    assert r.ok and r.kv()["dt_pmu_intid"] == "22"
 
 
 def test_constants_have_linux_values():

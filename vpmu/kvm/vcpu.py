@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Union
 
-from ..config import PMUVER_TO_NAME
+from ..config import PMUVER_TO_NAME, MachineConfig
 from ..filter import KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY
 from .explain import GROUP_NAMES, KvmExitFailEntry, _fail
 from .host import _pmuver_of
@@ -285,16 +285,16 @@ class Vcpu:
         return 0
 
     # -- KVM_RUN --------------------------------------------------------------------------------
-    def run(self, image: Optional[str] = None, **run_options):
+    def run(self) -> MachineConfig:
         """``KVM_RUN``.  The first run of this vCPU does ``kvm_arch_vcpu_run_pid_change()``:
         vGIC resources (lazy vGIC init), ``kvm_timer_enable()`` (timer PPIs claimed on this
         vCPU, pairwise distinct, then frozen VM-wide), ``kvm_arm_pmu_v3_enable()`` (PMU INIT
         done, irq valid) and finally marks the VM as having run.  A failure leaves the VM
         not-run (retrying is allowed; claims already made stay).
 
-        Returns the :class:`MachineConfig` of this vCPU, or - with ``image`` - the RunResult of
-        ``vpmu.api.run_config(image, config, **run_options)``.  Raises
-        :class:`KvmExitFailEntry` if the current host CPU is outside the supported CPUs.
+        Returns the :class:`~vpmu.config.MachineConfig` of this vCPU; to run a guest with it,
+        ``vpmu.api.run_config(image, vcpu.run())``.  Raises :class:`KvmExitFailEntry` if the
+        current host CPU is outside the supported CPUs.
         """
         vm = self.vm
         if not self.has_run_once:
@@ -320,8 +320,4 @@ class Vcpu:
             self.has_run_once = True
         if vm.host.current_cpu not in vm.supported_cpus:
             raise KvmExitFailEntry(vm.host.current_cpu, vm.supported_cpus)
-        config = vm.machine_config(self)
-        if image is None:
-            return config
-        from ..api import run_config         # provided by the runner
-        return run_config(image, config, **run_options)
+        return vm.machine_config(self)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .config import PMUVER_V3P7, event_space
 from .filter import (CHAIN, COMMON_EVENT_NAMES, CPU_CYCLES, KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY,
                      SW_INCR, EventFilter, FilterRange, KvmPmuEventFilter,
                      event_label, pack_filters, parse_filter, ranges_to_structs,
@@ -414,7 +415,7 @@ def _pmu(result) -> dict:
     return pmu
 
 
-def impact_report(without, with_policy, flt: EventFilter, guest_pmuver: int = 7) -> ImpactReport:
+def impact_report(without, with_policy, flt: EventFilter, guest_pmuver: int = PMUVER_V3P7) -> ImpactReport:
     """Compare two RunResult-like objects (``.pmu`` dict with ``n``, ``evtyper``, ``evcntr``,
     ``pmcntenset``, ``pmccntr``): the run without and the run with the policy.
 
@@ -424,7 +425,7 @@ def impact_report(without, with_policy, flt: EventFilter, guest_pmuver: int = 7)
     ``PMEVTYPER & event mask`` of the guest PMU version; PMCCNTR counts CPU_CYCLES.
     """
     a, b = _pmu(without), _pmu(with_policy)
-    mask = 0x3FF if guest_pmuver == 1 else 0xFFFF
+    mask = event_space(guest_pmuver) - 1
     rep = ImpactReport()
     n = int(a.get("n", 0))
     ena = int(a.get("pmcntenset", 0))

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from ..config import PMU_VERSIONS, PMUVER_TO_NAME
-from .uapi import PMUVER_IMP_DEF, PMUVER_NI, PMUVER_V3P5
+from ..config import PMU_VERSIONS, PMUVER_IMP_DEF, PMUVER_NI, PMUVER_TO_NAME, PMUVER_V3P5
 
 
 # ---------------------------------------------------------------------------------------------

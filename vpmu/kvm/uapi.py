@@ -82,12 +82,6 @@ INVALID_GPA = (1 << 64) - 1         # PV time base "not set" (reads back as all 
 PAGE_SIZE = 4096
 RAM_BASE = 0x4000_0000              # QEMU virt RAM base
 
-# ID_AA64DFR0_EL1.PMUVer
-PMUVER_NI = 0
-PMUVER_IMP = 1
-PMUVER_V3P5 = 6
-PMUVER_IMP_DEF = 0xF
-
 TIMER_NAMES = {
     KVM_ARM_VCPU_TIMER_IRQ_VTIMER: "vtimer",
     KVM_ARM_VCPU_TIMER_IRQ_PTIMER: "ptimer",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any, Union
 
-from ..config import PMUVER_TO_NAME, MachineConfig
+from ..config import PMUVER_NI, PMUVER_TO_NAME, MachineConfig
 from ..filter import KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY
 from .explain import GROUP_NAMES, KvmExitFailEntry, _fail
 from .host import _pmuver_of
@@ -13,7 +13,7 @@ from .uapi import (_EL0_TIMERS, BAD_ADDRESS, INVALID_GPA, KVM_ARM_VCPU_PMU_V3_CT
                    KVM_ARM_VCPU_PMU_V3_FILTER, KVM_ARM_VCPU_PMU_V3_INIT, KVM_ARM_VCPU_PMU_V3_IRQ,
                    KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS, KVM_ARM_VCPU_PMU_V3_SET_PMU,
                    KVM_ARM_VCPU_PVTIME_CTRL, KVM_ARM_VCPU_PVTIME_IPA, KVM_ARM_VCPU_TIMER_CTRL,
-                   KVM_GET_DEVICE_ATTR, KVM_HAS_DEVICE_ATTR, KVM_SET_DEVICE_ATTR, PMUVER_NI,
+                   KVM_GET_DEVICE_ATTR, KVM_HAS_DEVICE_ATTR, KVM_SET_DEVICE_ATTR,
                    TIMER_NAMES, VGIC_NR_SGIS, KvmDeviceAttr, _as_filter, _c_int, _c_u64, _c_uint,
                    is_ppi, is_spi)
 

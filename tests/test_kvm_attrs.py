@@ -608,12 +608,12 @@ def _():
     Vm(Host(pmus=[HostPmu(type=8, cpus=(1, 2))], current_cpu=0)).create_vcpu()
 
 
-@row("vgic: created twice", "other", "vGIC", None, errno.EEXIST, "vgic.exists")
+@row("vgic: created twice", "other", "KVM_CREATE_DEVICE", None, errno.EEXIST, "vgic.exists")
 def _():
     make()[0].create_vgic()
 
 
-@row("vgic: created after a vCPU ran", "other", "vGIC", None, errno.EBUSY, "vgic.has_run")
+@row("vgic: created after a vCPU ran", "other", "KVM_CREATE_DEVICE", None, errno.EBUSY, "vgic.has_run")
 def _():
     vm, (v,) = make(vgic=None)
     ready(v).run()
@@ -658,6 +658,14 @@ def _():
 @row("memslot: overlap", "other", "KVM_SET_USER_MEMORY_REGION", None, errno.EEXIST, "memslot.overlap")
 def _():
     Vm().set_user_memory_region(1, RAM + 0x1000, 0x1000)
+
+
+@row("memslot: resizing beats overlapping (kvm_main.c)", "other", "KVM_SET_USER_MEMORY_REGION", None,
+     errno.EINVAL, "memslot.resize", ["memslot.overlap"])
+def _():
+    vm = Vm()
+    vm.set_user_memory_region(1, RAM + (256 << 20), 0x1000)
+    vm.set_user_memory_region(1, RAM, 0x2000)         # a new size, and over slot 0's RAM
 
 
 @row("memslot: unaligned", "other", "KVM_SET_USER_MEMORY_REGION", None, errno.EINVAL, "memslot.align")
@@ -1035,9 +1043,8 @@ def test_explain_brief_example_and_specific_check():
 
 
 def test_explanation_table_is_consistent():
-    from vpmu.kvm.explain import _ATTR_GET_CHECKS, _ATTR_HAS_CHECKS, _ATTR_SET_CHECKS
-    tables = [_ATTR_SET_CHECKS, _ATTR_GET_CHECKS, _ATTR_HAS_CHECKS]
-    used = {c for t in tables for checks in t.values() for c in checks}
+    from vpmu.kvm.explain import CHECK_ORDER
+    used = {c for checks in CHECK_ORDER.values() for c in checks}
     assert used <= set(kvm.EXPLANATIONS)
     assert set(kvm.EXPLANATIONS) <= used                 # no orphan explanations
     for code, (err, text) in kvm.EXPLANATIONS.items():
@@ -1045,6 +1052,18 @@ def test_explanation_table_is_consistent():
     tested = {r.check for r in ROWS}
     missing = used - tested
     assert not missing, f"checks without an errno row: {sorted(missing)}"
+
+
+def test_the_code_walks_the_one_check_order():
+    """KVM's check order is kept once, in explain.CHECK_ORDER: the code has exactly one test
+    per rule and walks the table (so it cannot order the rules differently)."""
+    from vpmu.kvm import vcpu, vgic, vm
+    from vpmu.kvm.explain import CHECK_ORDER
+    tests = [vcpu._ATTR_CHECKS, vcpu._ID_REG_CHECKS, vcpu._RUN_CHECKS, vm._CREATE_DEVICE_CHECKS,
+             vm._VCPU_INIT_CHECKS, vm._MEMSLOT_CHECKS, vgic._ATTR_CHECKS]
+    coded = [c for t in tests for c in t]
+    assert len(coded) == len(set(coded))
+    assert set(coded) == {c for checks in CHECK_ORDER.values() for c in checks} == set(kvm.EXPLANATIONS)
 
 
 def test_every_raised_error_explains_itself():

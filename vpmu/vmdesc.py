@@ -264,7 +264,7 @@ def apply(desc: VmDesc) -> tuple[kvm.Vm, kvm.Vcpu]:
                kvm.Vm, desc.host(), desc.memory)
     vgic = None
     if desc.vgic:
-        vgic = _call(desc, "KVM_CREATE_DEVICE(KVM_DEV_TYPE_ARM_VGIC_V3)", "vGIC", None,
+        vgic = _call(desc, "KVM_CREATE_DEVICE(KVM_DEV_TYPE_ARM_VGIC_V3)", "KVM_CREATE_DEVICE", None,
                      vm.create_device, kvm.KVM_DEV_TYPE_ARM_VGIC_V3)
         if desc.nr_spis is not None:
             _call(desc, "KVM_DEV_ARM_VGIC_GRP_NR_IRQS", "vGIC", kvm.KVM_DEV_ARM_VGIC_GRP_NR_IRQS,

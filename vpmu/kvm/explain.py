@@ -1,12 +1,12 @@
 """KVM's failures: the rule ids, their errno and what KVM means by them (:data:`EXPLANATIONS`),
-KVM's check order per attribute (:func:`checks_for`), :func:`explain`, the ``OSError`` a
-failed ioctl raises (:func:`fail`), and the runner-side errors :class:`KvmAttrError` and
-:class:`KvmExitFailEntry`."""
+KVM's check order - kept only here, in :data:`CHECK_ORDER`, and walked by the code through
+:func:`run_checks` - :func:`explain`, the ``OSError`` a failed ioctl raises (:func:`fail`),
+and the runner-side errors :class:`KvmAttrError` and :class:`KvmExitFailEntry`."""
 from __future__ import annotations
 
 import errno
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Mapping, Optional, Union
 
 from ..errors import EXIT_KVM, VpmuError
 from .uapi import (KVM_ARM_VCPU_PMU_V3_CTRL, KVM_ARM_VCPU_PMU_V3_FILTER, KVM_ARM_VCPU_PMU_V3_INIT,
@@ -172,60 +172,80 @@ EXPLANATIONS: dict[str, tuple[int, str]] = {
     "idreg.busy": (errno.EBUSY, "ID registers are immutable once a vCPU has run"),
 }
 
-_PMU_PREFIX = ["dispatch.efault", "dispatch.group", "pmu.nodev", "pmu.created"]
-_ATTR_SET_CHECKS: dict[tuple, list[str]] = {
-    (KVM_ARM_VCPU_PMU_V3_CTRL, KVM_ARM_VCPU_PMU_V3_IRQ):
-        _PMU_PREFIX + ["irq.no_irqchip", "irq.efault", "irq.range", "irq.inconsistent", "irq.busy"],
-    (KVM_ARM_VCPU_PMU_V3_CTRL, KVM_ARM_VCPU_PMU_V3_INIT):
-        _PMU_PREFIX + ["init.vgic_uninit", "init.no_irq", "init.bad_irq", "init.owned"],
-    (KVM_ARM_VCPU_PMU_V3_CTRL, KVM_ARM_VCPU_PMU_V3_FILTER):
-        _PMU_PREFIX + ["filter.efault", "filter.invalid", "filter.has_run"],
-    (KVM_ARM_VCPU_PMU_V3_CTRL, KVM_ARM_VCPU_PMU_V3_SET_PMU):
-        _PMU_PREFIX + ["set_pmu.efault", "set_pmu.busy", "set_pmu.notfound"],
-    (KVM_ARM_VCPU_PMU_V3_CTRL, KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS):
-        _PMU_PREFIX + ["nr.efault", "nr.no_pmu", "nr.too_many"],
-    (KVM_ARM_VCPU_PMU_V3_CTRL, None): _PMU_PREFIX + ["pmu.unknown_attr"],
-    (KVM_ARM_VCPU_TIMER_CTRL, None): ["dispatch.efault", "dispatch.group", "timer.no_irqchip",
-                                      "timer.efault", "timer.not_ppi", "timer.frozen",
-                                      "timer.unknown_attr"],
-    (KVM_ARM_VCPU_PVTIME_CTRL, None): ["dispatch.efault", "dispatch.group", "pvtime.unsupported",
-                                       "pvtime.efault", "pvtime.align", "pvtime.exists",
-                                       "pvtime.memslot"],
-    ("KVM_RUN", None): ["run.timer", "run.pmu_uninit", "run.pmu_irq"],
-    ("KVM_ARM_VCPU_INIT", None): ["vcpu.after_vgic_init", "vcpu.pmu_unsupported",
-                                  "vcpu.features", "vcpu.no_default_pmu"],
-    ("vGIC", KVM_DEV_ARM_VGIC_GRP_NR_IRQS): ["vgic.efault", "vgic.nr_irqs_range",
-                                             "vgic.nr_irqs_busy"],
-    ("vGIC", None): ["vgic.exists", "vgic.has_run", "vgic.unknown"],
-    ("KVM_SET_USER_MEMORY_REGION", None): ["memslot.align", "memslot.overlap",
-                                           "memslot.resize", "memslot.missing"],
-    ("KVM_SET_ONE_REG", None): ["idreg.busy", "idreg.too_high"],
+# KVM's check order: the one place it is kept.  Each entry is one KVM entry point - a device
+# attribute (op, group, attr), or an ioctl named by a string group - and its rules in the order
+# the kernel tests them; the first that fails gives the errno.  The code walks these lists
+# (:func:`run_checks` with the rule tests of vcpu.py, vm.py and vgic.py); it does not repeat
+# the order.  attr None is every other attribute of the group.
+_DISPATCH = ("dispatch.efault", "dispatch.group")      # guest.c: copy_from_user, group switch
+_PMU_SET = _DISPATCH + ("pmu.nodev", "pmu.created")    # kvm_arm_pmu_v3_set_attr(), before the attr switch
+_P, _T, _V = KVM_ARM_VCPU_PMU_V3_CTRL, KVM_ARM_VCPU_TIMER_CTRL, KVM_ARM_VCPU_PVTIME_CTRL
+CHECK_ORDER: dict[tuple[str, Any, Any], tuple[str, ...]] = {
+    # KVM_SET_DEVICE_ATTR on a vCPU (pmu-emul.c, arch_timer.c, pvtime.c)
+    ("set", _P, KVM_ARM_VCPU_PMU_V3_IRQ):
+        _PMU_SET + ("irq.no_irqchip", "irq.efault", "irq.range", "irq.inconsistent", "irq.busy"),
+    ("set", _P, KVM_ARM_VCPU_PMU_V3_INIT):
+        _PMU_SET + ("init.vgic_uninit", "init.no_irq", "init.bad_irq", "init.owned"),
+    ("set", _P, KVM_ARM_VCPU_PMU_V3_FILTER):
+        _PMU_SET + ("filter.efault", "filter.invalid", "filter.has_run"),
+    ("set", _P, KVM_ARM_VCPU_PMU_V3_SET_PMU):
+        _PMU_SET + ("set_pmu.efault", "set_pmu.busy", "set_pmu.notfound"),
+    ("set", _P, KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS):
+        _PMU_SET + ("nr.efault", "nr.no_pmu", "nr.too_many"),
+    ("set", _P, None): _PMU_SET + ("pmu.unknown_attr",),
+    ("set", _T, None):
+        _DISPATCH + ("timer.no_irqchip", "timer.efault", "timer.not_ppi", "timer.frozen", "timer.unknown_attr"),
+    ("set", _V, None):
+        _DISPATCH + ("pvtime.unsupported", "pvtime.efault", "pvtime.align", "pvtime.exists", "pvtime.memslot"),
+    # KVM_GET_DEVICE_ATTR
+    ("get", _P, KVM_ARM_VCPU_PMU_V3_IRQ):
+        _DISPATCH + ("get.irq.no_irqchip", "get.irq.nodev", "get.irq.unset", "get.efault"),
+    ("get", _P, None): _DISPATCH + ("get.pmu.not_readable",),
+    ("get", _T, None): _DISPATCH + ("get.timer.unknown", "get.efault"),
+    ("get", _V, None): _DISPATCH + ("pvtime.unsupported", "get.efault"),
+    # KVM_HAS_DEVICE_ATTR
+    ("has", _P, None): _DISPATCH + ("has.pmu",),
+    ("has", _T, None): _DISPATCH + ("has.timer",),
+    ("has", _V, None): _DISPATCH + ("has.pvtime",),
+    # other ioctls: the first KVM_RUN (kvm_arch_vcpu_run_pid_change), KVM_ARM_VCPU_INIT,
+    # the vGIC device (vgic-kvm-device.c), memory slots (kvm_main.c), ID registers (sys_regs.c)
+    ("set", "KVM_RUN", None): ("run.timer", "run.pmu_uninit", "run.pmu_irq"),
+    ("set", "KVM_ARM_VCPU_INIT", None):
+        ("vcpu.after_vgic_init", "vcpu.pmu_unsupported", "vcpu.features", "vcpu.no_default_pmu"),
+    ("set", "KVM_CREATE_DEVICE", None): ("vgic.exists", "vgic.has_run"),
+    ("set", "vGIC", KVM_DEV_ARM_VGIC_GRP_NR_IRQS): ("vgic.efault", "vgic.nr_irqs_range", "vgic.nr_irqs_busy"),
+    ("set", "vGIC", None): ("vgic.unknown",),
+    ("set", "KVM_SET_USER_MEMORY_REGION", None):
+        ("memslot.align", "memslot.missing", "memslot.resize", "memslot.overlap"),
+    ("set", "KVM_SET_ONE_REG", None): ("idreg.busy", "idreg.too_high"),
 }
-_ATTR_GET_CHECKS: dict[tuple, list[str]] = {
-    (KVM_ARM_VCPU_PMU_V3_CTRL, KVM_ARM_VCPU_PMU_V3_IRQ):
-        ["dispatch.efault", "dispatch.group", "get.irq.no_irqchip", "get.irq.nodev",
-         "get.irq.unset", "get.efault"],
-    (KVM_ARM_VCPU_PMU_V3_CTRL, None): ["dispatch.efault", "dispatch.group", "get.pmu.not_readable"],
-    (KVM_ARM_VCPU_TIMER_CTRL, None): ["dispatch.efault", "dispatch.group", "get.timer.unknown",
-                                      "get.efault"],
-    (KVM_ARM_VCPU_PVTIME_CTRL, None): ["dispatch.efault", "dispatch.group", "pvtime.unsupported",
-                                       "get.efault"],
-}
-_ATTR_HAS_CHECKS: dict[tuple, list[str]] = {
-    (KVM_ARM_VCPU_PMU_V3_CTRL, None): ["dispatch.efault", "dispatch.group", "has.pmu"],
-    (KVM_ARM_VCPU_TIMER_CTRL, None): ["dispatch.efault", "dispatch.group", "has.timer"],
-    (KVM_ARM_VCPU_PVTIME_CTRL, None): ["dispatch.efault", "dispatch.group", "has.pvtime"],
-}
+
+# A rule test: None/False = passes; True = fails with the rule's text; a string = fails with
+# this specific reason.
+Verdict = Union[None, bool, str]
 
 
 def checks_for(group: Any, attr: Any = None, op: str = "set") -> list[str]:
-    """The check ids KVM runs for this attribute, in KVM's order (``op``: set, get or has)."""
-    table = {"set": _ATTR_SET_CHECKS, "get": _ATTR_GET_CHECKS, "has": _ATTR_HAS_CHECKS}[op]
-    if (group, attr) in table:
-        return list(table[(group, attr)])
-    if (group, None) in table:
-        return list(table[(group, None)])
-    return ["dispatch.efault", "dispatch.group"]
+    """The rule ids KVM tests for this attribute or ioctl, in KVM's order (``op``: set, get or
+    has); an unknown vCPU attribute group stops at the dispatch."""
+    if op not in ("set", "get", "has"):
+        raise ValueError(f"op must be 'set', 'get' or 'has', not {op!r}")
+    for key in ((op, group, attr), (op, group, None)):
+        if key in CHECK_ORDER:
+            return list(CHECK_ORDER[key])
+    return list(_DISPATCH)
+
+
+def run_checks(tests: Mapping[str, Callable[[Any], Verdict]], call: Any, group: Any, attr: Any = None,
+               op: str = "set") -> None:
+    """Walk KVM's rules for this call in order (:data:`CHECK_ORDER`) and raise the OSError of
+    the first that fails.  ``tests`` maps each rule id to its test of ``call``; a test may also
+    do what the kernel does when the check passes (e.g. claim the timer PPIs at the first
+    KVM_RUN), as the kernel's own functions do."""
+    for check in checks_for(group, attr, op):
+        verdict = tests[check](call)
+        if verdict:
+            raise fail(check, group, attr, verdict if isinstance(verdict, str) else None)
 
 
 def explain(err: int, group: Any, attr: Any = None, check: Optional[str] = None,
@@ -234,8 +254,8 @@ def explain(err: int, group: Any, attr: Any = None, check: Optional[str] = None,
 
     With ``check`` (the ``.check`` attribute of an OSError raised here) the line names the
     exact rule; without it every rule of this attribute that returns ``err`` is listed.
-    ``group`` may also be ``"KVM_RUN"``, ``"KVM_ARM_VCPU_INIT"``, ``"vGIC"``,
-    ``"KVM_SET_USER_MEMORY_REGION"`` or ``"KVM_SET_ONE_REG"``.
+    ``group`` may also be ``"KVM_RUN"``, ``"KVM_ARM_VCPU_INIT"``, ``"KVM_CREATE_DEVICE"``,
+    ``"vGIC"`` (its attribute groups), ``"KVM_SET_USER_MEMORY_REGION"`` or ``"KVM_SET_ONE_REG"``.
     """
     name = errno.errorcode.get(err, f"errno {err}")
     if check is not None and check in EXPLANATIONS and EXPLANATIONS[check][0] == err:
@@ -246,11 +266,11 @@ def explain(err: int, group: Any, attr: Any = None, check: Optional[str] = None,
     return f"{name}: " + "; or ".join(texts)
 
 
-def _fail(code: int, check: str, group: Any = None, attr: Any = None,
-          reason: Optional[str] = None) -> OSError:
-    """An OSError exactly like ``fcntl.ioctl`` raises (OSError(EEXIST) is a FileExistsError),
-    with the rule that failed attached."""
-    assert EXPLANATIONS[check][0] == code, check
+def fail(check: str, group: Any = None, attr: Any = None, reason: Optional[str] = None) -> OSError:
+    """The OSError a failed ioctl raises for rule ``check`` (errno from :data:`EXPLANATIONS`;
+    OSError(EEXIST) is a FileExistsError, as with ``fcntl.ioctl``), with the rule attached:
+    ``.check``, ``.reason`` (a specific one-line message), ``.group``, ``.attr``."""
+    code = EXPLANATIONS[check][0]
     e = OSError(code, os.strerror(code))
     e.check = check
     e.group = group

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any, Union
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ..config import PMUVER_NI, PMUVER_TO_NAME, MachineConfig
-from ..filter import KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY
-from .explain import GROUP_NAMES, KvmExitFailEntry, _fail
-from .host import _pmuver_of
+from ..filter import KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY, KvmPmuEventFilter
+from .explain import GROUP_NAMES, KvmExitFailEntry, Verdict, run_checks
+from .host import HostPmu, _pmuver_of
 from .uapi import (_EL0_TIMERS, BAD_ADDRESS, INVALID_GPA, KVM_ARM_VCPU_PMU_V3_CTRL,
                    KVM_ARM_VCPU_PMU_V3_FILTER, KVM_ARM_VCPU_PMU_V3_INIT, KVM_ARM_VCPU_PMU_V3_IRQ,
                    KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS, KVM_ARM_VCPU_PMU_V3_SET_PMU,
@@ -20,9 +21,6 @@ from .uapi import (_EL0_TIMERS, BAD_ADDRESS, INVALID_GPA, KVM_ARM_VCPU_PMU_V3_CT
 if TYPE_CHECKING:
     from .vm import Vm
 
-
-# ---------------------------------------------------------------------------------------------
-# vCPU
 
 class Vcpu:
     """A vCPU fd: device attributes and ``KVM_RUN``.  Create with :meth:`Vm.create_vcpu`."""
@@ -52,28 +50,19 @@ class Vcpu:
 
         ``arg`` is a :class:`KvmDeviceAttr` or :data:`BAD_ADDRESS`.  Returns 0 (SET, HAS) or,
         for GET, the value KVM would store at ``attr.addr`` (``attr.addr`` =
-        :data:`BAD_ADDRESS` makes the store fault).
+        :data:`BAD_ADDRESS` makes the store fault).  KVM's rules for the attribute are
+        tested in KVM's order (:data:`vpmu.kvm.explain.CHECK_ORDER`); then it takes effect.
         """
-        if request not in (KVM_SET_DEVICE_ATTR, KVM_GET_DEVICE_ATTR, KVM_HAS_DEVICE_ATTR):
+        op = _OPS.get(request)
+        if op is None:
             raise ValueError(f"unsupported vCPU ioctl {request:#x}")
-        if arg is BAD_ADDRESS:
-            raise _fail(errno.EFAULT, "dispatch.efault")
-        if not isinstance(arg, KvmDeviceAttr):
+        if arg is not BAD_ADDRESS and not isinstance(arg, KvmDeviceAttr):
             raise TypeError("arg must be a KvmDeviceAttr or BAD_ADDRESS")
-        group, attr = arg.group, arg.attr
-        if group not in GROUP_NAMES:
-            raise _fail(errno.ENXIO, "dispatch.group", group, attr)
-        if request == KVM_SET_DEVICE_ATTR:
-            return {KVM_ARM_VCPU_PMU_V3_CTRL: self._pmu_set,
-                    KVM_ARM_VCPU_TIMER_CTRL: self._timer_set,
-                    KVM_ARM_VCPU_PVTIME_CTRL: self._pvtime_set}[group](attr, arg.addr)
-        if request == KVM_GET_DEVICE_ATTR:
-            return {KVM_ARM_VCPU_PMU_V3_CTRL: self._pmu_get,
-                    KVM_ARM_VCPU_TIMER_CTRL: self._timer_get,
-                    KVM_ARM_VCPU_PVTIME_CTRL: self._pvtime_get}[group](attr, arg.addr)
-        return {KVM_ARM_VCPU_PMU_V3_CTRL: self._pmu_has,
-                KVM_ARM_VCPU_TIMER_CTRL: self._timer_has,
-                KVM_ARM_VCPU_PVTIME_CTRL: self._pvtime_has}[group](attr)
+        call = _AttrCall(self, arg)
+        run_checks(_ATTR_CHECKS, call, call.group, call.attr, op)
+        if op == "has":
+            return 0
+        return _EFFECTS[(op, call.group)](call)
 
     def set_attr(self, group: int, attr: int, value: Any = None) -> int:
         """``KVM_SET_DEVICE_ATTR``; ``value`` is what ``addr`` points to (or BAD_ADDRESS)."""
@@ -88,179 +77,6 @@ class Vcpu:
         """``KVM_HAS_DEVICE_ATTR``: 0, or OSError(ENXIO)."""
         return self.ioctl(KVM_HAS_DEVICE_ATTR, KvmDeviceAttr(group, attr))
 
-    # -- PMU group (pmu-emul.c kvm_arm_pmu_v3_set_attr & co) ---------------------------------
-    def _pmu_set(self, attr: int, value: Any) -> int:
-        vm, g = self.vm, KVM_ARM_VCPU_PMU_V3_CTRL
-        if not self.has_pmu:
-            raise _fail(errno.ENODEV, "pmu.nodev", g, attr)
-        if self.pmu_created:                  # per-vCPU, and before the attr switch
-            raise _fail(errno.EBUSY, "pmu.created", g, attr)
-
-        if attr == KVM_ARM_VCPU_PMU_V3_IRQ:
-            if vm.vgic is None:
-                raise _fail(errno.EINVAL, "irq.no_irqchip", g, attr)
-            if value is BAD_ADDRESS:
-                raise _fail(errno.EFAULT, "irq.efault", g, attr)
-            irq = _c_int(value, "PMU irq")
-            if not (is_ppi(irq) or is_spi(irq)):
-                raise _fail(errno.EINVAL, "irq.range", g, attr,
-                            f"interrupt {irq} is neither a PPI (16..31) nor an SPI (32..1019)")
-            if not vm._pmu_irq_is_valid(irq):
-                raise _fail(errno.EINVAL, "irq.inconsistent", g, attr)
-            if self.pmu_irq_initialized:
-                raise _fail(errno.EBUSY, "irq.busy", g, attr,
-                            f"this vCPU's PMU interrupt is already {self.pmu_irq}")
-            self.pmu_irq = irq
-            return 0
-
-        if attr == KVM_ARM_VCPU_PMU_V3_FILTER:
-            flt = vm.pmu_filter
-            if value is BAD_ADDRESS:
-                raise _fail(errno.EFAULT, "filter.efault", g, attr)
-            f = _as_filter(value)
-            if flt.check(f.base_event, f.nevents, f.action):
-                if f.action not in (KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY):
-                    why = f"action {f.action} is neither KVM_PMU_EVENT_ALLOW (0) nor _DENY (1)"
-                else:
-                    why = (f"base_event {f.base_event:#x} + nevents {f.nevents} = "
-                           f"{f.base_event + f.nevents} exceeds the host's {flt.nr_events} events")
-                raise _fail(errno.EINVAL, "filter.invalid", g, attr, why)
-            if vm.has_run:
-                raise _fail(errno.EBUSY, "filter.has_run", g, attr)
-            flt.apply(f.base_event, f.nevents, f.action)
-            return 0
-
-        if attr == KVM_ARM_VCPU_PMU_V3_SET_PMU:
-            if value is BAD_ADDRESS:
-                raise _fail(errno.EFAULT, "set_pmu.efault", g, attr)
-            pmu_id = _c_int(value, "PMU type id")
-            for p in vm.host.kvm_pmus:
-                if p.type == pmu_id:
-                    if vm.has_run or (vm.pmu_filter.installed and
-                                      (vm.arm_pmu is None or vm.arm_pmu.type != p.type)):
-                        raise _fail(errno.EBUSY, "set_pmu.busy", g, attr)
-                    vm._set_pmu(p)
-                    vm.supported_cpus = frozenset(p.cpus)
-                    return 0
-            raise _fail(errno.ENXIO, "set_pmu.notfound", g, attr,
-                        f"no host PMU has perf type {pmu_id}")
-
-        if attr == KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS:
-            if value is BAD_ADDRESS:
-                raise _fail(errno.EFAULT, "nr.efault", g, attr)
-            n = _c_uint(value, "counter number")
-            if vm.arm_pmu is None:            # unreachable via the API: INIT picks a default
-                raise _fail(errno.EINVAL, "nr.no_pmu", g, attr)
-            if n > vm.arm_pmu.counters:
-                raise _fail(errno.EINVAL, "nr.too_many", g, attr,
-                            f"{n} counters requested, the selected PMU "
-                            f"(type {vm.arm_pmu.type}) has {vm.arm_pmu.counters}")
-            vm.nr_pmu_counters = n
-            return 0
-
-        if attr == KVM_ARM_VCPU_PMU_V3_INIT:
-            if vm.vgic is not None:
-                if not vm.vgic.initialized:
-                    raise _fail(errno.ENODEV, "init.vgic_uninit", g, attr)
-                if not self.pmu_irq_initialized:
-                    raise _fail(errno.ENXIO, "init.no_irq", g, attr)
-                r = vm.vgic.set_owner(self, self.pmu_irq, ("pmu", self.vcpu_id))
-                if r == errno.EINVAL:
-                    raise _fail(errno.EINVAL, "init.bad_irq", g, attr,
-                                f"PMU interrupt {self.pmu_irq} is not a PPI and the vGIC "
-                                f"implements SPIs 32..{31 + vm.vgic.nr_spis}")
-                if r == errno.EEXIST:
-                    raise _fail(errno.EEXIST, "init.owned", g, attr,
-                                f"interrupt {self.pmu_irq} is already owned by "
-                                f"{vm.vgic.owner(self, self.pmu_irq)[0]} on vCPU {self.vcpu_id}")
-            self.pmu_created = True
-            return 0
-
-        raise _fail(errno.ENXIO, "pmu.unknown_attr", g, attr)
-
-    def _pmu_get(self, attr: int, buf: Any) -> int:
-        g = KVM_ARM_VCPU_PMU_V3_CTRL
-        if attr == KVM_ARM_VCPU_PMU_V3_IRQ:
-            if self.vm.vgic is None:          # checked before the PMU feature
-                raise _fail(errno.EINVAL, "get.irq.no_irqchip", g, attr)
-            if not self.has_pmu:
-                raise _fail(errno.ENODEV, "get.irq.nodev", g, attr)
-            if not self.pmu_irq_initialized:
-                raise _fail(errno.ENXIO, "get.irq.unset", g, attr)
-            if buf is BAD_ADDRESS:
-                raise _fail(errno.EFAULT, "get.efault", g, attr)
-            return self.pmu_irq
-        raise _fail(errno.ENXIO, "get.pmu.not_readable", g, attr)
-
-    def _pmu_has(self, attr: int) -> int:
-        if attr in (KVM_ARM_VCPU_PMU_V3_IRQ, KVM_ARM_VCPU_PMU_V3_INIT, KVM_ARM_VCPU_PMU_V3_FILTER,
-                    KVM_ARM_VCPU_PMU_V3_SET_PMU, KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS) and self.has_pmu:
-            return 0
-        raise _fail(errno.ENXIO, "has.pmu", KVM_ARM_VCPU_PMU_V3_CTRL, attr)
-
-    # -- timer group (arch_timer.c) ----------------------------------------------------------
-    def _timer_set(self, attr: int, value: Any) -> int:
-        vm, g = self.vm, KVM_ARM_VCPU_TIMER_CTRL
-        if vm.vgic is None:
-            raise _fail(errno.EINVAL, "timer.no_irqchip", g, attr)
-        if value is BAD_ADDRESS:
-            raise _fail(errno.EFAULT, "timer.efault", g, attr)
-        irq = _c_int(value, "timer irq")
-        if not is_ppi(irq):                   # the value is validated before the attr id
-            raise _fail(errno.EINVAL, "timer.not_ppi", g, attr, f"interrupt {irq} is not a PPI (16..31)")
-        if vm.timer_ppis_immutable:
-            raise _fail(errno.EBUSY, "timer.frozen", g, attr)
-        if attr not in TIMER_NAMES:
-            raise _fail(errno.ENXIO, "timer.unknown_attr", g, attr)
-        # Stored VM-wide; uniqueness is only judged at the first run ("blame it on the API").
-        vm.timer_ppis[TIMER_NAMES[attr]] = irq
-        return 0
-
-    def _timer_get(self, attr: int, buf: Any) -> int:
-        g = KVM_ARM_VCPU_TIMER_CTRL
-        if attr not in TIMER_NAMES:
-            raise _fail(errno.ENXIO, "get.timer.unknown", g, attr)
-        if buf is BAD_ADDRESS:
-            raise _fail(errno.EFAULT, "get.efault", g, attr)
-        return self.vm.timer_ppis[TIMER_NAMES[attr]]
-
-    def _timer_has(self, attr: int) -> int:
-        if attr in TIMER_NAMES:               # independent of the irqchip
-            return 0
-        raise _fail(errno.ENXIO, "has.timer", KVM_ARM_VCPU_TIMER_CTRL, attr)
-
-    # -- PV time group (pvtime.c) ------------------------------------------------------------
-    def _pvtime_set(self, attr: int, value: Any) -> int:
-        vm, g = self.vm, KVM_ARM_VCPU_PVTIME_CTRL
-        if not vm.host.steal_time or attr != KVM_ARM_VCPU_PVTIME_IPA:
-            raise _fail(errno.ENXIO, "pvtime.unsupported", g, attr)
-        if value is BAD_ADDRESS:
-            raise _fail(errno.EFAULT, "pvtime.efault", g, attr)
-        ipa = _c_u64(value, "PV time IPA")
-        if ipa % 64:
-            raise _fail(errno.EINVAL, "pvtime.align", g, attr, f"IPA {ipa:#x} is not 64-byte aligned")
-        if self.pvtime_base != INVALID_GPA:
-            raise _fail(errno.EEXIST, "pvtime.exists", g, attr,
-                        f"this vCPU's stolen-time base is already {self.pvtime_base:#x}")
-        if not vm.ipa_is_mapped(ipa):
-            raise _fail(errno.EINVAL, "pvtime.memslot", g, attr,
-                        f"IPA {ipa:#x} is not inside a guest memory slot")
-        self.pvtime_base = ipa
-        return 0
-
-    def _pvtime_get(self, attr: int, buf: Any) -> int:
-        g = KVM_ARM_VCPU_PVTIME_CTRL
-        if not self.vm.host.steal_time or attr != KVM_ARM_VCPU_PVTIME_IPA:
-            raise _fail(errno.ENXIO, "pvtime.unsupported", g, attr)
-        if buf is BAD_ADDRESS:
-            raise _fail(errno.EFAULT, "get.efault", g, attr)
-        return self.pvtime_base
-
-    def _pvtime_has(self, attr: int) -> int:
-        if self.vm.host.steal_time and attr == KVM_ARM_VCPU_PVTIME_IPA:
-            return 0
-        raise _fail(errno.ENXIO, "has.pvtime", KVM_ARM_VCPU_PVTIME_CTRL, attr)
-
     # -- ID register --------------------------------------------------------------------------
     def set_id_pmuver(self, version: Union[str, int]) -> int:
         """``KVM_SET_ONE_REG(ID_AA64DFR0_EL1)`` changing only PMUVer (ID registers are VM-wide).
@@ -271,18 +87,15 @@ class Vcpu:
         v = _pmuver_of(version)
         if v not in PMUVER_TO_NAME:
             raise ValueError("only PMUv3 versions (3.0..3.7) are modelled for the guest")
-        op = "KVM_SET_ONE_REG"
-        if self.vm.has_run:
-            if v != self.vm.id_pmuver:
-                raise _fail(errno.EBUSY, "idreg.busy", op)
-            return 0
-        limit = self.vm._pmuver_limit if self.has_pmu else PMUVER_NI
-        if v > limit:
-            raise _fail(errno.EINVAL, "idreg.too_high", op,
-                        f"PMUVer {PMUVER_TO_NAME[v]} is above KVM's limit "
-                        f"{PMUVER_TO_NAME.get(limit, 'none')}")
-        self.vm.id_pmuver = v
+        run_checks(_ID_REG_CHECKS, (self, v), "KVM_SET_ONE_REG")
+        if not self.vm.has_run:                      # after a run only the same value passes
+            self.vm.id_pmuver = v
         return 0
+
+    @property
+    def pmuver_limit(self) -> int:
+        """KVM's limit for the guest PMUVer: ``min(host, v3p5)``, 0 without a PMU."""
+        return self.vm._pmuver_limit if self.has_pmu else PMUVER_NI
 
     # -- KVM_RUN --------------------------------------------------------------------------------
     def run(self) -> MachineConfig:
@@ -300,24 +113,252 @@ class Vcpu:
         if not self.has_run_once:
             if vm.vgic is not None:
                 vm.vgic.init()                       # kvm_vgic_map_resources -> vgic_lazy_init
-            if not self.timer_enabled:
-                if vm.vgic is not None and not vm._timer_irqs_are_valid(self):
-                    raise _fail(errno.EINVAL, "run.timer", "KVM_RUN", None,
-                                "timer PPIs " + ", ".join(f"{n}={vm.timer_ppis[n]}" for n in _EL0_TIMERS)
-                                + (f" (PMU PPI {self.pmu_irq})" if self.pmu_irq_initialized else "")
-                                + " cannot all be claimed on this vCPU")
-                self.timer_enabled = True
-            if self.has_pmu:
-                if not self.pmu_created:
-                    raise _fail(errno.EINVAL, "run.pmu_uninit", "KVM_RUN")
-                if vm.vgic is not None:
-                    if not is_ppi(self.pmu_irq) and not vm.vgic.valid_spi(self.pmu_irq):
-                        raise _fail(errno.EINVAL, "run.pmu_irq", "KVM_RUN", None,
-                                    f"PMU interrupt {self.pmu_irq} is not valid for the vGIC")
-                elif self.pmu_irq_initialized:       # cannot happen: IRQ needs an irqchip
-                    raise _fail(errno.EINVAL, "run.pmu_irq", "KVM_RUN")
+            run_checks(_RUN_CHECKS, self, "KVM_RUN")
             vm.has_run = True
             self.has_run_once = True
         if vm.host.current_cpu not in vm.supported_cpus:
             raise KvmExitFailEntry(vm.host.current_cpu, vm.supported_cpus)
         return vm.machine_config(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# One device-attribute call, and the rules KVM tests on it (their order: explain.CHECK_ORDER)
+
+_OPS = {KVM_SET_DEVICE_ATTR: "set", KVM_GET_DEVICE_ATTR: "get", KVM_HAS_DEVICE_ATTR: "has"}
+_PMU_ATTRS = (KVM_ARM_VCPU_PMU_V3_IRQ, KVM_ARM_VCPU_PMU_V3_INIT, KVM_ARM_VCPU_PMU_V3_FILTER,
+              KVM_ARM_VCPU_PMU_V3_SET_PMU, KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS)
+
+
+class _AttrCall:
+    """``struct kvm_device_attr`` as KVM sees it on one call.  The payload is read (and its
+    C type enforced) only when a rule looks at it - after the rules that come before KVM's
+    ``copy_from_user``/``get_user``."""
+
+    def __init__(self, vcpu: Vcpu, arg: Any):
+        self.vcpu, self.vm = vcpu, vcpu.vm
+        self.whole_faults = arg is BAD_ADDRESS
+        self.group = None if self.whole_faults else arg.group
+        self.attr = None if self.whole_faults else arg.attr
+        self.value = None if self.whole_faults else arg.addr
+
+    @cached_property
+    def faults(self) -> bool:
+        return self.value is BAD_ADDRESS
+
+    @cached_property
+    def irq(self) -> int:
+        return _c_int(self.value, "PMU irq" if self.group == KVM_ARM_VCPU_PMU_V3_CTRL else "timer irq")
+
+    @cached_property
+    def filter(self) -> KvmPmuEventFilter:
+        return _as_filter(self.value)
+
+    @cached_property
+    def pmu_type(self) -> int:
+        return _c_int(self.value, "PMU type id")
+
+    @cached_property
+    def host_pmu(self) -> Optional[HostPmu]:
+        """SET_PMU: the host PMU KVM can use with this perf type id, if any."""
+        return next((p for p in self.vm.host.kvm_pmus if p.type == self.pmu_type), None)
+
+    @cached_property
+    def counters(self) -> int:
+        return _c_uint(self.value, "counter number")
+
+    @cached_property
+    def ipa(self) -> int:
+        return _c_u64(self.value, "PV time IPA")
+
+
+def _irq_range(c: _AttrCall) -> Verdict:
+    if is_ppi(c.irq) or is_spi(c.irq):
+        return None
+    return f"interrupt {c.irq} is neither a PPI (16..31) nor an SPI (32..1019)"
+
+
+def _filter_invalid(c: _AttrCall) -> Verdict:
+    f, flt = c.filter, c.vm.pmu_filter
+    if not flt.check(f.base_event, f.nevents, f.action):
+        return None
+    if f.action not in (KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY):
+        return f"action {f.action} is neither KVM_PMU_EVENT_ALLOW (0) nor _DENY (1)"
+    return (f"base_event {f.base_event:#x} + nevents {f.nevents} = {f.base_event + f.nevents} "
+            f"exceeds the host's {flt.nr_events} events")
+
+
+def _set_pmu_busy(c: _AttrCall) -> Verdict:
+    p, vm = c.host_pmu, c.vm
+    return p is not None and (vm.has_run or (vm.pmu_filter.installed
+                                             and (vm.arm_pmu is None or vm.arm_pmu.type != p.type)))
+
+
+def _nr_too_many(c: _AttrCall) -> Verdict:
+    pmu = c.vm.arm_pmu
+    if c.counters <= pmu.counters:
+        return None
+    return f"{c.counters} counters requested, the selected PMU (type {pmu.type}) has {pmu.counters}"
+
+
+def _pmu_owner_check(c: _AttrCall) -> int:
+    """INIT: would the vGIC give this vCPU's PMU its interrupt (kvm_vgic_set_owner)?"""
+    return c.vm.vgic.owner_check(c.vcpu, c.vcpu.pmu_irq, ("pmu", c.vcpu.vcpu_id))
+
+
+def _init_bad_irq(c: _AttrCall) -> Verdict:
+    if c.vm.vgic is None or _pmu_owner_check(c) != errno.EINVAL:
+        return None
+    return (f"PMU interrupt {c.vcpu.pmu_irq} is not a PPI and the vGIC implements SPIs "
+            f"32..{31 + c.vm.vgic.nr_spis}")
+
+
+def _init_owned(c: _AttrCall) -> Verdict:
+    if c.vm.vgic is None or _pmu_owner_check(c) != errno.EEXIST:
+        return None
+    return (f"interrupt {c.vcpu.pmu_irq} is already owned by "
+            f"{c.vm.vgic.owner(c.vcpu, c.vcpu.pmu_irq)[0]} on vCPU {c.vcpu.vcpu_id}")
+
+
+def _pvtime_unsupported(c: _AttrCall) -> Verdict:
+    return not c.vm.host.steal_time or c.attr != KVM_ARM_VCPU_PVTIME_IPA
+
+
+def _pvtime_exists(c: _AttrCall) -> Verdict:
+    base = c.vcpu.pvtime_base
+    return None if base == INVALID_GPA else f"this vCPU's stolen-time base is already {base:#x}"
+
+
+# guest.c (dispatch), pmu-emul.c kvm_arm_pmu_v3_{set,get,has}_attr, arch_timer.c
+# kvm_arm_timer_{set,get,has}_attr, pvtime.c kvm_arm_pvtime_{set,get,has}_attr
+_ATTR_CHECKS: dict[str, Callable[[_AttrCall], Verdict]] = {
+    "dispatch.efault": lambda c: c.whole_faults,
+    "dispatch.group": lambda c: c.group not in GROUP_NAMES,
+    # PMU, SET
+    "pmu.nodev": lambda c: not c.vcpu.has_pmu,
+    "pmu.created": lambda c: c.vcpu.pmu_created,          # per vCPU, before the attr switch
+    "pmu.unknown_attr": lambda c: c.attr not in _PMU_ATTRS,
+    "irq.no_irqchip": lambda c: c.vm.vgic is None,
+    "irq.efault": lambda c: c.faults,
+    "irq.range": _irq_range,
+    "irq.inconsistent": lambda c: not c.vm._pmu_irq_is_valid(c.irq),
+    "irq.busy": lambda c: c.vcpu.pmu_irq_initialized and f"this vCPU's PMU interrupt is already {c.vcpu.pmu_irq}",
+    "filter.efault": lambda c: c.faults,
+    "filter.invalid": _filter_invalid,
+    "filter.has_run": lambda c: c.vm.has_run,
+    "set_pmu.efault": lambda c: c.faults,
+    "set_pmu.busy": _set_pmu_busy,
+    "set_pmu.notfound": lambda c: c.host_pmu is None and f"no host PMU has perf type {c.pmu_type}",
+    "nr.efault": lambda c: c.faults,
+    "nr.no_pmu": lambda c: c.vm.arm_pmu is None,          # unreachable via the API: INIT picks a default
+    "nr.too_many": _nr_too_many,
+    "init.vgic_uninit": lambda c: c.vm.vgic is not None and not c.vm.vgic.initialized,
+    "init.no_irq": lambda c: c.vm.vgic is not None and not c.vcpu.pmu_irq_initialized,
+    "init.bad_irq": _init_bad_irq,
+    "init.owned": _init_owned,
+    # PMU, GET / HAS
+    "get.irq.no_irqchip": lambda c: c.vm.vgic is None,    # checked before the PMU feature
+    "get.irq.nodev": lambda c: not c.vcpu.has_pmu,
+    "get.irq.unset": lambda c: not c.vcpu.pmu_irq_initialized,
+    "get.efault": lambda c: c.faults,
+    "get.pmu.not_readable": lambda c: c.attr != KVM_ARM_VCPU_PMU_V3_IRQ,
+    "has.pmu": lambda c: not (c.attr in _PMU_ATTRS and c.vcpu.has_pmu),
+    # timers: the value is validated before the attribute id
+    "timer.no_irqchip": lambda c: c.vm.vgic is None,
+    "timer.efault": lambda c: c.faults,
+    "timer.not_ppi": lambda c: not is_ppi(c.irq) and f"interrupt {c.irq} is not a PPI (16..31)",
+    "timer.frozen": lambda c: c.vm.timer_ppis_immutable,
+    "timer.unknown_attr": lambda c: c.attr not in TIMER_NAMES,
+    "get.timer.unknown": lambda c: c.attr not in TIMER_NAMES,
+    "has.timer": lambda c: c.attr not in TIMER_NAMES,     # independent of the irqchip
+    # PV time
+    "pvtime.unsupported": _pvtime_unsupported,
+    "pvtime.efault": lambda c: c.faults,
+    "pvtime.align": lambda c: bool(c.ipa % 64) and f"IPA {c.ipa:#x} is not 64-byte aligned",
+    "pvtime.exists": _pvtime_exists,
+    "pvtime.memslot": lambda c: not c.vm.ipa_is_mapped(c.ipa) and f"IPA {c.ipa:#x} is not inside a guest memory slot",
+    "has.pvtime": _pvtime_unsupported,
+}
+
+
+def _set_pmu_attr(c: _AttrCall) -> int:
+    vcpu, vm = c.vcpu, c.vm
+    if c.attr == KVM_ARM_VCPU_PMU_V3_IRQ:
+        vcpu.pmu_irq = c.irq
+    elif c.attr == KVM_ARM_VCPU_PMU_V3_FILTER:
+        vm.pmu_filter.apply(c.filter.base_event, c.filter.nevents, c.filter.action)
+    elif c.attr == KVM_ARM_VCPU_PMU_V3_SET_PMU:
+        vm._set_pmu(c.host_pmu)
+        vm.supported_cpus = frozenset(c.host_pmu.cpus)
+    elif c.attr == KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS:
+        vm.nr_pmu_counters = c.counters
+    else:                                               # INIT
+        if vm.vgic is not None:
+            vm.vgic.set_owner(vcpu, vcpu.pmu_irq, ("pmu", vcpu.vcpu_id))
+        vcpu.pmu_created = True
+    return 0
+
+
+def _set_timer_attr(c: _AttrCall) -> int:
+    # Stored VM-wide; uniqueness is only judged at the first run ("blame it on the API").
+    c.vm.timer_ppis[TIMER_NAMES[c.attr]] = c.irq
+    return 0
+
+
+def _set_pvtime_attr(c: _AttrCall) -> int:
+    c.vcpu.pvtime_base = c.ipa
+    return 0
+
+
+# What a call that passed its rules does (SET) or returns (GET); HAS returns 0.
+_EFFECTS: dict[tuple[str, int], Callable[[_AttrCall], int]] = {
+    ("set", KVM_ARM_VCPU_PMU_V3_CTRL): _set_pmu_attr,
+    ("set", KVM_ARM_VCPU_TIMER_CTRL): _set_timer_attr,
+    ("set", KVM_ARM_VCPU_PVTIME_CTRL): _set_pvtime_attr,
+    ("get", KVM_ARM_VCPU_PMU_V3_CTRL): lambda c: c.vcpu.pmu_irq,
+    ("get", KVM_ARM_VCPU_TIMER_CTRL): lambda c: c.vm.timer_ppis[TIMER_NAMES[c.attr]],
+    ("get", KVM_ARM_VCPU_PVTIME_CTRL): lambda c: c.vcpu.pvtime_base,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# KVM_SET_ONE_REG (sys_regs.c set_id_reg) and the first KVM_RUN (arm.c)
+
+_ID_REG_CHECKS: dict[str, Callable[[tuple[Vcpu, int]], Verdict]] = {
+    "idreg.busy": lambda c: c[0].vm.has_run and c[1] != c[0].vm.id_pmuver,
+    "idreg.too_high": lambda c: (not c[0].vm.has_run and c[1] > c[0].pmuver_limit
+                                 and f"PMUVer {PMUVER_TO_NAME[c[1]]} is above KVM's limit "
+                                     f"{PMUVER_TO_NAME.get(c[0].pmuver_limit, 'none')}"),
+}
+
+
+def _run_timer(vcpu: Vcpu) -> Verdict:
+    """kvm_timer_enable(): once per vCPU, the EL1 timers claim their PPIs on it (all distinct);
+    claims made before a failure stay, as in KVM."""
+    vm = vcpu.vm
+    if vcpu.timer_enabled:
+        return None
+    if vm.vgic is not None and not vm._timer_irqs_are_valid(vcpu):
+        return ("timer PPIs " + ", ".join(f"{n}={vm.timer_ppis[n]}" for n in _EL0_TIMERS)
+                + (f" (PMU PPI {vcpu.pmu_irq})" if vcpu.pmu_irq_initialized else "")
+                + " cannot all be claimed on this vCPU")
+    vcpu.timer_enabled = True
+    return None
+
+
+def _run_pmu_irq(vcpu: Vcpu) -> Verdict:
+    """kvm_arm_pmu_v3_enable(): the irq must suit the in-kernel vGIC (without one it cannot be
+    set at all)."""
+    if not vcpu.has_pmu:
+        return None
+    if vcpu.vm.vgic is None:
+        return vcpu.pmu_irq_initialized
+    if is_ppi(vcpu.pmu_irq) or vcpu.vm.vgic.valid_spi(vcpu.pmu_irq):
+        return None
+    return f"PMU interrupt {vcpu.pmu_irq} is not valid for the vGIC"
+
+
+_RUN_CHECKS: dict[str, Callable[[Vcpu], Verdict]] = {
+    "run.timer": _run_timer,
+    "run.pmu_uninit": lambda v: v.has_pmu and not v.pmu_created,
+    "run.pmu_irq": _run_pmu_irq,
+}

@@ -3,12 +3,11 @@ selected host PMU, counter number, event filter, timer PPIs, "has run") and the
 :class:`~vpmu.config.MachineConfig` a vCPU of it runs with."""
 from __future__ import annotations
 
-import errno
-from typing import Optional
+from typing import Callable, Optional
 
 from ..config import DEFAULT_PMU_IRQ, DEFAULT_TIMER_PPIS, PMUVER_TO_NAME, MachineConfig, PmuConfig
 from ..filter import EventFilter, event_space
-from .explain import _fail
+from .explain import Verdict, run_checks
 from .host import Host, HostPmu
 from .uapi import (_EL0_TIMERS, INVALID_GPA, KVM_ARM_VCPU_PMU_V3, KVM_ARM_VCPU_PSCI_0_2,
                    KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_CTRL,
@@ -53,11 +52,7 @@ class Vm:
         """``KVM_CREATE_DEVICE`` for the in-kernel irqchip (only GICv3 is modelled)."""
         if dev_type != KVM_DEV_TYPE_ARM_VGIC_V3:
             raise ValueError("only KVM_DEV_TYPE_ARM_VGIC_V3 is modelled")
-        # kvm_vgic_create()
-        if self.vgic is not None:
-            raise _fail(errno.EEXIST, "vgic.exists", "vGIC")
-        if any(v.has_run_once for v in self.vcpus):
-            raise _fail(errno.EBUSY, "vgic.has_run", "vGIC")
+        run_checks(_CREATE_DEVICE_CHECKS, self, "KVM_CREATE_DEVICE")      # kvm_vgic_create()
         self.vgic = VgicV3(self)
         return self.vgic
 
@@ -72,23 +67,13 @@ class Vm:
         return g
 
     def set_user_memory_region(self, slot: int, guest_phys_addr: int, memory_size: int) -> int:
-        """``KVM_SET_USER_MEMORY_REGION`` (alignment, overlap, resize, delete with size 0)."""
-        op = "KVM_SET_USER_MEMORY_REGION"
-        if guest_phys_addr % PAGE_SIZE or memory_size % PAGE_SIZE:
-            raise _fail(errno.EINVAL, "memslot.align", op)
+        """``KVM_SET_USER_MEMORY_REGION`` (alignment, delete with size 0, resize, overlap)."""
+        run_checks(_MEMSLOT_CHECKS, _Memslot(self, slot, guest_phys_addr, memory_size),
+                   "KVM_SET_USER_MEMORY_REGION")
         if memory_size == 0:
-            if slot not in self.memslots:
-                raise _fail(errno.EINVAL, "memslot.missing", op)
             del self.memslots[slot]
-            return 0
-        if slot in self.memslots and self.memslots[slot][1] != memory_size:
-            raise _fail(errno.EINVAL, "memslot.resize", op)
-        end = guest_phys_addr + memory_size
-        for other, (gpa, size) in self.memslots.items():
-            if other != slot and gpa < end and guest_phys_addr < gpa + size:
-                raise _fail(errno.EEXIST, "memslot.overlap", op,
-                            reason=f"[{guest_phys_addr:#x}, {end:#x}) overlaps slot {other}")
-        self.memslots[slot] = (guest_phys_addr, memory_size)
+        else:
+            self.memslots[slot] = (guest_phys_addr, memory_size)
         return 0
 
     def ipa_is_mapped(self, ipa: int) -> bool:
@@ -107,25 +92,11 @@ class Vm:
     def create_vcpu(self, pmu: bool = True) -> "Vcpu":
         """``KVM_CREATE_VCPU`` followed by ``KVM_ARM_VCPU_INIT`` with PSCI 0.2 and, if
         ``pmu``, ``KVM_ARM_VCPU_PMU_V3``.  (A failed INIT leaves no vCPU behind here.)"""
-        op = "KVM_ARM_VCPU_INIT"
-        # kvm_arch_vcpu_precreate()
-        if self.vgic is not None and self.vgic.initialized:
-            raise _fail(errno.EBUSY, "vcpu.after_vgic_init", op)
-        features = {KVM_ARM_VCPU_PSCI_0_2} | ({KVM_ARM_VCPU_PMU_V3} if pmu else set())
-        features = frozenset(features)
-        # kvm_vcpu_init_check_features(): unsupported feature -> EINVAL
-        if pmu and not self.host.kvm_pmus:
-            raise _fail(errno.EINVAL, "vcpu.pmu_unsupported", op)
-        # kvm_vcpu_initialize(): the feature set is VM-wide once configured
-        if self.features is not None and self.features != features:
-            raise _fail(errno.EINVAL, "vcpu.features", op)
-        # kvm_setup_vcpu(): pick the default PMU (the one covering the current CPU)
+        init = _VcpuInit(self, pmu)
+        run_checks(_VCPU_INIT_CHECKS, init, "KVM_ARM_VCPU_INIT")
         if pmu and self.arm_pmu is None:
-            default = next((p for p in self.host.kvm_pmus if self.host.current_cpu in p.cpus), None)
-            if default is None:
-                raise _fail(errno.ENODEV, "vcpu.no_default_pmu", op)
-            self._set_pmu(default)        # supported_cpus deliberately NOT narrowed (pmu.c)
-        self.features = features
+            self._set_pmu(init.default_pmu)   # supported_cpus deliberately NOT narrowed (pmu.c)
+        self.features = init.features
         if pmu:
             # sanitise_id_aa64dfr0_el1(): PMUVer = limit only if the vCPU has a PMU
             if not self.id_pmuver:
@@ -192,3 +163,64 @@ class Vm:
         cfg.timer_ppis = dict(self.timer_ppis)
         cfg.pvtime_ipa = None if vcpu.pvtime_base == INVALID_GPA else vcpu.pvtime_base
         return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules of the VM-level ioctls (their order: explain.CHECK_ORDER)
+
+# kvm_vgic_create()
+_CREATE_DEVICE_CHECKS: dict[str, Callable[[Vm], Verdict]] = {
+    "vgic.exists": lambda vm: vm.vgic is not None,
+    "vgic.has_run": lambda vm: any(v.has_run_once for v in vm.vcpus),
+}
+
+
+class _VcpuInit:
+    """One ``KVM_CREATE_VCPU`` + ``KVM_ARM_VCPU_INIT``."""
+
+    def __init__(self, vm: Vm, pmu: bool):
+        self.vm, self.pmu = vm, pmu
+        self.features = frozenset({KVM_ARM_VCPU_PSCI_0_2} | ({KVM_ARM_VCPU_PMU_V3} if pmu else set()))
+
+    @property
+    def default_pmu(self) -> Optional[HostPmu]:
+        """kvm_setup_vcpu(): the default PMU is the one covering the current CPU."""
+        host = self.vm.host
+        return next((p for p in host.kvm_pmus if host.current_cpu in p.cpus), None)
+
+
+_VCPU_INIT_CHECKS: dict[str, Callable[[_VcpuInit], Verdict]] = {
+    # kvm_arch_vcpu_precreate()
+    "vcpu.after_vgic_init": lambda c: c.vm.vgic is not None and c.vm.vgic.initialized,
+    # kvm_vcpu_init_check_features(): an unsupported feature
+    "vcpu.pmu_unsupported": lambda c: c.pmu and not c.vm.host.kvm_pmus,
+    # kvm_vcpu_initialize(): the feature set is VM-wide once configured
+    "vcpu.features": lambda c: c.vm.features is not None and c.vm.features != c.features,
+    "vcpu.no_default_pmu": lambda c: c.pmu and c.vm.arm_pmu is None and c.default_pmu is None,
+}
+
+
+class _Memslot:
+    """One ``KVM_SET_USER_MEMORY_REGION``."""
+
+    def __init__(self, vm: Vm, slot: int, gpa: int, size: int):
+        self.vm, self.slot, self.gpa, self.size = vm, slot, gpa, size
+
+    def overlapping(self) -> Optional[int]:
+        end = self.gpa + self.size
+        return next((other for other, (gpa, size) in self.vm.memslots.items()
+                     if other != self.slot and gpa < end and self.gpa < gpa + size), None)
+
+
+def _memslot_overlap(m: _Memslot) -> Verdict:
+    other = m.overlapping() if m.size else None
+    return None if other is None else f"[{m.gpa:#x}, {m.gpa + m.size:#x}) overlaps slot {other}"
+
+
+# kvm_main.c __kvm_set_memory_region()
+_MEMSLOT_CHECKS: dict[str, Callable[[_Memslot], Verdict]] = {
+    "memslot.align": lambda m: bool(m.gpa % PAGE_SIZE or m.size % PAGE_SIZE),
+    "memslot.missing": lambda m: m.size == 0 and m.slot not in m.vm.memslots,
+    "memslot.resize": lambda m: bool(m.size) and m.slot in m.vm.memslots and m.vm.memslots[m.slot][1] != m.size,
+    "memslot.overlap": _memslot_overlap,
+}

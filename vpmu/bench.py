@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import VpmuError
@@ -105,3 +106,53 @@ def startup(path: str, runs: int = 3) -> tuple[float, float]:
         subprocess.run(exe, capture_output=True, check=True)
         warm.append(time.perf_counter() - t)
     return cold, min(warm)
+
+
+@dataclass
+class Measurement:
+    """``rounds`` alternating rounds of the guest under vpmu and ``bench_loop`` on plain Unicorn."""
+    path: str
+    iterations: int
+    rounds: int
+    vpmu_insns: int              # the fastest vpmu round: loop instructions and seconds
+    vpmu_seconds: float
+    setup_seconds: float         # machine set-up, fastest round (the first also loads the kernels)
+    plain_insns: int             # the fastest plain round
+    plain_seconds: float
+    ratios: list = field(default_factory=list)   # per round vpmu MIPS / plain MIPS, sorted
+    counts: dict = field(default_factory=dict)   # the guest's key=value results (last round)
+
+    @property
+    def vpmu_mips(self) -> float:
+        return self.vpmu_insns / self.vpmu_seconds / 1e6
+
+    @property
+    def plain_mips(self) -> float:
+        return self.plain_insns / self.plain_seconds / 1e6
+
+    @property
+    def median_ratio(self) -> float:
+        return self.ratios[len(self.ratios) // 2]
+
+
+def measure(path: str, iterations: int, rounds: int) -> Measurement:
+    """Alternate vpmu and plain-Unicorn rounds; VpmuError if the guest is not the benchmark."""
+    if not os.path.exists(path):
+        raise VpmuError(f"{path}: not found (build the guests: python3 dev.py setup)", 101)
+    if rounds < 1 or iterations < 1:
+        raise VpmuError("--rounds and --iterations must be at least 1", 2)
+    runs_v, runs_p = [], []
+    kv: dict = {}
+    for _ in range(rounds):
+        n_v, t_v, t_start, kv = vpmu_run(path, iterations)
+        iters = int(kv.get("iterations", "0"))
+        if iters != iterations:
+            raise VpmuError(f"{path}: the guest ran {iters} iterations, not {iterations} "
+                            f"(not the benchmark guest?)", 101)
+        n_p, t_p = plain_unicorn(path, iters)
+        runs_v.append((t_v, n_v, t_start))
+        runs_p.append((t_p, n_p))
+    t_v, n_v, _ = min(runs_v)
+    t_p, n_p = min(runs_p)
+    ratios = sorted((n / tv) / (m / tp) for (tv, n, _), (tp, m) in zip(runs_v, runs_p))
+    return Measurement(path, iterations, rounds, n_v, t_v, min(r[2] for r in runs_v), n_p, t_p, ratios, kv)

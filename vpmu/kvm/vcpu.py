@@ -87,7 +87,7 @@ class Vcpu:
         v = _pmuver_of(version)
         if v not in PMUVER_TO_NAME:
             raise ValueError("only PMUv3 versions (3.0..3.7) are modelled for the guest")
-        run_checks(_ID_REG_CHECKS, (self, v), "KVM_SET_ONE_REG")
+        run_checks(_ID_REG_CHECKS, _IdRegWrite(self, v), "KVM_SET_ONE_REG")
         if not self.vm.has_run:                      # after a run only the same value passes
             self.vm.id_pmuver = v
         return 0
@@ -323,11 +323,22 @@ _EFFECTS: dict[tuple[str, int], Callable[[_AttrCall], int]] = {
 # ---------------------------------------------------------------------------------------------
 # KVM_SET_ONE_REG (sys_regs.c set_id_reg) and the first KVM_RUN (arm.c)
 
-_ID_REG_CHECKS: dict[str, Callable[[tuple[Vcpu, int]], Verdict]] = {
-    "idreg.busy": lambda c: c[0].vm.has_run and c[1] != c[0].vm.id_pmuver,
-    "idreg.too_high": lambda c: (not c[0].vm.has_run and c[1] > c[0].pmuver_limit
-                                 and f"PMUVer {PMUVER_TO_NAME[c[1]]} is above KVM's limit "
-                                     f"{PMUVER_TO_NAME.get(c[0].pmuver_limit, 'none')}"),
+class _IdRegWrite:
+    """One ``KVM_SET_ONE_REG`` of ID_AA64DFR0_EL1.PMUVer."""
+
+    def __init__(self, vcpu: Vcpu, pmuver: int):
+        self.vm, self.pmuver, self.limit = vcpu.vm, pmuver, vcpu.pmuver_limit
+
+
+def _idreg_too_high(w: _IdRegWrite) -> Verdict:
+    if w.vm.has_run or w.pmuver <= w.limit:
+        return None
+    return f"PMUVer {PMUVER_TO_NAME[w.pmuver]} is above KVM's limit {PMUVER_TO_NAME.get(w.limit, 'none')}"
+
+
+_ID_REG_CHECKS: dict[str, Callable[[_IdRegWrite], Verdict]] = {
+    "idreg.busy": lambda w: w.vm.has_run and w.pmuver != w.vm.id_pmuver,
+    "idreg.too_high": _idreg_too_high,
 }
 
 

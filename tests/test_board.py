@@ -511,15 +511,14 @@ def _imports(path) -> list[tuple[str, str]]:
 
 def test_the_board_does_not_depend_on_the_xen_package():
     """The Xen package depends on the board (GuestEnv lives in vpmu/board/env.py), never the
-    reverse; the one exception is the transitional default frontend factory, which moves to
-    the caller (vpmu.api) in issue 11."""
+    reverse: the caller (vpmu.api) chooses the frontend."""
     from pathlib import Path
 
     import vpmu.board
 
     uses = [(p.name, mod, func) for p in sorted(Path(vpmu.board.__file__).parent.glob("*.py"))
             for mod, func in _imports(p) if mod == "vpmu.xen" or mod.startswith("vpmu.xen.")]
-    assert uses == [("machine.py", "vpmu.xen", "_default_xen_factory")]
+    assert uses == []
 
 
 # ------------------------------------------------------------------------------ the same guests on QEMU

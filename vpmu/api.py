@@ -64,6 +64,8 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
     try:
         img = open_image(image) if isinstance(image, str) else image
         trace = TraceWriter(config.trace_path, keep=keep_trace)
+        if config.xen and xen_factory is None:
+            from .xen import make_frontend as xen_factory    # the Xen package builds on the board
         m = Machine(config, img, out=sink, err=sink, trace=trace, xen_factory=xen_factory)
         status = m.run()
         reason, error = m.exit_reason, None

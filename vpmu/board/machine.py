@@ -57,15 +57,6 @@ XEN_HC_ARGS = (R.UC_ARM64_REG_X0, R.UC_ARM64_REG_X1, R.UC_ARM64_REG_X2, R.UC_ARM
 XEN_UPCALL_EOI = ("ICC_EOIR1_EL1", "ICC_DIR_EL1")   # the writes that end the upcall PPI's handling
 
 
-def _default_xen_factory():
-    """TRANSITIONAL, the board's only reference to the Xen package: the factory a caller
-    gets for MachineConfig.xen when it passes none.  The choice belongs to the caller
-    (vpmu.api.run_config); it moves there, and this function goes, once that module can
-    change (issue 11)."""
-    from ..xen import make_frontend
-    return make_frontend
-
-
 class Machine:
     def __init__(self, cfg: MachineConfig, image: Image, out: Callable[[bytes], None] | None = None,
                  err: Callable[[bytes], None] | None = None, trace: TraceWriter | None = None,
@@ -149,7 +140,9 @@ class Machine:
         blob, mem_size = self._device_tree()
         self.entry = image.place_dtb(self, blob, mem_size)
         if cfg.xen:
-            self.xen = (xen_factory or _default_xen_factory())(self)
+            if xen_factory is None:
+                raise errors.VpmuError("MachineConfig.xen needs a frontend factory (vpmu.api.run_config passes one)")
+            self.xen = xen_factory(self)
             self.exc.hvc[X.HVC_XEN] = self._hypercall
 
     def _device_tree(self) -> tuple[bytes, int]:

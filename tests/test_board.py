@@ -1,7 +1,9 @@
 """The board, through real guests (guests/src/board_*.c): UART and semihosting output, exit
 statuses, PSCI/SMCCC values, the exception model (ESR/ELR/SPSR/FAR and the vector taken),
 EL0 and EL1t stack banking, interrupts through the GICv3, the generic timer and WFI, and
-the runner's stops (fault loop 102, instruction limit 103, WFI deadlock 104).
+the runner's stops (fault loop 102, instruction limit 103, WFI deadlock 104); and the board's
+shape: an exception in a device callback reaches the caller, the board does not import the
+Xen package.
 
 Every expected value below is also what QEMU 7.2 (-M virt,gic-version=3 -cpu cortex-a57
 -icount shift=0 -semihosting) prints for the same guest, except where a test says
@@ -448,6 +450,75 @@ def test_instruction_limit_not_reached(vpmu_run):
     r = vpmu_run("board_spin", max_insns=3_000_000, append="iters=1000000")
     assert r.exit_status == 0 and "spin_done=1" in r.output
     assert r.icount < 3_000_000
+
+
+# ------------------------------------------------------------------------------ the board's shape
+
+
+class _SinkFailed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("guest, path", [("board_uart", "write"), ("board_semihost", "_writec")],
+                         ids=["PL011 MMIO callback", "UC_HOOK_INTR (semihosting)"])
+def test_an_exception_in_a_callback_reaches_the_caller(vpmu_guest_dir, guest, path):
+    """An exception raised inside a Unicorn callback is kept, emulation stops, and run()
+    raises it after emu_start returns (board/guard.py): nothing is lost in the C frames and
+    the guest does not run on."""
+    from vpmu.board.loader import open_image
+    from vpmu.board.machine import Machine
+    from vpmu.config import MachineConfig
+
+    calls = []
+
+    def out(data: bytes) -> None:
+        import traceback
+        calls.append([f.name for f in traceback.extract_stack()])
+        if len(calls) == 3:
+            raise _SinkFailed("output sink failed")
+
+    m = Machine(MachineConfig(), open_image(str(vpmu_guest_dir / f"{guest}.elf")), out=out, err=out)
+    try:
+        with pytest.raises(_SinkFailed):
+            m.run()
+    finally:
+        m.close()
+    assert len(calls) == 3 and m.exit_status is None
+    assert path in calls[-1]                    # the device's callback raised it
+
+
+def _imports(path) -> list[tuple[str, str]]:
+    """(module imported, enclosing function or '') for every import in a board module."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found = []
+
+    def visit(node, func):
+        for child in ast.iter_child_nodes(node):
+            f = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else func
+            if isinstance(child, ast.Import):
+                found.extend((a.name, f) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = "vpmu.board" if child.level == 1 else "vpmu" if child.level == 2 else ""
+                mod = ".".join(p for p in (base, child.module or "") if p)
+                found.extend((mod + "." + a.name if not child.module else mod, f) for a in child.names)
+            visit(child, f)
+
+    visit(tree, "")
+    return found
+
+
+def test_the_board_does_not_depend_on_the_xen_package():
+    """The Xen package depends on the board (GuestEnv lives in vpmu/board/env.py), never the
+    reverse: the caller (vpmu.api) chooses the frontend."""
+    from pathlib import Path
+
+    import vpmu.board
+
+    uses = [(p.name, mod, func) for p in sorted(Path(vpmu.board.__file__).parent.glob("*.py"))
+            for mod, func in _imports(p) if mod == "vpmu.xen" or mod.startswith("vpmu.xen.")]
+    assert uses == []
 
 
 # ------------------------------------------------------------------------------ the same guests on QEMU

@@ -20,8 +20,8 @@ TABLE = {
 @pytest.fixture(scope="module")
 def results(vpmu_guest_dir):
     from vpmu.api import run_config
-    from vpmu.cli import config_from_options
-    r = run_config(str(vpmu_guest_dir / "pmu_el0_access.elf"), config_from_options())
+    from vpmu.options import RunOptions
+    r = run_config(str(vpmu_guest_dir / "pmu_el0_access.elf"), RunOptions().to_machine_config())
     assert r.exit_status == 0, r.output[-500:]
     return r.kv()
 

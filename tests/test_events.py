@@ -21,7 +21,7 @@ from __future__ import annotations
 import pytest
 
 from vpmu.api import run_config
-from vpmu.cli import config_from_options
+from vpmu.options import RunOptions
 from vpmu.pytest_plugin import resolve_guest
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +52,8 @@ def guest(vpmu_guest_dir):
     def run(name: str, **options) -> Results:
         key = (name, tuple(sorted(options.items())))
         if key not in _cache:
-            res = run_config(resolve_guest(vpmu_guest_dir, name), config_from_options(counters=31, **options))
+            cfg = RunOptions(counters=31, **options).to_machine_config()
+            res = run_config(resolve_guest(vpmu_guest_dir, name), cfg)
             if res.error or res.exit_status != 0:
                 tail = "\n".join(res.output.splitlines()[-10:])
                 pytest.fail(f"{name} {options}: {res.error or res.exit_status}\n{tail}", pytrace=False)

@@ -49,8 +49,8 @@ SCENARIOS = {
 @pytest.fixture(scope="module")
 def base(vpmu_guest_dir):
     from vpmu.api import run_config
-    from vpmu.cli import config_from_options
-    kv = run_config(str(vpmu_guest_dir / "pmu_filter.elf"), config_from_options()).kv()
+    from vpmu.options import RunOptions
+    kv = run_config(str(vpmu_guest_dir / "pmu_filter.elf"), RunOptions().to_machine_config()).kv()
     return int(kv["pmceid0"], 16), int(kv["pmceid1"], 16)
 
 
@@ -67,6 +67,7 @@ def test_pmceid_high_halves_need_a_16bit_guest(vpmu_guest_dir, base):
     """A 3.4 host (16-bit filter space) running a guest lowered to PMUv3 v8.0 (10-bit events):
     the filter's bounds use the host's space, PMCEID's 0x4000-range halves read 0."""
     from vpmu import kvm
+    from vpmu.api import run_config
     vm = kvm.Vm(kvm.Host(pmus=[kvm.HostPmu(type=8, version="3.4")]))
     vgic = vm.create_vgic(init=False)
     vcpu = vm.create_vcpu(pmu=True)
@@ -76,7 +77,7 @@ def test_pmceid_high_halves_need_a_16bit_guest(vpmu_guest_dir, base):
     vcpu.set_attr(kvm.KVM_ARM_VCPU_PMU_V3_CTRL, kvm.KVM_ARM_VCPU_PMU_V3_FILTER,
                   kvm.KvmPmuEventFilter(base_event=0, nevents=0xFFFF, action=kvm.KVM_PMU_EVENT_ALLOW))
     vcpu.set_attr(kvm.KVM_ARM_VCPU_PMU_V3_CTRL, kvm.KVM_ARM_VCPU_PMU_V3_INIT)
-    kv = vcpu.run(str(vpmu_guest_dir / "pmu_filter.elf")).kv()
+    kv = run_config(str(vpmu_guest_dir / "pmu_filter.elf"), vcpu.run()).kv()
     assert int(kv["pmceid0"], 16) >> 32 == 0 and int(kv["pmceid1"], 16) >> 32 == 0
     assert int(kv["pmceid0"], 16) & 0xFFFFFFFF == base[0] & 0xFFFFFFFF
 

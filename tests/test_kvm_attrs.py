@@ -17,9 +17,12 @@ from typing import Callable
 import pytest
 
 from vpmu import kvm, vmdesc
+from vpmu.config import MachineConfig
+from vpmu.errors import UsageError
 from vpmu.filter import KvmPmuEventFilter, parse_filter
 from vpmu.kvm import (BAD_ADDRESS, INVALID_GPA, KVM_GET_DEVICE_ATTR, KVM_HAS_DEVICE_ATTR,
                       KVM_SET_DEVICE_ATTR, Host, HostPmu, KvmDeviceAttr, Vm)
+from vpmu.options import RunOptions
 
 P = kvm.KVM_ARM_VCPU_PMU_V3_CTRL
 T = kvm.KVM_ARM_VCPU_TIMER_CTRL
@@ -605,12 +608,12 @@ def _():
     Vm(Host(pmus=[HostPmu(type=8, cpus=(1, 2))], current_cpu=0)).create_vcpu()
 
 
-@row("vgic: created twice", "other", "vGIC", None, errno.EEXIST, "vgic.exists")
+@row("vgic: created twice", "other", "KVM_CREATE_DEVICE", None, errno.EEXIST, "vgic.exists")
 def _():
     make()[0].create_vgic()
 
 
-@row("vgic: created after a vCPU ran", "other", "vGIC", None, errno.EBUSY, "vgic.has_run")
+@row("vgic: created after a vCPU ran", "other", "KVM_CREATE_DEVICE", None, errno.EBUSY, "vgic.has_run")
 def _():
     vm, (v,) = make(vgic=None)
     ready(v).run()
@@ -655,6 +658,14 @@ def _():
 @row("memslot: overlap", "other", "KVM_SET_USER_MEMORY_REGION", None, errno.EEXIST, "memslot.overlap")
 def _():
     Vm().set_user_memory_region(1, RAM + 0x1000, 0x1000)
+
+
+@row("memslot: resizing beats overlapping (kvm_main.c)", "other", "KVM_SET_USER_MEMORY_REGION", None,
+     errno.EINVAL, "memslot.resize", ["memslot.overlap"])
+def _():
+    vm = Vm()
+    vm.set_user_memory_region(1, RAM + (256 << 20), 0x1000)
+    vm.set_user_memory_region(1, RAM, 0x2000)         # a new size, and over slot 0's RAM
 
 
 @row("memslot: unaligned", "other", "KVM_SET_USER_MEMORY_REGION", None, errno.EINVAL, "memslot.align")
@@ -992,18 +1003,15 @@ def test_machine_config_1024_event_host_bitmap():
     assert len(cfg.pmu.filter_bitmap) == 1024 and cfg.pmu.filter_bitmap.count(1) == 1
 
 
-def test_run_with_image_calls_the_runner(monkeypatch):
+def test_run_returns_the_config_the_runner_runs(vpmu_guest_dir):
+    """KVM_RUN yields the vCPU's MachineConfig; vpmu.api.run_config runs a guest with it (the
+    KVM model never imports the runner)."""
     import vpmu.api
-    seen = {}
-
-    def fake_run_config(image, config, **opts):
-        seen.update(image=image, config=config, opts=opts)
-        return "result"
-    monkeypatch.setattr(vpmu.api, "run_config", fake_run_config, raising=False)
-    v = ready(make()[1][0])
-    assert v.run("guest.elf", max_insns=10) == "result"
-    assert seen["image"] == "guest.elf" and seen["opts"] == {"max_insns": 10}
-    assert seen["config"].pmu.irq == 23
+    v = ready(make()[1][0], irq=22)
+    cfg = v.run()
+    assert isinstance(cfg, MachineConfig) and cfg.pmu.irq == 22
+    r = vpmu.api.run_config(str(vpmu_guest_dir / "vm_probe.elf"), cfg)
+    assert r.ok and r.kv()["dt_pmu_intid"] == "22"
 
 
 def test_constants_have_linux_values():
@@ -1035,8 +1043,8 @@ def test_explain_brief_example_and_specific_check():
 
 
 def test_explanation_table_is_consistent():
-    tables = [kvm._ATTR_SET_CHECKS, kvm._ATTR_GET_CHECKS, kvm._ATTR_HAS_CHECKS]
-    used = {c for t in tables for checks in t.values() for c in checks}
+    from vpmu.kvm.explain import CHECK_ORDER
+    used = {c for checks in CHECK_ORDER.values() for c in checks}
     assert used <= set(kvm.EXPLANATIONS)
     assert set(kvm.EXPLANATIONS) <= used                 # no orphan explanations
     for code, (err, text) in kvm.EXPLANATIONS.items():
@@ -1044,6 +1052,18 @@ def test_explanation_table_is_consistent():
     tested = {r.check for r in ROWS}
     missing = used - tested
     assert not missing, f"checks without an errno row: {sorted(missing)}"
+
+
+def test_the_code_walks_the_one_check_order():
+    """KVM's check order is kept once, in explain.CHECK_ORDER: the code has exactly one test
+    per rule and walks the table (so it cannot order the rules differently)."""
+    from vpmu.kvm import vcpu, vgic, vm
+    from vpmu.kvm.explain import CHECK_ORDER
+    tests = [vcpu._ATTR_CHECKS, vcpu._ID_REG_CHECKS, vcpu._RUN_CHECKS, vm._CREATE_DEVICE_CHECKS,
+             vm._VCPU_INIT_CHECKS, vm._MEMSLOT_CHECKS, vgic._ATTR_CHECKS]
+    coded = [c for t in tests for c in t]
+    assert len(coded) == len(set(coded))
+    assert set(coded) == {c for checks in CHECK_ORDER.values() for c in checks} == set(kvm.EXPLANATIONS)
 
 
 def test_every_raised_error_explains_itself():
@@ -1224,20 +1244,20 @@ def test_docs_rule_table_matches_the_code():
 
 
 # ---------------------------------------------------------------------------------------------
-# The runner's flags through KVM (vmdesc.build_from_options)
+# The runner's flags through KVM (vpmu.options.RunOptions.to_machine_config)
 
 def test_flags_default_and_pmu_version_is_the_guests():
-    cfg = vmdesc.build_from_options()
+    cfg = RunOptions().to_machine_config()
     assert (cfg.pmu.version, cfg.pmu.counters, cfg.pmu.irq, cfg.pmu.filter_bitmap) == ("3.7", 6, 23, None)
-    cfg = vmdesc.build_from_options(pmu_version="3.4", counters=12, pmu_irq=40)
+    cfg = RunOptions(pmu_version="3.4", counters=12, pmu_irq=40).to_machine_config()
     assert (cfg.pmu.version, cfg.pmu.counters, cfg.pmu.irq) == ("3.4", 12, 40)
 
 
 def test_flags_filters_use_the_versions_space():
-    cfg = vmdesc.build_from_options(pmu_version="3.0", filters=["allow:INST_RETIRED", "allow:0x3FF"])
+    cfg = RunOptions(pmu_version="3.0", filters=["allow:INST_RETIRED", "allow:0x3FF"]).to_machine_config()
     assert len(cfg.pmu.filter_bitmap) == 1024 and cfg.pmu.filter_bitmap.count(1) == 2
     with pytest.raises(kvm.KvmAttrError) as ei:
-        vmdesc.build_from_options(pmu_version="3.0", filters=["allow:0x4000"])
+        RunOptions(pmu_version="3.0", filters=["allow:0x4000"]).to_machine_config()
     e = ei.value
     assert e.status == 105 and e.errno_name == "EINVAL" and e.attribute == "KVM_ARM_VCPU_PMU_V3_FILTER"
     assert str(e).startswith("command line: KVM_ARM_VCPU_PMU_V3_FILTER (filters[0] = 'allow:0x4000') "
@@ -1250,15 +1270,15 @@ def test_flags_filters_use_the_versions_space():
     (dict(filters=["allow:0x12-0x11"]), "--filter: bad filter 'allow:0x12-0x11'"),
 ])
 def test_flags_bad_values(kw, message):
-    with pytest.raises(vmdesc.VmDescError) as ei:
-        vmdesc.build_from_options(**kw)
+    with pytest.raises(UsageError) as ei:
+        RunOptions(**kw).to_machine_config()
     assert message in str(ei.value) and ei.value.status == 2
 
 
 def test_flags_no_pmu_with_filters_fails_like_kvm():
-    assert not vmdesc.build_from_options(no_pmu=True).pmu.present
+    assert not RunOptions(no_pmu=True).to_machine_config().pmu.present
     with pytest.raises(kvm.KvmAttrError) as ei:
-        vmdesc.build_from_options(no_pmu=True, filters=["deny:0x11"])
+        RunOptions(no_pmu=True, filters=["deny:0x11"]).to_machine_config()
     assert ei.value.errno_name == "ENODEV"
 
 
@@ -1266,12 +1286,12 @@ def test_flags_with_a_vm_file(tmp_path):
     p = tmp_path / "vm.toml"
     p.write_text('[host]\n[[host.pmu]]\ntype = 8\nversion = "3.7"\ncounters = 4\n'
                  '[pmu]\nfilters = ["deny:0x10"]\n')
-    cfg = vmdesc.build_from_options(vm_file=p, filters=["deny:0x11"], pmu_irq=24)
+    cfg = RunOptions(vm=p, filters=["deny:0x11"], pmu_irq=24).to_machine_config()
     assert cfg.pmu.version == "3.5"                  # the file's host: KVM's cap applies
     assert cfg.pmu.counters == 4 and cfg.pmu.irq == 24
     assert cfg.pmu.filter_bitmap.count(0) == 2
     with pytest.raises(kvm.KvmAttrError) as ei:      # more counters than the file's host has
-        vmdesc.build_from_options(vm_file=p, counters=6)
+        RunOptions(vm=p, counters=6).to_machine_config()
     assert ei.value.check == "nr.too_many"
     with pytest.raises(kvm.KvmAttrError):            # 3.7 is above KVM's cap for a file host
-        vmdesc.build_from_options(vm_file=p, pmu_version="3.7")
+        RunOptions(vm=p, pmu_version="3.7").to_machine_config()

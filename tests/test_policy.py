@@ -1,28 +1,19 @@
-"""vpmu.policy: explain / lint / diff / export / import / impact, through register() on a real
-argparse parser, with their output and exit status checked (0 ok, 1 findings, 2 bad input).
+"""vpmu.policy: explain / lint / diff / export / import / impact, through the real command line
+(``vpmu policy ...``), with their output and exit status checked (0 ok, 1 findings, 2 bad input).
 """
 from __future__ import annotations
-
-import argparse
 
 import pytest
 
 from vpmu import policy
 from vpmu.api import RunResult
+from vpmu.cli import main
 from vpmu.filter import EventFilter, parse_filter
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vpmu")
-    sub = p.add_subparsers(dest="command")
-    policy.register(sub)
-    return p
 
 
 def cli(capsys, *argv):
     try:
-        args = parser().parse_args(["policy", *argv])
-        rc = args.func(args)
+        rc = main(["policy", *argv])
     except SystemExit as e:
         rc = e.code
     out, err = capsys.readouterr()
@@ -265,12 +256,12 @@ def test_bad_files(capsys, tmp_path):
 
 def test_usage_errors_are_one_line(capsys):
     with pytest.raises(SystemExit) as ei:
-        policy.main(["explain", "--bogus"])
+        main(["policy", "explain", "--bogus"])
     assert ei.value.code == 2
     err = capsys.readouterr().err
     assert err == "vpmu: error: unrecognized arguments: --bogus\n"
     with pytest.raises(SystemExit) as ei:
-        policy.main([])
+        main(["policy"])
     assert ei.value.code == 2 and capsys.readouterr().err.count("\n") == 1
 
 

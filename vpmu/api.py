@@ -1,12 +1,18 @@
-"""Python API: ``vpmu.run(elf, **options) -> RunResult``.
+"""Python API: ``vpmu.run(elf, **options) -> RunResult`` and ``run_config(image, config)``.
 
-The options are the CLI's, spelled as keyword arguments (``pmu_version="3.5"``,
-``counters=8``, ``filters=["deny:BR_MIS_PRED"]``, ``max_insns=10**6``, ``xen=True`` ...).
+The options are ``vpmu run``'s, spelled as keyword arguments (``pmu_version="3.5"``,
+``counters=8``, ``filters=["deny:BR_MIS_PRED"]``, ``memory="1G"``, ``max_insns=10**6``,
+``xen=True`` ...): :class:`vpmu.options.RunOptions`, which also turns them into the machine
+configuration.  :func:`run_config` runs a prepared :class:`~vpmu.config.MachineConfig` (from
+RunOptions, from :mod:`vpmu.kvm`'s ``Vcpu.run()`` or :mod:`vpmu.vmdesc`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
+
+from .errors import VpmuError
+from .options import RunOptions
 
 
 @dataclass
@@ -45,9 +51,10 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
 
     A runner-side failure (bad image, instruction limit, ...) is returned as a RunResult with
     ``error`` set and ``exit_status`` the runner's status, unless ``raise_errors``."""
+    # Imported here, not at the top: the board loads Unicorn, numba and the compiled kernels,
+    # which ``import vpmu`` (and ``vpmu --help``, ``vpmu policy``...) should not pay for.
     from .board.loader import open_image
     from .board.machine import Machine
-    from .errors import VpmuError
     from .pmu import layout as L
     from .trace import TraceWriter
 
@@ -57,6 +64,8 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
     try:
         img = open_image(image) if isinstance(image, str) else image
         trace = TraceWriter(config.trace_path, keep=keep_trace)
+        if config.xen and xen_factory is None:
+            from .xen import make_frontend as xen_factory    # the Xen package builds on the board
         m = Machine(config, img, out=sink, err=sink, trace=trace, xen_factory=xen_factory)
         status = m.run()
         reason, error = m.exit_reason, None
@@ -74,7 +83,10 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
 
 
 def run(elf: str, **options) -> RunResult:
-    """Run a guest with the CLI's options as keyword arguments (see ``vpmu run --help``)."""
-    from .cli import config_from_options
-    cfg = config_from_options(**options)
+    """Run a guest with ``vpmu run``'s options as keyword arguments (``vpmu run --help``,
+    :class:`vpmu.options.RunOptions`).  A misspelt option name raises TypeError naming the
+    nearest one; a bad value raises :class:`vpmu.errors.UsageError`, a VM KVM would refuse
+    :class:`vpmu.kvm.KvmAttrError`.  Runner-side failures of the run itself are returned as
+    a RunResult with ``error`` set."""
+    cfg = RunOptions.from_keywords(**options).to_machine_config()
     return run_config(elf, cfg)

@@ -1,28 +1,44 @@
 """Run configuration: the one value every frontend (CLI, Python API, KVM, Xen) builds.
 
-The CLI parses options into a :class:`MachineConfig`; ``vpmu.kvm`` builds one from the
-device attributes a VMM set (so the runner "speaks KVM"); ``vpmu.run()`` accepts the
-same fields as keyword arguments.  Nothing here touches Unicorn or numba.
+``vpmu.kvm`` builds one from the device attributes a VMM set (so the runner "speaks KVM");
+:meth:`vpmu.options.RunOptions.to_machine_config` builds one from the options of ``vpmu run``
+and ``vpmu.run()`` (through ``vpmu.kvm``).  Nothing here touches Unicorn or numba.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
 
-# ID_AA64DFR0_EL1.PMUVer for each supported --pmu-version (Arm ARM D19.2.x).
-PMU_VERSIONS: dict[str, int] = {"3.0": 1, "3.1": 4, "3.4": 5, "3.5": 6, "3.7": 7}
+# ID_AA64DFR0_EL1.PMUVer values (Arm ARM D19.2, ID_AA64DFR0_EL1): the one definition.
+PMUVER_NI = 0x0             # no PMU
+PMUVER_IMP = 0x1            # PMUv3 (v8.0): 10-bit event numbers
+PMUVER_V3P1 = 0x4           # FEAT_PMUv3p1: 16-bit event numbers, the 0x4000 common events
+PMUVER_V3P4 = 0x5           # FEAT_PMUv3p4
+PMUVER_V3P5 = 0x6           # FEAT_PMUv3p5: 64-bit event counters, PMCR.LP
+PMUVER_V3P7 = 0x7           # FEAT_PMUv3p7
+PMUVER_IMP_DEF = 0xF        # an IMPLEMENTATION DEFINED (non-PMUv3) PMU
+
+# The --pmu-version names of the modelled versions.
+PMU_VERSIONS: dict[str, int] = {"3.0": PMUVER_IMP, "3.1": PMUVER_V3P1, "3.4": PMUVER_V3P4,
+                                "3.5": PMUVER_V3P5, "3.7": PMUVER_V3P7}
 PMUVER_TO_NAME = {v: k for k, v in PMU_VERSIONS.items()}
 
 
 def event_space(pmuver: int) -> int:
     """Number of event numbers: 10 bits on PMUv3 (v8.0), 16 bits from PMUv3p1."""
-    return 1024 if pmuver == 1 else 65536
+    return 1024 if pmuver == PMUVER_IMP else 65536
 
 
 def has_64bit_event_counters(pmuver: int) -> bool:
     """PMUv3p5 (FEAT_PMUv3p5) makes event counters 64 bits wide and adds PMCR.LP."""
-    return pmuver >= 6
+    return pmuver >= PMUVER_V3P5
 
+
+# RAM at 0x4000_0000 (QEMU virt): the default size, and the sizes a run accepts (Unicorn maps
+# the RAM in one piece; the board's map leaves room for 4 GiB below 0x1_4000_0000).
+DEFAULT_MEMORY = 128 << 20
+MEMORY_MIN = 1 << 20
+MEMORY_MAX = 4 << 30
 
 # Board interrupt numbers (QEMU virt): PPIs are INTID 16..31.
 DEFAULT_PMU_IRQ = 23
@@ -84,7 +100,7 @@ class PmuConfig:
 
 @dataclass
 class MachineConfig:
-    memory: int = 128 << 20
+    memory: int = DEFAULT_MEMORY
     pmu: PmuConfig = field(default_factory=PmuConfig)
     timer_ppis: dict = field(default_factory=lambda: dict(DEFAULT_TIMER_PPIS))
     pvtime_ipa: Optional[int] = None        # KVM_ARM_VCPU_PVTIME_IPA, None = not set

@@ -27,22 +27,19 @@ Where this tree differs from virt's, on purpose:
 
 Public API: :class:`BoardSpec` (``BoardSpec.from_config(cfg)``), :func:`build_dtb` (optionally
 padded to :data:`QEMU_DTB_TOTAL_SIZE`, the size QEMU's tree has in guest memory),
-:func:`to_dts`, :func:`parse_size`, :func:`gic_interrupt`, :func:`intid_kind`, and
-:func:`register` (the ``vpmu dtb`` subcommand; its handler is stored as ``args.func`` and
-returns the exit status). Where the loader puts the blob: docs/research/qemu-boot.md.
+:func:`to_dts`, :func:`gic_interrupt` and :func:`intid_kind`; the ``vpmu dtb``
+subcommand is :mod:`vpmu.commands.dtb`. Where the loader puts the blob:
+docs/research/qemu-boot.md.
 """
 from __future__ import annotations
 
-import argparse
-import os
-import re
-import sys
 from dataclasses import dataclass
 from typing import Optional
 
 import fdt as pyfdt
 
 from .config import DEFAULT_PMU_IRQ, XEN_EVTCHN_PPI, MachineConfig
+from .sizes import format_size
 
 # --- QEMU virt memory map (hw/arm/virt.c base_memmap[]) ---------------------------------
 RAM_BASE = 0x4000_0000
@@ -129,36 +126,6 @@ def gic_interrupt(intid: int, flags: int = GIC_FDT_IRQ_FLAGS_LEVEL_HI) -> list[i
     raise ValueError(f"INTID {intid} is not a PPI or SPI")
 
 
-_SIZE_RE = re.compile(r"^\s*([0-9][0-9a-fA-Fx_]*)\s*(?:([kKmMgGtT])(?:i?[bB])?)?\s*$")
-_SIZE_SHIFT = {"k": 10, "m": 20, "g": 30, "t": 40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``128M``, ``1G``, ``512K``, ``1GiB``, ``0x8000000`` or ``134217728``.
-
-    Suffixes are binary (K = 1024) as in QEMU's ``-m``; a bare number is bytes (unlike
-    QEMU's ``-m 128``, which means MiB: :class:`BoardSpec` rejects such a size as not
-    page-aligned and the error suggests the suffix). Raises ValueError.
-    """
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise ValueError(f"bad size {text!r}: expected e.g. 128M, 1G or 0x8000000")
-    try:
-        value = int(m.group(1), 0)
-    except ValueError:
-        raise ValueError(f"bad size {text!r}: expected e.g. 128M, 1G or 0x8000000") from None
-    if m.group(2):
-        value <<= _SIZE_SHIFT[m.group(2).lower()]
-    return value
-
-
-def _fmt_size(n: int) -> str:
-    for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift} {unit}"
-    return f"{n} bytes"
-
-
 @dataclass(frozen=True)
 class BoardSpec:
     """Everything the device tree says about the board; validated on construction.
@@ -187,8 +154,8 @@ class BoardSpec:
             raise ValueError(f"memory size {self.ram_size} is not a positive multiple of "
                              f"4 KiB{hint}")
         if self.ram_size > RAM_MAX:
-            raise ValueError(f"memory size {_fmt_size(self.ram_size)} exceeds the "
-                             f"{_fmt_size(RAM_MAX)} virt allows below its high I/O area")
+            raise ValueError(f"memory size {format_size(self.ram_size)} exceeds the "
+                             f"{format_size(RAM_MAX)} virt allows below its high I/O area")
         if self.pmu_irq is not None and intid_kind(self.pmu_irq) not in ("PPI", "SPI"):
             raise ValueError(f"PMU interrupt {self.pmu_irq} is not a PPI (16-31) or SPI "
                              f"(32-{31 + GIC_NUM_SPIS})")
@@ -379,96 +346,3 @@ def build_dtb(spec: BoardSpec, *, total_size: Optional[int] = None) -> bytes:
 def to_dts(spec: BoardSpec) -> str:
     """The same tree as device tree source (``dtc -I dts`` compiles it back)."""
     return _tree(spec).to_dts(tabsize=4)
-
-
-# --- vpmu dtb ------------------------------------------------------------------------------
-
-EXIT_OK = 0
-EXIT_USAGE = 2      # bad option value, unwritable output: one line on stderr
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add ``vpmu dtb`` to an argparse subparsers object; returns the new subparser.
-
-    ``args.func(args)`` runs it and returns the exit status (0, or 2 after a one-line
-    error on stderr).
-    """
-    p = subparsers.add_parser(
-        "dtb", help="write the board's device tree (DTB or DTS)",
-        description="Write the device tree a guest run with the same options would get: "
-                    "a DTB blob, or DTS source with --dts.")
-    p.add_argument("--pmu-irq", metavar="INTID",
-                   help=f"PMU overflow interrupt, a PPI 16-31 or SPI 32-{31 + GIC_NUM_SPIS} "
-                        f"(decimal or 0x hex; default {DEFAULT_PMU_IRQ})")
-    p.add_argument("--memory", metavar="SIZE",
-                   help="RAM size, e.g. 128M (default), 1G, 0x8000000 (bytes)")
-    p.add_argument("--xen", action="store_true", help="add the Xen /hypervisor node")
-    p.add_argument("--append", metavar="STR", help="/chosen/bootargs")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="output file ('-' or absent: standard output)")
-    p.add_argument("--dts", action="store_true", help="write DTS source instead of a blob")
-    p.add_argument("--dts-out", metavar="FILE", help="also write DTS source to FILE")
-
-    def error(message: str):                  # argparse's own errors, also on one line
-        print(f"{p.prog}: error: {message}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-
-    p.error = error
-    p.set_defaults(func=lambda args: _cmd_dtb(args, p.prog))
-    return p
-
-
-def _cmd_dtb(args: argparse.Namespace, prog: str) -> int:
-    def fail(message: str) -> int:
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-
-    cfg = MachineConfig()
-    try:
-        if args.memory is not None:
-            cfg.memory = parse_size(args.memory)
-        if args.pmu_irq is not None:
-            try:
-                cfg.pmu.irq = int(args.pmu_irq, 0)
-            except ValueError:
-                return fail(f"--pmu-irq {args.pmu_irq!r} is not a number")
-        cfg.append = args.append
-        cfg.xen = args.xen
-        spec = BoardSpec.from_config(cfg)
-    except ValueError as e:
-        return fail(str(e))
-
-    main_is_text = args.dts
-    payload = to_dts(spec).encode() if main_is_text else build_dtb(spec)
-    out = args.output
-    try:
-        if out in (None, "-"):
-            stream = sys.stdout.buffer
-            if not main_is_text and stream.isatty():
-                return fail("refusing to write a binary DTB to a terminal: use -o FILE or --dts")
-            stream.write(payload)
-            stream.flush()
-        else:
-            _write(out, payload)
-        if args.dts_out:
-            _write(args.dts_out, to_dts(spec).encode())
-    except OSError as e:
-        return fail(f"cannot write {e.filename or out}: {e.strerror or e}")
-    return EXIT_OK
-
-
-def _write(path: str, data: bytes) -> None:
-    # Write then rename, so a failed run never leaves a truncated tree behind.
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if e.filename == tmp:
-            e.filename = path
-        raise

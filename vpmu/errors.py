@@ -34,6 +34,11 @@ class VpmuError(Exception):
             self.status = status
 
 
+class UsageError(VpmuError):
+    """A bad option value (``vpmu run`` flag, ``vpmu.run()`` keyword, ``--vm`` file)."""
+    status = EXIT_USAGE
+
+
 class ImageError(VpmuError):
     status = EXIT_BAD_IMAGE
 

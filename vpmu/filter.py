@@ -16,10 +16,11 @@ This module holds:
   (inclusive, hex or decimal or an event name), converted to one or more structs
   (:meth:`FilterRange.to_structs`) because ``nevents`` is a u16 and cannot say 65536;
 - :func:`pmceid` - the guest's PMCEID0/1 as ``kvm_pmu_get_pmceid()`` computes them;
-- :data:`COMMON_EVENT_NAMES` - a plain number -> Arm name dict (common events 0x00..0x3F and
-  the 0x4000 range) used for names in the syntax and in reports.
+- :data:`COMMON_EVENT_NAMES` - number -> Arm name (common events 0x00..0x3F and the 0x4000
+  range), derived from the event catalogue :mod:`vpmu.pmu.events`, for names in the syntax
+  and in reports.
 
-Pure Python; no numba, no Unicorn.
+Pure Python; no numba, no Unicorn (vpmu.pmu.events is a plain table).
 """
 from __future__ import annotations
 
@@ -31,127 +32,31 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence, Union
 
-from .config import PMU_VERSIONS, event_space
+from .config import PMU_VERSIONS, PMUVER_V3P1, event_space
+from .pmu import events
 
 # include/uapi/linux/kvm.h (arm64 asm/kvm.h): struct kvm_pmu_event_filter.action
 KVM_PMU_EVENT_ALLOW = 0
 KVM_PMU_EVENT_DENY = 1
 ACTION_NAMES = {KVM_PMU_EVENT_ALLOW: "allow", KVM_PMU_EVENT_DENY: "deny"}
 
-# ID_AA64DFR0_EL1.PMUVer values (Arm ARM D19.2; also vpmu.config.PMU_VERSIONS).
-PMUVER_IMP = 1          # PMUv3 (v8.0): 10-bit event numbers
-PMUVER_V3P1 = 4         # from here on: 16-bit event numbers
-
-# Event numbers KVM treats specially (include/linux/perf/arm_pmuv3.h).
-SW_INCR = 0x00
-CPU_CYCLES = 0x11
-CHAIN = 0x1E
-STALL_SLOT_BACKEND = 0x3D
-STALL_SLOT_FRONTEND = 0x3E
-STALL_SLOT = 0x3F
+# Event numbers KVM treats specially (pmu-emul.c: SW_INCR and CHAIN are never filtered,
+# CPU_CYCLES backs the cycle counter; compute_pmceid1() hides the STALL_SLOT events).
+SW_INCR = events.BY_NAME["SW_INCR"].number
+CPU_CYCLES = events.BY_NAME["CPU_CYCLES"].number
+CHAIN = events.BY_NAME["CHAIN"].number
+STALL_SLOT_BACKEND = events.BY_NAME["STALL_SLOT_BACKEND"].number
+STALL_SLOT_FRONTEND = events.BY_NAME["STALL_SLOT_FRONTEND"].number
+STALL_SLOT = events.BY_NAME["STALL_SLOT"].number
 
 STRUCT_FORMAT = "<HHB3s"        # u16 base_event, u16 nevents, u8 action, u8 pad[3]
 STRUCT_SIZE = struct.calcsize(STRUCT_FORMAT)
 U16_MAX = 0xFFFF
 
-# Arm architectural common event numbers and names (Arm ARM D17.11 "PMU events and event
-# numbers"; the same spelling as ARMV8_PMUV3_PERFCTR_* in include/linux/perf/arm_pmuv3.h).
-# A plain dict on purpose: the PMU model's event catalogue may replace or extend it.
-COMMON_EVENT_NAMES: dict[int, str] = {
-    0x00: "SW_INCR",
-    0x01: "L1I_CACHE_REFILL",
-    0x02: "L1I_TLB_REFILL",
-    0x03: "L1D_CACHE_REFILL",
-    0x04: "L1D_CACHE",
-    0x05: "L1D_TLB_REFILL",
-    0x06: "LD_RETIRED",
-    0x07: "ST_RETIRED",
-    0x08: "INST_RETIRED",
-    0x09: "EXC_TAKEN",
-    0x0A: "EXC_RETURN",
-    0x0B: "CID_WRITE_RETIRED",
-    0x0C: "PC_WRITE_RETIRED",
-    0x0D: "BR_IMMED_RETIRED",
-    0x0E: "BR_RETURN_RETIRED",
-    0x0F: "UNALIGNED_LDST_RETIRED",
-    0x10: "BR_MIS_PRED",
-    0x11: "CPU_CYCLES",
-    0x12: "BR_PRED",
-    0x13: "MEM_ACCESS",
-    0x14: "L1I_CACHE",
-    0x15: "L1D_CACHE_WB",
-    0x16: "L2D_CACHE",
-    0x17: "L2D_CACHE_REFILL",
-    0x18: "L2D_CACHE_WB",
-    0x19: "BUS_ACCESS",
-    0x1A: "MEMORY_ERROR",
-    0x1B: "INST_SPEC",
-    0x1C: "TTBR_WRITE_RETIRED",
-    0x1D: "BUS_CYCLES",
-    0x1E: "CHAIN",
-    0x1F: "L1D_CACHE_ALLOCATE",
-    0x20: "L2D_CACHE_ALLOCATE",
-    0x21: "BR_RETIRED",
-    0x22: "BR_MIS_PRED_RETIRED",
-    0x23: "STALL_FRONTEND",
-    0x24: "STALL_BACKEND",
-    0x25: "L1D_TLB",
-    0x26: "L1I_TLB",
-    0x27: "L2I_CACHE",
-    0x28: "L2I_CACHE_REFILL",
-    0x29: "L3D_CACHE_ALLOCATE",
-    0x2A: "L3D_CACHE_REFILL",
-    0x2B: "L3D_CACHE",
-    0x2C: "L3D_CACHE_WB",
-    0x2D: "L2D_TLB_REFILL",
-    0x2E: "L2I_TLB_REFILL",
-    0x2F: "L2D_TLB",
-    0x30: "L2I_TLB",
-    0x31: "REMOTE_ACCESS",
-    0x32: "LL_CACHE",
-    0x33: "LL_CACHE_MISS",
-    0x34: "DTLB_WALK",
-    0x35: "ITLB_WALK",
-    0x36: "LL_CACHE_RD",
-    0x37: "LL_CACHE_MISS_RD",
-    0x38: "REMOTE_ACCESS_RD",
-    0x39: "L1D_CACHE_LMISS_RD",
-    0x3A: "OP_RETIRED",
-    0x3B: "OP_SPEC",
-    0x3C: "STALL",
-    0x3D: "STALL_SLOT_BACKEND",
-    0x3E: "STALL_SLOT_FRONTEND",
-    0x3F: "STALL_SLOT",
-    # 0x4000 range ("extended" common events; PMCEID0/1 bits [63:32]).
-    0x4000: "SAMPLE_POP",
-    0x4001: "SAMPLE_FEED",
-    0x4002: "SAMPLE_FILTRATE",
-    0x4003: "SAMPLE_COLLISION",
-    0x4004: "CNT_CYCLES",
-    0x4005: "STALL_BACKEND_MEM",
-    0x4006: "L1I_CACHE_LMISS",
-    0x4009: "L2D_CACHE_LMISS_RD",
-    0x400A: "L2I_CACHE_LMISS",
-    0x400B: "L3D_CACHE_LMISS_RD",
-    0x400C: "TRB_WRAP",
-    0x400D: "PMU_OVFS",
-    0x400E: "TRB_TRIG",
-    0x400F: "PMU_HOVFS",
-    0x4010: "TRCEXTOUT0",
-    0x4011: "TRCEXTOUT1",
-    0x4012: "TRCEXTOUT2",
-    0x4013: "TRCEXTOUT3",
-    0x4018: "CTI_TRIGOUT4",
-    0x4019: "CTI_TRIGOUT5",
-    0x401A: "CTI_TRIGOUT6",
-    0x401B: "CTI_TRIGOUT7",
-    0x4020: "LDST_ALIGN_LAT",
-    0x4021: "LD_ALIGN_LAT",
-    0x4022: "ST_ALIGN_LAT",
-    0x4024: "MEM_ACCESS_CHECKED",
-    0x4025: "MEM_ACCESS_CHECKED_RD",
-    0x4026: "MEM_ACCESS_CHECKED_WR",
-}
+# Event number -> Arm name, for the filter syntax and reports: a view of the event catalogue
+# (vpmu.pmu.events, the one table of event names; Arm ARM D17.11, the same spelling as
+# ARMV8_PMUV3_PERFCTR_* in include/linux/perf/arm_pmuv3.h).  Callers may pass their own dict.
+COMMON_EVENT_NAMES: dict[int, str] = {e.number: e.name for e in events.CATALOGUE}
 
 
 def event_name(event: int, names: Optional[dict] = None) -> Optional[str]:

@@ -81,167 +81,6 @@ exception_with_syndrome = types.ExternalFunction(
 do_interrupt = types.ExternalFunction("arm_cpu_do_interrupt_aarch64", types.void(types.voidptr))
 
 
-@intrinsic
-def as_ptr(typingctx, addr):
-    """An integer address as a void pointer (for the C functions above)."""
-    def codegen(context, builder, sig, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
-    return types.voidptr(types.uint64), codegen
-
-
-@intrinsic
-def peek64(typingctx, addr):
-    """The uint64 at an integer address."""
-    def codegen(context, builder, sig, args):
-        ptr = builder.inttoptr(args[0], cgutils.int64_t.as_pointer())
-        return builder.load(ptr)
-    return types.uint64(types.uint64), codegen
-
-
-@intrinsic
-def peek32(typingctx, addr):
-    """The uint32 at an integer address."""
-    def codegen(context, builder, sig, args):
-        ptr = builder.inttoptr(args[0], cgutils.int32_t.as_pointer())
-        return builder.zext(builder.load(ptr), cgutils.int64_t)
-    return types.uint64(types.uint64), codegen
-
-
-@intrinsic
-def poke32(typingctx, addr, value):
-    """Store the low 32 bits of value at an integer address."""
-    def codegen(context, builder, sig, args):
-        ptr = builder.inttoptr(args[0], cgutils.int32_t.as_pointer())
-        builder.store(builder.trunc(args[1], cgutils.int32_t), ptr)
-        return context.get_dummy_value()
-    return types.void(types.uint64, types.uint64), codegen
-
-
-# --- where Unicorn keeps the CPU ---------------------------------------------------------------
-@dataclass(frozen=True)
-class CpuLayout:
-    """Offsets into Unicorn 2.1.4's private structures, found by probing (not by headers):
-    ``uc_struct.cpu`` (the one CPUState), ``env`` inside the CPU object (CPUARMState),
-    and ``exception.syndrome`` / ``exception.vaddress`` inside env.  xregs[0] is at env + 64
-    (``uint32_t regs[16]`` comes first, target/arm/cpu.h)."""
-    uc_cpu: int
-    cpu_env: int
-    syndrome: int
-    vaddress: int
-    XREGS = 64
-
-
-_LAYOUT: CpuLayout | None = None
-
-
-def _read_mem(fd: int, addr: int, n: int) -> bytes | None:
-    try:
-        return os.pread(fd, n, addr)
-    except OSError:
-        return None
-
-
-def cpu_layout() -> CpuLayout:
-    """Find (once per process) where Unicorn keeps the CPU state, in a scratch engine: X0..X3
-    set to known values are searched for behind every pointer of the uc_struct; a BRK with a
-    known immediate gives the syndrome, a load from an unmapped address the fault address."""
-    global _LAYOUT
-    if _LAYOUT is not None:
-        return _LAYOUT
-    uc = unicorn.Uc(_UC.UC_ARCH_ARM64, _UC.UC_MODE_ARM)
-    uc.ctl_set_cpu_model(_R.UC_CPU_ARM64_A57)
-    magic = [0x5650_4D55_0000_0000 | (i * 0x1111_1111) for i in range(4)]
-    for i, m in enumerate(magic):
-        uc.reg_write(_R.UC_ARM64_REG_X0 + i, m)
-    pattern = b"".join(struct.pack("<Q", m) for m in magic)
-    ucp = uc._uch.value if hasattr(uc._uch, "value") else uc._uch
-    fd = os.open("/proc/self/mem", os.O_RDONLY)
-    try:
-        raw = _read_mem(fd, ucp, 4096) or b""
-        hits = []
-        for off in range(0, len(raw) - 7, 8):
-            p, = struct.unpack_from("<Q", raw, off)
-            if p < 0x10000 or p >= 1 << 47:
-                continue
-            blob = _read_mem(fd, p, 1 << 17)
-            k = blob.find(pattern) if blob else -1
-            if k < CpuLayout.XREGS:
-                continue
-            # the CPU object itself: its CPUState.env_ptr, near the start, points at that env
-            env = struct.pack("<Q", p + k - CpuLayout.XREGS)
-            if any(blob[j:j + 8] == env for j in range(0, min(4096, k - CpuLayout.XREGS), 8)):
-                hits.append((off, k - CpuLayout.XREGS))
-        if len(hits) != 1:
-            raise RuntimeError(f"cannot locate Unicorn's CPU state ({len(hits)} candidates)")
-        uc_cpu, cpu_env = hits[0]
-        cpu, = struct.unpack_from("<Q", _read_mem(fd, ucp + uc_cpu, 8) or b"\0" * 8)
-        env = cpu + cpu_env
-        # the syndrome of an exception, seen from the interrupt hook
-        uc.mem_map(0x1000, 0x1000)
-        uc.mem_write(0x1000, struct.pack("<I", 0xD4200000 | (0x1A5 << 5)))     # brk #0x1a5
-        seen: list[bytes] = []
-
-        def intr(u, intno, _ud):
-            seen.append(_read_mem(fd, env, 1 << 16) or b"")
-            u.emu_stop()
-
-        uc.hook_add(_UC.UC_HOOK_INTR, intr)
-        uc.emu_start(0x1000, 0x1004, count=1)
-        if not seen:
-            raise RuntimeError("cannot locate the exception syndrome in Unicorn's CPU state")
-        syndrome = seen[0].find(struct.pack("<I", (0x3C << 26) | (1 << 25) | 0x1A5))
-        if syndrome < 0:
-            raise RuntimeError("cannot locate the exception syndrome in Unicorn's CPU state")
-        vaddress = syndrome + 8       # struct { u32 syndrome; u32 fsr; u64 vaddress; ... } exception
-    finally:
-        os.close(fd)
-    _LAYOUT = CpuLayout(uc_cpu, cpu_env, syndrome, vaddress)
-    return _LAYOUT
-
-
-_UNIMPLEMENTED: dict[tuple[int, bool], bool] = {}
-
-
-def unimplemented(keys, is_read: bool) -> set[int]:
-    """The system registers (regs.key packing) among keys whose access the engine's CPU model
-    translates as "unallocated" at EL1 (cortex-a57 in Unicorn 2.1.4: the GICv3 CPU interface,
-    PMEVCNTR/PMEVTYPER<n> for n >= 4, PMMIR_EL1, ...).  A UC_HOOK_INSN that handles such an
-    access skips to after the exception QEMU would raise, which ends the block without
-    advancing the PC: the hook must advance it.  Probed once per process: the access is run
-    with a hook that claims it, and it is unimplemented if the hook is reached again at once."""
-    todo = [k for k in keys if (k, is_read) not in _UNIMPLEMENTED]
-    if todo:
-        uc = unicorn.Uc(_UC.UC_ARCH_ARM64, _UC.UC_MODE_ARM)
-        uc.ctl_set_cpu_model(_R.UC_CPU_ARM64_A57)
-        uc.cpr_write(3, 6, 1, 1, 0, 1 << 10)          # SCR_EL3.RW: EL1 is AArch64 (as the board)
-        uc.mem_map(0x1000, 0x1000)
-        calls = [0]
-
-        def hook(u, reg, cp, _ud):
-            calls[0] += 1
-            if calls[0] > 1:
-                u.emu_stop()
-            return 1
-
-        uc.hook_add(_UC.UC_HOOK_INSN, hook, None, 1, 0, _R.UC_ARM64_INS_MRS if is_read else _R.UC_ARM64_INS_MSR)
-        for k in todo:
-            op0, op1, crn, crm, op2 = (k >> 14) & 3, (k >> 11) & 7, (k >> 7) & 15, (k >> 3) & 15, k & 7
-            word = 0xD5000000 | (int(is_read) << 21) | (op0 << 19) | (op1 << 16) | (crn << 12) | (crm << 8) \
-                | (op2 << 5)
-            uc.mem_write(0x1000, struct.pack("<III", word, 0xD503201F, 0xD503201F))   # access; nop; nop
-            uc.ctl_remove_cache(0x1000, 0x2000)
-            calls[0] = 0
-            uc.emu_start(0x1000, 0x1008, count=4)
-            _UNIMPLEMENTED[(k, is_read)] = calls[0] > 1
-    return {k for k in keys if _UNIMPLEMENTED[(k, is_read)]}
-
-
-def cpu_and_env(uc) -> tuple[int, int]:
-    """Addresses of the CPU object and its CPUARMState in this engine."""
-    lay = cpu_layout()
-    ucp = uc._uch.value if hasattr(uc._uch, "value") else uc._uch
-    cpu = ctypes.c_uint64.from_address(ucp + lay.uc_cpu).value
-    return cpu, cpu + lay.cpu_env
 pycall = types.ExternalFunction("vpmu_pycall", types.int64(types.int64, types.voidptr))
 
 # --- hook registration -----------------------------------------------------------------------
@@ -301,3 +140,160 @@ uclib.uc_vmem_write.restype = ctypes.c_int
 uclib.uc_vmem_write.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 uclib.uc_vmem_read.restype = ctypes.c_int
 uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+
+
+# --- raw memory access from native code ------------------------------------------------------
+@intrinsic
+def as_ptr(typingctx, addr):
+    """An integer address as a void pointer (for the C functions above)."""
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+    return types.voidptr(types.uint64), codegen
+
+
+@intrinsic
+def peek64(typingctx, addr):
+    """The uint64 at an integer address."""
+    def codegen(context, builder, sig, args):
+        ptr = builder.inttoptr(args[0], cgutils.int64_t.as_pointer())
+        return builder.load(ptr)
+    return types.uint64(types.uint64), codegen
+
+
+@intrinsic
+def peek32(typingctx, addr):
+    """The uint32 at an integer address."""
+    def codegen(context, builder, sig, args):
+        ptr = builder.inttoptr(args[0], cgutils.int32_t.as_pointer())
+        return builder.zext(builder.load(ptr), cgutils.int64_t)
+    return types.uint64(types.uint64), codegen
+
+
+@intrinsic
+def poke32(typingctx, addr, value):
+    """Store the low 32 bits of value at an integer address."""
+    def codegen(context, builder, sig, args):
+        ptr = builder.inttoptr(args[0], cgutils.int32_t.as_pointer())
+        builder.store(builder.trunc(args[1], cgutils.int32_t), ptr)
+        return context.get_dummy_value()
+    return types.void(types.uint64, types.uint64), codegen
+
+
+# --- where Unicorn keeps the CPU ---------------------------------------------------------------
+@dataclass(frozen=True)
+class CpuLayout:
+    """Offsets into Unicorn 2.1.4's private CPU state, found by probing (not from headers):
+    ``env`` (CPUARMState) inside the CPU object that ``qemu_get_cpu`` returns, and
+    ``exception.syndrome`` / ``exception.vaddress`` inside env.  xregs[0] is at env + 64
+    (``uint32_t regs[16]`` comes first, target/arm/cpu.h)."""
+    cpu_env: int
+    syndrome: int
+    vaddress: int
+    XREGS = 64
+
+
+_LAYOUT: CpuLayout | None = None
+uclib.qemu_get_cpu_aarch64.restype = ctypes.c_void_p
+uclib.qemu_get_cpu_aarch64.argtypes = [ctypes.c_void_p, ctypes.c_int]
+
+
+def _read_mem(fd: int, addr: int, n: int) -> bytes | None:
+    try:
+        return os.pread(fd, n, addr)
+    except OSError:
+        return None
+
+
+def _cpu(uc) -> int:
+    """Unicorn's one CPU (``uc->cpu``; qemu_get_cpu matches its cpu_index, which Unicorn 2.1.4
+    leaves at -1)."""
+    uc.reg_read(_R.UC_ARM64_REG_PC)        # Unicorn creates the CPU on first use
+    for index in (-1, 0):
+        cpu = uclib.qemu_get_cpu_aarch64(uc._uch, index)
+        if cpu:
+            return cpu
+    raise RuntimeError("cannot find Unicorn's CPU")
+
+
+def cpu_layout() -> CpuLayout:
+    """Find (once per process) where Unicorn keeps the CPU state, in a scratch engine: X0..X3
+    set to known values are searched for in the CPU object, and a BRK with a known immediate
+    gives the syndrome (the fault address follows it: struct { u32 syndrome; u32 fsr;
+    u64 vaddress; } exception)."""
+    global _LAYOUT
+    if _LAYOUT is not None:
+        return _LAYOUT
+    uc = unicorn.Uc(_UC.UC_ARCH_ARM64, _UC.UC_MODE_ARM)
+    uc.ctl_set_cpu_model(_R.UC_CPU_ARM64_A57)
+    magic = [0x5650_4D55_0000_0000 | (i * 0x1111_1111) for i in range(4)]
+    for i, m in enumerate(magic):
+        uc.reg_write(_R.UC_ARM64_REG_X0 + i, m)
+    cpu = _cpu(uc)
+    fd = os.open("/proc/self/mem", os.O_RDONLY)
+    try:
+        blob = _read_mem(fd, cpu, 1 << 17) or b""
+        k = blob.find(b"".join(struct.pack("<Q", m) for m in magic))
+        if k < CpuLayout.XREGS:
+            raise RuntimeError("cannot locate Unicorn's CPU registers")
+        cpu_env = k - CpuLayout.XREGS
+        env = cpu + cpu_env
+        uc.mem_map(0x1000, 0x1000)
+        uc.mem_write(0x1000, struct.pack("<I", 0xD4200000 | (0x1A5 << 5)))     # brk #0x1a5
+        seen: list[bytes] = []
+
+        def intr(u, intno, _ud):
+            seen.append(_read_mem(fd, env, 1 << 16) or b"")
+            u.emu_stop()
+
+        uc.hook_add(_UC.UC_HOOK_INTR, intr)
+        uc.emu_start(0x1000, 0x1004, count=1)
+        syndrome = seen[0].find(struct.pack("<I", (0x3C << 26) | (1 << 25) | 0x1A5)) if seen else -1
+        if syndrome < 0:
+            raise RuntimeError("cannot locate the exception syndrome in Unicorn's CPU state")
+    finally:
+        os.close(fd)
+    _LAYOUT = CpuLayout(cpu_env, syndrome, syndrome + 8)
+    return _LAYOUT
+
+
+_UNIMPLEMENTED: dict[tuple[int, bool], bool] = {}
+
+
+def unimplemented(keys, is_read: bool) -> set[int]:
+    """The system registers (regs.key packing) among keys whose access the engine's CPU model
+    translates as "unallocated" at EL1 (cortex-a57 in Unicorn 2.1.4: the GICv3 CPU interface,
+    PMEVCNTR/PMEVTYPER<n> for n >= 4, PMMIR_EL1, ...).  A UC_HOOK_INSN that handles such an
+    access skips to after the exception QEMU would raise, which ends the block without
+    advancing the PC: the hook must advance it.  Probed once per process: the access is run
+    with a hook that claims it, and it is unimplemented if the hook is reached again at once."""
+    todo = [k for k in keys if (k, is_read) not in _UNIMPLEMENTED]
+    if todo:
+        uc = unicorn.Uc(_UC.UC_ARCH_ARM64, _UC.UC_MODE_ARM)
+        uc.ctl_set_cpu_model(_R.UC_CPU_ARM64_A57)
+        uc.cpr_write(3, 6, 1, 1, 0, 1 << 10)          # SCR_EL3.RW: EL1 is AArch64 (as the board)
+        uc.mem_map(0x1000, 0x1000)
+        calls = [0]
+
+        def hook(u, reg, cp, _ud):
+            calls[0] += 1
+            if calls[0] > 1:
+                u.emu_stop()
+            return 1
+
+        uc.hook_add(_UC.UC_HOOK_INSN, hook, None, 1, 0, _R.UC_ARM64_INS_MRS if is_read else _R.UC_ARM64_INS_MSR)
+        for k in todo:
+            op0, op1, crn, crm, op2 = (k >> 14) & 3, (k >> 11) & 7, (k >> 7) & 15, (k >> 3) & 15, k & 7
+            word = 0xD5000000 | (int(is_read) << 21) | (op0 << 19) | (op1 << 16) | (crn << 12) | (crm << 8) \
+                | (op2 << 5)
+            uc.mem_write(0x1000, struct.pack("<III", word, 0xD503201F, 0xD503201F))   # access; nop; nop
+            uc.ctl_remove_cache(0x1000, 0x2000)
+            calls[0] = 0
+            uc.emu_start(0x1000, 0x1008, count=4)
+            _UNIMPLEMENTED[(k, is_read)] = calls[0] > 1
+    return {k for k in keys if _UNIMPLEMENTED[(k, is_read)]}
+
+
+def cpu_and_env(uc) -> tuple[int, int]:
+    """Addresses of the CPU object and its CPUARMState in this engine."""
+    cpu = _cpu(uc)
+    return cpu, cpu + cpu_layout().cpu_env

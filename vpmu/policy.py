@@ -14,33 +14,29 @@ space is 1024 events on a PMUv3 v3p0 host.  The functions here answer:
   array a VMM passes (8 bytes each, little-endian) and back;
 - :func:`impact_report` - what a policy changed in a guest run (two RunResults).
 
-:func:`register` adds them as ``vpmu policy explain|lint|diff|export|import|impact`` to an
-argparse subparsers object.  Exit status: 0 success / nothing to report, 1 ``lint`` found
-warnings, ``diff`` found differences or ``impact`` saw a counter change, 2 bad input (one
-line on stderr, never a traceback).
+The command line (``vpmu policy explain|lint|diff|export|import|impact``) is
+:mod:`vpmu.commands.policy`.
 """
 from __future__ import annotations
 
-import argparse
 import binascii
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
-from .config import PMU_VERSIONS, event_space
+from .config import PMUVER_V3P7, event_space
 from .filter import (CHAIN, COMMON_EVENT_NAMES, CPU_CYCLES, KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY,
-                     STRUCT_SIZE, SW_INCR, EventFilter, FilterRange, KvmPmuEventFilter,
+                     SW_INCR, EventFilter, FilterRange, KvmPmuEventFilter,
                      event_label, pack_filters, parse_filter, ranges_to_structs,
                      space_description, structs_to_ranges, unpack_filters)
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 DEFAULT_PMU_VERSION = "3.7"
 
 
 class PolicyError(ValueError):
-    """Bad policy input; the CLI prints it as one line and exits with status 2."""
+    """Bad policy input (the CLI prints it as one line and exits with status 2)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +137,7 @@ def effective(ranges: Sequence[FilterRange], nr_events: int) -> EventFilter:
     return EventFilter.from_ranges(ranges, nr_events)
 
 
-def _names_in(first: int, last: int, limit: int = 6) -> str:
+def names_in(first: int, last: int, limit: int = 6) -> str:
     """Arm names of the events in [first, last] (at most ``limit``, then a count)."""
     named = [COMMON_EVENT_NAMES[e] for e in sorted(COMMON_EVENT_NAMES) if first <= e <= last]
     if len(named) > limit:
@@ -149,14 +145,14 @@ def _names_in(first: int, last: int, limit: int = 6) -> str:
     return ", ".join(named)
 
 
-def _fmt_range(first: int, last: int) -> str:
+def fmt_range(first: int, last: int) -> str:
     return f"0x{first:04X}" if first == last else f"0x{first:04X}-0x{last:04X}"
 
 
 def _run_line(first: int, last: int, label: str) -> str:
     n = last - first + 1
     count = "" if n == 1 else f"({n} events) "
-    return f"  {label:<6} {_fmt_range(first, last):<14} {count}{_names_in(first, last)}".rstrip()
+    return f"  {label:<6} {fmt_range(first, last):<14} {count}{names_in(first, last)}".rstrip()
 
 
 def explain_policy(ranges: Sequence[FilterRange], nr_events: int) -> str:
@@ -291,7 +287,7 @@ def _lint_first(r: FilterRange, later: list, flt: EventFilter, warns: list) -> N
         warns.append(LintWarning(
             "cancel", f"filter #{j} {x} cancels the first filter {r}, but the default that "
             f"first filter set stays DENY (KVM never returns to the no-filter state): "
-            f"{_fmt_range(r.first, r.last)} end up denied with every event not explicitly "
+            f"{fmt_range(r.first, r.last)} end up denied with every event not explicitly "
             f"allowed{everything}. To allow everything, install no filter at all", j))
     else:
         warns.append(LintWarning(
@@ -348,8 +344,8 @@ def readable_structs(structs: Sequence[KvmPmuEventFilter]) -> str:
             covers = "(no events)"
         else:
             last = s.base_event + s.nevents - 1
-            covers = _fmt_range(s.base_event, last)
-            names = _names_in(s.base_event, last, 3)
+            covers = fmt_range(s.base_event, last)
+            names = names_in(s.base_event, last, 3)
             covers += f" {names}" if names else ""
         lines.append(f"{i:>3}  0x{s.base_event:04X}      {s.nevents:>7}  {act:<6}  {raw}  {covers}")
     return "\n".join(lines) + "\n"
@@ -419,7 +415,7 @@ def _pmu(result) -> dict:
     return pmu
 
 
-def impact_report(without, with_policy, flt: EventFilter, guest_pmuver: int = 7) -> ImpactReport:
+def impact_report(without, with_policy, flt: EventFilter, guest_pmuver: int = PMUVER_V3P7) -> ImpactReport:
     """Compare two RunResult-like objects (``.pmu`` dict with ``n``, ``evtyper``, ``evcntr``,
     ``pmcntenset``, ``pmccntr``): the run without and the run with the policy.
 
@@ -429,7 +425,7 @@ def impact_report(without, with_policy, flt: EventFilter, guest_pmuver: int = 7)
     ``PMEVTYPER & event mask`` of the guest PMU version; PMCCNTR counts CPU_CYCLES.
     """
     a, b = _pmu(without), _pmu(with_policy)
-    mask = 0x3FF if guest_pmuver == 1 else 0xFFFF
+    mask = event_space(guest_pmuver) - 1
     rep = ImpactReport()
     n = int(a.get("n", 0))
     ena = int(a.get("pmcntenset", 0))
@@ -459,222 +455,3 @@ def impact_report(without, with_policy, flt: EventFilter, guest_pmuver: int = 7)
     rep.denied_programmed = denied
     rep.never_filtered_denied = hidden
     return rep
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-
-def _policy_from(filters: Optional[list], policy: Optional[str], what: str = "") -> list[FilterRange]:
-    if filters and policy:
-        raise PolicyError(f"give the {what}policy either as --{what}filter items or as "
-                          f"--{what}policy FILE, not both")
-    if policy:
-        return read_policy_file(policy)
-    out = []
-    for t in filters or []:
-        try:
-            out.append(parse_filter(t))
-        except ValueError as e:
-            raise PolicyError(str(e)) from None
-    return out
-
-
-def _nr_events(args) -> int:
-    v = args.pmu_version
-    if v not in PMU_VERSIONS:
-        raise PolicyError(f"unknown --pmu-version {v!r} (use one of {', '.join(PMU_VERSIONS)})")
-    return event_space(PMU_VERSIONS[v])
-
-
-def _cmd_explain(args) -> int:
-    ranges = _policy_from(args.filter, args.policy)
-    sys.stdout.write(explain_policy(ranges, _nr_events(args)))
-    return EXIT_OK
-
-
-def _cmd_lint(args) -> int:
-    ranges = _policy_from(args.filter, args.policy)
-    nr = _nr_events(args)
-    warns = lint_policy(ranges, nr)
-    for w in warns:
-        print(w)
-    print(f"{len(warns)} warning(s) for {len(ranges)} filter(s) "
-          f"({space_description(nr)})")
-    return EXIT_FINDINGS if warns else EXIT_OK
-
-
-def _cmd_diff(args) -> int:
-    nr = _nr_events(args)
-    a = _policy_from(args.filter, args.policy)
-    b = _policy_from(args.new_filter, args.new_policy, "new-")
-    diffs = diff_policies(a, b, nr)
-    fmt = lambda rs: ", ".join(str(r) for r in rs) or "(no filter)"  # noqa: E731
-    print(f"A: {fmt(a)}")
-    print(f"B: {fmt(b)}")
-    if not diffs:
-        print("The policies allow and deny exactly the same events.")
-        if bool(a) != bool(b):
-            print("Note: only one of them installs a filter; PMCEID0/1[63:32] differ on a "
-                  "10-bit guest and SET_PMU behaves differently.")
-        return EXIT_OK
-    print("Events decided differently (A -> B):")
-    total = 0
-    for first, last, va, vb in diffs:
-        total += last - first + 1
-        label = f"{'allow' if va else 'deny'} -> {'allow' if vb else 'deny'}"
-        n = last - first + 1
-        count = "" if n == 1 else f"({n} events) "
-        print(f"  {_fmt_range(first, last):<14} {label:<15} {count}{_names_in(first, last)}".rstrip())
-    print(f"{total} event(s) differ.")
-    return EXIT_FINDINGS
-
-
-def _cmd_export(args) -> int:
-    ranges = _policy_from(args.filter, args.policy)
-    check_space(ranges, _nr_events(args))
-    structs = ranges_to_structs(ranges)
-    data = pack_filters(structs)
-    if args.output:
-        try:
-            Path(args.output).write_bytes(data)
-        except OSError as e:
-            raise PolicyError(f"cannot write {args.output}: {e.strerror or e}") from None
-        print(f"wrote {len(structs)} struct kvm_pmu_event_filter ({len(data)} bytes) to {args.output}")
-    if args.readable:
-        sys.stdout.write(readable_structs(structs))
-    elif not args.output:
-        for s in structs:
-            print(s.pack().hex())
-    return EXIT_OK
-
-
-def _cmd_import(args) -> int:
-    data = bytes_from_file(args.file)
-    if len(data) % STRUCT_SIZE:
-        raise PolicyError(f"{args.file}: {len(data)} bytes is not a whole number of "
-                          f"{STRUCT_SIZE}-byte struct kvm_pmu_event_filter entries")
-    structs = unpack_filters(data)
-    ranges = import_bytes(data)
-    if any(s.pad != b"\0\0\0" for s in structs):
-        print(f"{args.file}: note: nonzero pad bytes (KVM ignores them; re-export writes zeros)",
-              file=sys.stderr)
-    check_space(ranges, _nr_events(args))
-    if args.args:
-        print(" ".join(f"--filter {r}" for r in ranges))
-    else:
-        print(f"# {len(structs)} struct kvm_pmu_event_filter from {args.file}")
-        for r in ranges:
-            print(r)
-    return EXIT_OK
-
-
-def _cmd_impact(args) -> int:
-    nr = _nr_events(args)
-    ranges = _policy_from(args.filter, args.policy)
-    flt = effective(ranges, nr)
-    try:
-        from .api import run
-    except ImportError as e:
-        raise PolicyError(f"the runner is not available: {e}") from None
-    opts = {"pmu_version": args.pmu_version}
-    if args.max_insns is not None:
-        opts["max_insns"] = args.max_insns
-    results = []
-    for filters in ([], [str(r) for r in ranges]):
-        try:
-            res = run(args.elf, filters=filters, **opts)
-        except Exception as e:                      # the runner's own errors: still one line
-            raise PolicyError(f"{args.elf}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        if getattr(res, "error", None):
-            raise PolicyError(f"{args.elf}: {res.error}")
-        results.append(res)
-    rep = impact_report(results[0], results[1], flt, PMU_VERSIONS[args.pmu_version])
-    sys.stdout.write(rep.format())
-    return EXIT_FINDINGS if rep.changed else EXIT_OK
-
-
-def _one_line_error(parser: argparse.ArgumentParser, prog: str):
-    def error(message: str):
-        sys.stderr.write(f"{prog}: error: {message}\n")
-        sys.exit(EXIT_USAGE)
-    parser.error = error
-
-
-def _wrap(func, name: str):
-    def run(args) -> int:
-        try:
-            return func(args)
-        except (PolicyError, ValueError, OSError) as e:
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            sys.stderr.write(f"vpmu policy {name}: error: {msg}\n")
-            return EXIT_USAGE
-    return run
-
-
-def _add_policy_args(p: argparse.ArgumentParser, prefix: str = "", what: str = "") -> None:
-    p.add_argument(f"--{prefix}filter", action="append", default=[], metavar="allow|deny:FIRST[-LAST]",
-                   help=f"one KVM_ARM_VCPU_PMU_V3_FILTER call of the {what}policy, in order "
-                        "(hex, decimal or event names; inclusive; allow:none = zero-length)")
-    p.add_argument(f"--{prefix}policy", metavar="FILE",
-                   help=f"read the {what}policy from FILE: the binary export, its hex dump, or "
-                        "one item per line with # comments ('-' = stdin)")
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add ``policy`` with sub-commands to an argparse subparsers object.  Each leaf sets
-    ``func``: call ``args.func(args)`` and use the int it returns as the exit status."""
-    top = subparsers.add_parser(
-        "policy", help="evaluate KVM PMU event-filter policies (explain, lint, diff, export, import, impact)",
-        description=__doc__.split("\n\n")[0] + " Exit status: 0 ok, 1 findings "
-                    "(lint warnings, diff differences, impact changes), 2 bad input.")
-    _one_line_error(top, "vpmu policy")
-    sp = top.add_subparsers(dest="policy_command", metavar="COMMAND")
-    sp.required = True
-
-    def leaf(name: str, func, help_text: str, policy: bool = True) -> argparse.ArgumentParser:
-        p = sp.add_parser(name, help=help_text, description=help_text)
-        _one_line_error(p, f"vpmu policy {name}")
-        if policy:
-            _add_policy_args(p)
-        p.add_argument("--pmu-version", default=DEFAULT_PMU_VERSION, metavar="|".join(PMU_VERSIONS),
-                       help="host PMU version: 3.0 has a 1024-event space, 3.1+ 65536 "
-                            f"(default {DEFAULT_PMU_VERSION})")
-        p.set_defaults(func=_wrap(func, name))
-        return p
-
-    leaf("explain", _cmd_explain, "show the effective policy: the default and every "
-         "allowed/denied range with event names")
-    leaf("lint", _cmd_lint, "warn about KVM filter pitfalls (cancelling, SW_INCR/CHAIN, "
-         "CPU_CYCLES, event space, redundant or shadowed ranges); exit 1 if any warning")
-    d = leaf("diff", _cmd_diff, "list the events two policies decide differently "
-             "(A: --filter/--policy, B: --new-filter/--new-policy, default no filter); exit 1 if any")
-    _add_policy_args(d, "new-", "new ")
-    e = leaf("export", _cmd_export, "the struct kvm_pmu_event_filter array a VMM passes to KVM: "
-             "hex on stdout (one 8-byte struct per line), binary with -o, or --readable")
-    e.add_argument("-o", "--output", metavar="FILE", help="write the binary array to FILE")
-    e.add_argument("--readable", action="store_true", help="print a table of the structs")
-    i = leaf("import", _cmd_import, "turn an exported array (binary or hex) back into "
-             "filter items", policy=False)
-    i.add_argument("file", metavar="FILE", help="binary array or its hex dump ('-' = stdin)")
-    i.add_argument("--args", action="store_true", help="print as --filter options on one line")
-    m = leaf("impact", _cmd_impact, "run a guest without and with the policy and report which "
-             "programmed counters changed and which programmed events the policy denies; "
-             "exit 1 if a counter changed")
-    m.add_argument("elf", metavar="GUEST.elf")
-    m.add_argument("--max-insns", type=int, default=None, metavar="N")
-    return top
-
-
-def main(argv: Optional[Iterable[str]] = None) -> int:
-    """``python -m vpmu.policy ...`` (same as ``vpmu policy ...``)."""
-    parser = argparse.ArgumentParser(prog="vpmu")
-    _one_line_error(parser, "vpmu")
-    sub = parser.add_subparsers(dest="command")
-    sub.required = True
-    register(sub)
-    args = parser.parse_args(["policy", *(list(argv) if argv is not None else sys.argv[1:])])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
 """pytest plugin (registered through the ``pytest11`` entry point ``vpmu``).
 
 Fixtures:
-- ``vpmu_run(guest, **options) -> RunResult``: run a guest with the CLI's options as keyword
-  arguments; ``guest`` is a path or a bare name looked up in the guest directory
+- ``vpmu_run(guest, **options) -> RunResult``: run a guest with ``vpmu run``'s options as
+  keyword arguments (:class:`vpmu.options.RunOptions`, as ``vpmu.run()``); ``guest`` is a path or a bare name looked up in the guest directory
   (``--vpmu-guests DIR``, ini ``vpmu_guests``, default ``guests/build`` under the rootdir).
   A runner-side error (bad image, instruction limit...) fails the test with its one-line
   reason unless ``expect_error=True`` is passed.
@@ -44,12 +44,10 @@ def resolve_guest(guest_dir: Path, guest: str) -> str:
 
 @pytest.fixture
 def vpmu_run(vpmu_guest_dir):
-    from vpmu.api import run_config
-    from vpmu.cli import config_from_options
+    from vpmu import api
 
     def run(guest: str, expect_error: bool = False, **options):
-        cfg = config_from_options(**options)
-        res = run_config(resolve_guest(vpmu_guest_dir, guest), cfg)
+        res = api.run(resolve_guest(vpmu_guest_dir, guest), **options)
         if res.error and not expect_error:
             tail = "\n".join(res.output.splitlines()[-10:])
             pytest.fail(f"{guest}: {res.error}\n--- guest output (tail) ---\n{tail}", pytrace=False)

@@ -15,9 +15,9 @@ import difflib
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 
+from .api import run
 from .errors import VpmuError
 
 QEMU_ARGS = ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-icount", "shift=0", "-semihosting",
@@ -46,9 +46,8 @@ def run_qemu(qemu: str, guest: str, timeout: float = 60.0, extra: list[str] | No
 
 
 def run_vpmu(guest: str, options: dict) -> Outcome:
-    from .api import run_config
-    from .cli import config_from_options
-    r = run_config(guest, config_from_options(**options))
+    """The guest under vpmu with ``vpmu run``'s options (keyword names of vpmu.run())."""
+    r = run(guest, **options)
     if r.error:
         raise VpmuError(f"vpmu: {r.error}", 2)
     return Outcome(r.exit_status, r.output.splitlines())
@@ -69,33 +68,3 @@ def compare(a: Outcome, b: Outcome, ignore: set[str]) -> list[str]:
     if la != lb:
         out.extend(difflib.unified_diff(la, lb, "vpmu", "qemu", lineterm="", n=1))
     return out
-
-
-def cmd_qemu_diff(args) -> int:
-    qemu = find_qemu(args.qemu)
-    if qemu is None:
-        sys.stderr.write("vpmu qemu-diff: qemu-system-aarch64 not found (install QEMU or pass --qemu PATH)\n")
-        return 2
-    if not os.path.exists(args.guest):
-        raise VpmuError(f"{args.guest}: no such file", 2)
-    opts = {"pmu_version": args.pmu_version}
-    a = run_vpmu(args.guest, opts)
-    b = run_qemu(qemu, args.guest, args.timeout)
-    diff = compare(a, b, set(args.ignore or []))
-    if not diff:
-        print(f"identical: {len(a.lines)} lines, exit status {a.status}"
-              + (f" (ignoring {', '.join(sorted(args.ignore))})" if args.ignore else ""))
-        return 0
-    print("\n".join(diff))
-    return 1
-
-
-def register(sub) -> None:
-    p = sub.add_parser("qemu-diff", help="run a guest under vpmu and under QEMU virt; compare outputs",
-                       description=__doc__)
-    p.add_argument("guest")
-    p.add_argument("--qemu", default=None, help="qemu-system-aarch64 binary (default: from PATH)")
-    p.add_argument("--pmu-version", default="3.0", help="vpmu's PMU version (default 3.0 = QEMU cortex-a57)")
-    p.add_argument("--ignore", action="append", metavar="KEY", help="ignore KEY=... lines (repeatable)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds QEMU may run (default 60)")
-    p.set_defaults(func=cmd_qemu_diff)

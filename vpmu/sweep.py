@@ -8,19 +8,19 @@ be written as CSV (``--csv FILE``) or JSON (``--json FILE``).  The baseline poli
 """
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from .api import run_config
 from .errors import VpmuError
+from .options import RunOptions
 
 
-def _guest_path(g: str) -> str:
+def guest_path(g: str) -> str:
     if os.path.exists(g):
         return g
     p = Path(__file__).resolve().parent.parent / "guests" / "build" / f"{g}.elf"
@@ -29,30 +29,10 @@ def _guest_path(g: str) -> str:
     raise VpmuError(f"guest {g!r}: no such file (and no guests/build/{g}.elf)", 2)
 
 
-def _policies(args) -> list[tuple[str, list[str]]]:
-    from .policy import read_policy_file
-    out: list[tuple[str, list[str]]] = [] if args.no_baseline else [("none", [])]
-    for path in args.policy or []:
-        try:
-            items = [str(r) for r in read_policy_file(path)]
-        except Exception as e:
-            raise VpmuError(f"--policy {path}: {e}", 2) from None
-        out.append((Path(path).stem, items))
-    for spec in args.filters or []:
-        name, _, body = spec.rpartition("=") if "=" in spec.split(":")[0] else ("", "", spec)
-        items = [x.strip() for x in body.replace(";", ",").split(",") if x.strip()]
-        out.append((name or body, items))
-    if not out:
-        raise VpmuError("no policies to sweep (use --policy/--filters, or keep the baseline)", 2)
-    return out
-
-
 def _job(guest: str, policy: str, items: list[str], opts: dict) -> dict:
-    from .api import run_config
-    from .cli import config_from_options
     row = {"guest": Path(guest).name, "policy": policy, "filters": " ".join(items)}
     try:
-        cfg = config_from_options(filters=items, **opts)
+        cfg = RunOptions.from_keywords(filters=items, **opts).to_machine_config()
         r = run_config(guest, cfg, keep_trace=False)
     except VpmuError as e:
         row.update(status=e.status, reason="error", error=str(e), instructions=None, counters={})
@@ -117,36 +97,3 @@ def write_csv(rows: list[dict], path: str) -> None:
         for r in rows:
             w.writerow([r["guest"], r["policy"], r["filters"], r["status"], r["reason"], r["instructions"],
                         r.get("error", "")] + [r["counters"].get(k, "") for k in keys])
-
-
-def cmd_sweep(args) -> int:
-    guests = [_guest_path(g) for g in args.guests]
-    policies = _policies(args)
-    opts = {"pmu_version": args.pmu_version, "counters": args.counters, "max_insns": args.max_insns}
-    jobs = args.jobs or os.cpu_count() or 1
-    rows = sweep(guests, policies, opts, jobs, progress=not args.quiet)
-    sys.stdout.write(table(rows))
-    if args.csv:
-        write_csv(rows, args.csv)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
-    return 1 if any(r.get("error") for r in rows) else 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("sweep", help="run guests x filter policies in parallel; result table/CSV/JSON",
-                       description=__doc__)
-    p.add_argument("guests", nargs="+", metavar="GUEST", help="guest images (or names in guests/build)")
-    p.add_argument("--policy", action="append", metavar="FILE", help="a policy file (as vpmu policy reads), repeatable")
-    p.add_argument("--filters", action="append", metavar="[NAME=]ITEM[,ITEM...]",
-                   help="an inline policy: comma-separated allow|deny:FIRST[-LAST] items, repeatable")
-    p.add_argument("--no-baseline", action="store_true", help="do not include the unfiltered run")
-    p.add_argument("--pmu-version", default=None, help="guest PMU version for every run")
-    p.add_argument("--counters", type=int, default=None, help="PMCR_EL0.N for every run")
-    p.add_argument("--max-insns", type=int, default=50_000_000, help="per-run instruction limit (default 5e7)")
-    p.add_argument("-j", "--jobs", type=int, default=0, help="parallel runs (default: all cores)")
-    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
-    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_sweep)

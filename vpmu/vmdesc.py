@@ -6,11 +6,12 @@ and the PV-time base.  :func:`load` / :func:`loads` apply it through :mod:`vpmu.
 order a VMM issues the ioctls, do the first ``KVM_RUN`` checks, and return the resulting
 :class:`~vpmu.config.MachineConfig`.  So a description that would fail on real KVM fails
 here, with the errno, the attribute and what KVM means by it (:class:`vpmu.kvm.KvmAttrError`).
-:func:`build_from_options` does the same for the runner's PMU flags.
+:meth:`vpmu.options.RunOptions.to_machine_config` uses the same path for ``vpmu run``'s PMU
+flags and ``--vm`` files.
 
 Format (all tables and keys optional; unknown keys are an error naming the key)::
 
-    memory = "128M"                     # RAM at 0x4000_0000 (bytes, or K/M/G suffix)
+    memory = "128M"                     # RAM at 0x4000_0000 (a size: bytes, K/M/G, "1GiB"...)
 
     [host]                              # the machine KVM runs on
     steal_time = true                   # sched_info available (PV time)
@@ -47,23 +48,22 @@ refuses new vCPUs afterwards); PMU INIT; timer IRQs; PV time; KVM_RUN checks.
 """
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from . import kvm
-from .config import DEFAULT_PMU_IRQ, PMU_VERSIONS, MachineConfig
-from .errors import EXIT_USAGE, VpmuError
+from .config import DEFAULT_MEMORY, DEFAULT_PMU_IRQ, PMU_VERSIONS, MachineConfig
+from .errors import UsageError
 from .filter import parse_filter
+from .sizes import parse_size
 from .kvm import KvmAttrError  # noqa: F401  (re-exported: failures of a description)
 
 
-class VmDescError(VpmuError, ValueError):
+class VmDescError(UsageError, ValueError):
     """The description itself is malformed (bad TOML, unknown key, wrong type...).
     Exit status ``EXIT_USAGE`` (2) in the CLI."""
-    status = EXIT_USAGE
 
 
 @dataclass
@@ -78,7 +78,7 @@ class HostPmuDesc:
 @dataclass
 class VmDesc:
     """A parsed description (defaults = what :func:`loads` uses for missing keys)."""
-    memory: int = 128 << 20
+    memory: int = DEFAULT_MEMORY
     host_pmus: list = field(default_factory=lambda: [HostPmuDesc(type=8)])
     steal_time: bool = True
     host_cpu: int = 0
@@ -115,7 +115,6 @@ _SCHEMA: dict[str, Any] = {
     "pvtime": {"ipa": int, "stolen_ns_per_ms": int},
 }
 _HOST_PMU_KEYS = {"type": int, "version": str, "counters": int, "cpus": "intlist", "name": str}
-_SIZE_RE = re.compile(r"\s*(\d+)\s*([KMG]?)i?B?\s*\Z", re.IGNORECASE)
 
 
 def _type_name(t: Any) -> str:
@@ -141,10 +140,11 @@ def _check_type(key: str, value: Any, t: Any, source: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, str):
-            m = _SIZE_RE.match(value)
-            if m:
-                return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2).upper()]
-            raise VmDescError(f"{source}: {key} = {value!r} is not a size (e.g. 134217728 or \"128M\")")
+            try:
+                return parse_size(value)
+            except ValueError:
+                raise VmDescError(f"{source}: {key} = {value!r} is not a size "
+                                  f"(e.g. 134217728, \"128M\" or \"1GiB\")") from None
     elif t == "pmulist":
         ok = isinstance(value, list) and all(isinstance(v, dict) for v in value)
     if not ok:
@@ -264,7 +264,7 @@ def apply(desc: VmDesc) -> tuple[kvm.Vm, kvm.Vcpu]:
                kvm.Vm, desc.host(), desc.memory)
     vgic = None
     if desc.vgic:
-        vgic = _call(desc, "KVM_CREATE_DEVICE(KVM_DEV_TYPE_ARM_VGIC_V3)", "vGIC", None,
+        vgic = _call(desc, "KVM_CREATE_DEVICE(KVM_DEV_TYPE_ARM_VGIC_V3)", "KVM_CREATE_DEVICE", None,
                      vm.create_device, kvm.KVM_DEV_TYPE_ARM_VGIC_V3)
         if desc.nr_spis is not None:
             _call(desc, "KVM_DEV_ARM_VGIC_GRP_NR_IRQS", "vGIC", kvm.KVM_DEV_ARM_VGIC_GRP_NR_IRQS,
@@ -340,51 +340,3 @@ def parse_file(path) -> VmDesc:
 def load(path) -> MachineConfig:
     """Parse, apply and check a description file."""
     return build(parse_file(path))
-
-
-def build_from_options(pmu_version: Optional[str] = None, counters: Optional[int] = None,
-                       pmu_irq: Optional[int] = None, no_pmu: bool = False, filters=(),
-                       vm_file=None, memory: Optional[int] = None) -> MachineConfig:
-    """The runner's PMU flags (``--pmu-version --counters --pmu-irq --no-pmu --filter --vm``)
-    applied through :mod:`vpmu.kvm` like a VMM would, returning the MachineConfig.
-
-    Without ``vm_file`` the flags describe the emulated hardware: the implied host has one
-    PMU of ``pmu_version`` (default 3.7) with ``counters`` counters (default 6), and the guest
-    gets exactly ``pmu_version`` - including 3.7, which real KVM caps to 3.5 (the flag names
-    the guest's PMUVer; documented choice).  With ``vm_file`` the file describes the host,
-    the flags override its ``[pmu]`` table (filters are appended) and KVM's rules apply
-    unchanged.  Errors: :class:`VmDescError` (bad value), :class:`vpmu.kvm.KvmAttrError`.
-    """
-    if pmu_version is not None and pmu_version not in PMU_VERSIONS:
-        raise VmDescError(f"--pmu-version: unknown version {pmu_version!r} "
-                          f"(use one of {', '.join(PMU_VERSIONS)})")
-    if counters is not None and not 0 <= counters <= 31:
-        raise VmDescError(f"--counters must be in 0..31 (got {counters})")
-    override_version = None
-    if vm_file is not None:
-        desc = parse_file(vm_file)
-        if pmu_version is not None:
-            desc.pmu_version = pmu_version
-    else:
-        desc = VmDesc(source="command line")
-        version = pmu_version or "3.7"
-        desc.host_pmus = [HostPmuDesc(type=8, version=version, counters=6 if counters is None else counters)]
-        if PMU_VERSIONS[version] > kvm.PMUVER_V3P5:
-            override_version = version
-    if memory is not None:
-        desc.memory = memory
-    if no_pmu:
-        desc.pmu = False
-    if counters is not None:
-        desc.counters = counters
-    if pmu_irq is not None:
-        desc.irq = pmu_irq
-    for text in filters:
-        try:
-            desc.filters.append((text, parse_filter(text)))
-        except ValueError as e:
-            raise VmDescError(f"--filter: {e}") from None
-    cfg = build(desc)
-    if override_version is not None and cfg.pmu.present:
-        cfg.pmu.version = override_version
-    return cfg

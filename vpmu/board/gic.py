@@ -17,6 +17,7 @@ from .memmap import NR_SPIS
 
 NIRQ = 32 + NR_SPIS
 SPURIOUS = 1023
+INTID_MASK = 0xFFFFFF              # the INTID field of ICC_EOIR1_EL1 / ICC_DIR_EL1 (24 bits)
 
 # GICD register offsets
 GICD_CTLR, GICD_TYPER, GICD_IIDR = 0x0000, 0x0004, 0x0008
@@ -114,7 +115,7 @@ class Gic:
 
     def eoi(self, intid: int) -> None:
         """ICC_EOIR1_EL1 write: priority drop (and deactivation when EOImode == 0)."""
-        intid &= 0xFFFFFF
+        intid &= INTID_MASK
         if intid >= NIRQ:
             return
         for k in range(len(self.active_prios) - 1, -1, -1):
@@ -127,7 +128,7 @@ class Gic:
 
     def deactivate(self, intid: int) -> None:
         """ICC_DIR_EL1 write."""
-        intid &= 0xFFFFFF
+        intid &= INTID_MASK
         if intid < NIRQ:
             self.active[intid] = False
             self.changed()

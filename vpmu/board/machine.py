@@ -1,16 +1,23 @@
-"""The machine: one composition root wiring Unicorn, the board devices, the PMU model,
-the native hooks and (optionally) the Xen frontend, plus the run loop.
+"""The machine: the composition root of the board, and the run loop.
 
-Native hooks (``vpmu.pmu.hooks``) do the counting; this module runs only on rare events:
-classifying a block the first time it executes, exceptions (Unicorn does not vector
-into the guest: we perform the architectural entry), interrupts, device accesses
-(PL011, GIC), semihosting, PSCI/SMCCC, hypercalls, WFI.  An exception raised in any
-callback is recorded, emulation is stopped and it is re-raised after ``emu_start``
-returns (never lost inside a C callback).
+It creates the Unicorn engine (cortex-a57, AArch64 EL1 without EL3), the PMU model's arena
+and its native hooks, and the board's devices, each in its own module: guest memory
+(``memory.py``), the PL011 (``pl011.py``), the GICv3 (``gic.py``), the generic and one-shot
+timers with WFI (``timers.py``), the PMU seen from Python (``pmu_device.py``), the block
+cache (``codecache.py``), the exception model (``exceptions.py``), semihosting
+(``semihosting.py``) and PSCI/SMCCC/PV time (``smccc.py``).  It wires them to one another
+and to Unicorn's hooks, loads the image and the device tree, and attaches a hypervisor
+frontend (Xen) if the configuration asks for one; the frontend is built by a factory the
+caller passes, against :class:`~vpmu.board.env.GuestEnv`, which the machine implements by
+delegating to its devices.
+
+Native hooks (``vpmu.pmu.hooks``) do the counting and classify code; Python runs only on
+rare events: exceptions and interrupts, device accesses, service calls, hypercalls, WFI.  Every Python callback runs under the one
+:class:`~vpmu.board.guard.CallbackGuard`: an exception raised in it is recorded, emulation
+is stopped and the run loop re-raises it after ``emu_start`` returns.
 """
 from __future__ import annotations
 
-import ctypes
 import struct
 import sys
 from typing import Callable, Optional
@@ -21,89 +28,39 @@ from unicorn import arm64_const as R
 from unicorn import unicorn_const as UC
 
 from .. import errors, native
-from ..config import MachineConfig, PMU_VERSIONS, XEN_EVTCHN_PPI
-from ..pmu import channels as C
-from ..pmu import decode, events, regs
+from ..config import XEN_EVTCHN_PPI, MachineConfig
 from ..pmu import layout as L
+from ..pmu import regs
 from ..trace import SCHEMA_VERSION, TraceWriter
+from . import arch as X
 from . import memmap as MM
-from .gic import Gic
+from .codecache import CodeCache
+from .env import Frontend, GuestExit, InterruptedContext, PmuRegs
+from .exceptions import ExceptionModel
+from .gic import INTID_MASK, Gic
+from .guard import CallbackGuard
 from .loader import Image
+from .memory import GuestMemory
+from .pl011 import Pl011
+from .pmu_device import PmuDevice
+from .semihosting import Semihosting
+from .smccc import Smccc
+from .timers import Timers
 
 UNTIL = 0xFFFF_FFFF_FFFF_FFFC           # never executed; the run loop stops by other means
 NONE64 = L.NONE64
-
-# QEMU exception numbers handed to UC_HOOK_INTR
-EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 3, 4, 7
-EXCP_SMC = 13
-
-# ESR_EL1 exception classes
-EC_UNKNOWN, EC_SVC64, EC_HVC64, EC_SMC64, EC_BRK64 = 0x00, 0x15, 0x16, 0x17, 0x3C
-EC_IABT_LOW, EC_IABT_CUR, EC_DABT_LOW, EC_DABT_CUR = 0x20, 0x21, 0x24, 0x25
-EC_SYSREG = 0x18                  # trapped MSR, MRS or System instruction
-SCTLR_UMA = 1 << 9
-IL = 1 << 25
-
-WFI_WORD = 0xD503207F
-
-PSTATE_EL_SHIFT = 2
-PSTATE_SP = 1
-PSTATE_DAIF = 0x3C0
-PSTATE_I = 0x80
-
-SEMI_EXIT_APP = 0x20026                  # ADP_Stopped_ApplicationExit
-
-PSCI_VERSION, PSCI_CPU_OFF, PSCI_CPU_ON64, PSCI_AFFINITY_INFO64 = 0x84000000, 0x84000002, 0xC4000003, 0xC4000004
-PSCI_MIGRATE_INFO_TYPE, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_FEATURES = 0x84000006, 0x84000008, 0x84000009, 0x8400000A
-PSCI_CPU_ON32, PSCI_AFFINITY_INFO32 = 0x84000003, 0x84000004
-SMCCC_VERSION, SMCCC_ARCH_FEATURES = 0x80000000, 0x80000001
-PV_TIME_FEATURES, PV_TIME_ST = 0xC5000020, 0xC5000021
-NOT_SUPPORTED = (1 << 64) - 1            # SMCCC / PSCI -1
-
-_SYNDROME_OFFSET: Optional[int] = None
-
-
-def _calibrate_syndrome_offset() -> int:
-    """Find where Unicorn's saved CPU context keeps env->exception.syndrome.
-
-    Unicorn hands synchronous exceptions to UC_HOOK_INTR without ESR/FAR (QEMU's
-    architectural entry is not called).  The syndrome and fault address are still in the
-    CPU state, which ``uc_context_save`` copies; we locate them once per process by
-    raising a BRK with a known syndrome in a scratch engine.
-    """
-    global _SYNDROME_OFFSET
-    if _SYNDROME_OFFSET is not None:
-        return _SYNDROME_OFFSET
-    uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
-    uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
-    uc.mem_map(0x1000, 0x1000)
-    uc.mem_write(0x1000, struct.pack("<I", 0xD4200000 | (0x1A5 << 5)))      # brk #0x1a5
-    found = []
-
-    def intr(u, intno, _ud):
-        found.append(bytes(u.context_save()))
-        u.emu_stop()
-
-    uc.hook_add(UC.UC_HOOK_INTR, intr)
-    uc.emu_start(0x1000, 0x2000, count=1)
-    blob = found[0]
-    pat = struct.pack("<I", (EC_BRK64 << 26) | IL | 0x1A5)
-    off = blob.find(pat)
-    if off < 0:
-        raise errors.VpmuError("cannot locate the exception syndrome in Unicorn's CPU context")
-    _SYNDROME_OFFSET = off
-    return off
-
-
-class GuestExit(Exception):
-    def __init__(self, status: int, reason: str):
-        self.status, self.reason = status, reason
+DTB_MAGIC = b"\xd0\x0d\xfe\xed"
+# Xen hypercall registers: the number in x16, the arguments in x0..x4, the result in x0
+XEN_HC_NR = R.UC_ARM64_REG_X16
+XEN_HC_ARGS = (R.UC_ARM64_REG_X0, R.UC_ARM64_REG_X1, R.UC_ARM64_REG_X2, R.UC_ARM64_REG_X3, R.UC_ARM64_REG_X4)
+XEN_UPCALL_EOI = ("ICC_EOIR1_EL1", "ICC_DIR_EL1")   # the writes that end the upcall PPI's handling
 
 
 class Machine:
     def __init__(self, cfg: MachineConfig, image: Image, out: Callable[[bytes], None] | None = None,
                  err: Callable[[bytes], None] | None = None, trace: TraceWriter | None = None,
-                 xen_factory=None):
+                 xen_factory: Optional[Callable[["Machine"], Frontend]] = None):
+        """``xen_factory(machine)`` builds the hypervisor frontend when ``cfg.xen`` is set."""
         self.cfg = cfg
         self.image = image
         self.out = out or (lambda b: (sys.stdout.buffer.write(b), sys.stdout.buffer.flush()))
@@ -111,51 +68,46 @@ class Machine:
         self.trace = trace or TraceWriter(cfg.trace_path)
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
-        self._error: Optional[BaseException] = None
-        self._site_hooks: dict[int, int] = {}
-        self._precise_hooks: dict[tuple[int, int], int] = {}   # (start, end) of a precise block -> hook
-        self._mem_hook: Optional[int] = None
-        self._fault: Optional[tuple] = None
-        self._last_vector: Optional[tuple[int, int]] = None
-        self._timers = {"vtimer": False, "ptimer": False}
-        self._soft_timers: dict[str, int] = {}    # frontend/one-shot timers: name -> time (cycles)
-        self._pv_stolen = 0
-        self.xen = None
+        self.xen: Optional[Frontend] = None   # the hypervisor frontend, if any
+        self._hc_pc: Optional[int] = None     # PC of the hypercall being answered (its trace record)
         self.ram_base = MM.RAM_BASE
         self.ram_size = cfg.memory
-        self._syn_off = _calibrate_syndrome_offset()
 
         # ---- engine ------------------------------------------------------------------------------
         uc = self.uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
+        self.guard = CallbackGuard(uc)
         uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
         # Unicorn's cortex-a57 has EL3 with SCR_EL3.RW = 0: QEMU then treats EL1 as AArch32
         # (short-descriptor translation, AArch32 fault codes) once the MMU is on.  QEMU's virt
         # board has no EL3 at all; RW = 1 gives the same AArch64 EL1.
-        uc.cpr_write(3, 6, 1, 1, 0, 1 << 10)
+        uc.cpr_write(*X.SCR_EL3, X.SCR_RW)
         uc.mem_map(self.ram_base, self.ram_size)
-        self._extra_ram: list[tuple[int, int]] = []
+        self.mem = GuestMemory(uc, self.ram_base, self.ram_size)
         if cfg.xen:                     # the /hypervisor grant-table region of the device tree
             from ..dtb import XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE
-            uc.mem_map(XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE)
-            self._extra_ram.append((XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE))
-        uc.mmio_map(MM.UART0_BASE, MM.UART0_SIZE, self._uart_read, None, self._uart_write, None)
-        uc.mmio_map(MM.GICD_BASE, MM.GICD_SIZE, self._gicd_read, None, self._gicd_write, None)
-        uc.mmio_map(MM.GICR_BASE, MM.GICR_SIZE, self._gicr_read, None, self._gicr_write, None)
+            self.mem.map_ram(XEN_GNTTAB_BASE, XEN_GNTTAB_SIZE)
 
         # ---- arena ---------------------------------------------------------------------------------
         A = self.A = np.zeros(L.ARENA_WORDS, dtype=np.uint64)
         self._arena_addr = A.ctypes.data
-        A[L.ENV_ADDR] = native.cpu_and_env(uc)[1]
         native.register_machine(self._arena_addr, self)
         from ..pmu.entry import Native
         self.N = Native(A)                    # Python -> native calls (one cached cfunc)
-        self._init_arena()
+        self.pmu = PmuDevice(cfg, uc, A, self.N, self.trace)
+        self.pmu.configure(self.ram_base, self.ram_size)
 
+        # ---- devices -------------------------------------------------------------------------------
+        self.uart = Pl011(self.out)
         self.gic = Gic(on_change=self._gic_changed)
+        self.timers = Timers(cfg, A, self.gic, self.trace, on_expiry=self._frontend_timer)
+        uc.mmio_map(MM.UART0_BASE, MM.UART0_SIZE, *self._mmio(self.uart.read, self.uart.write))
+        # the GIC may trace or interrupt: the deferred counts are brought up to date first
+        uc.mmio_map(MM.GICD_BASE, MM.GICD_SIZE, *self._mmio(self.gic.dist_read, self.gic.dist_write, self.N.flush))
+        uc.mmio_map(MM.GICR_BASE, MM.GICR_SIZE, *self._mmio(self.gic.redist_read, self.gic.redist_write, self.N.flush))
 
         # ---- hooks: native counting path, Python for the rare events -------------------------------
         from ..pmu import hooks as H
-        self._H = H
+        self.code = CodeCache(cfg, uc, A, self.N, self.mem, H, self._arena_addr)
         self._hooks = [
             native.hook_add(uc, UC.UC_HOOK_BLOCK, H.block_hook.address, self._arena_addr),
             native.hook_add(uc, UC.UC_HOOK_INSN, H.mrs_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_MRS),
@@ -163,97 +115,38 @@ class Machine:
             native.hook_add(uc, UC.UC_HOOK_INSN, H.sys_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_SYS),
             native.hook_add(uc, UC.UC_HOOK_EDGE_GENERATED, H.edge_hook.address, self._arena_addr),
         ]
-        uc.hook_add(UC.UC_HOOK_INTR, self._on_intr)
-        uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        self.semihosting = Semihosting(cfg, uc, self.mem, self.timers, image, self.out, self.err)
+        self.smccc = Smccc(cfg, uc, A, self.mem, self.timers, self.trace)
+        self.exc = ExceptionModel(uc, A, self.N, self.gic, self.mem, self.trace, self.guard, sync=self._sync,
+                                  smc=lambda pc: self.smccc.call(pc, "smc"),
+                                  hvc={X.HVC_SMCCC: lambda pc: self.smccc.call(pc, "hvc")},
+                                  semihosting=self.semihosting.call)
+        uc.hook_add(UC.UC_HOOK_INTR, self.exc.on_intr)
+        # Accesses to nothing: bounded to the addresses around RAM.  Unicorn keeps every store to
+        # an address any memory hook covers on its slow path (notdirty_write: a flat-view
+        # lookup and a translated-code check per store), so RAM must be outside these hooks.
+        ram_end = self.ram_base + self.ram_size
+        uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED, self.exc.on_unmapped, begin=0, end=self.ram_base - 1)
+        uc.hook_add(UC.UC_HOOK_MEM_UNMAPPED, self.exc.on_unmapped, begin=ram_end, end=(1 << 64) - 1)
+        # what the native hooks ask of Python (vpmu_pycall): kind -> handler, returning the answer
+        self._pycalls: dict[int, Callable[[], Optional[int]]] = {
+            L.PC_SYSREG: self._python_sysreg,
+            L.PC_IRQ: lambda: self.exc.take_irq(int(A[L.PY_ARG])),
+            L.PC_IRQ_LEVEL: lambda: self._pmu_irq_level(bool(A[L.IRQ_LEVEL])),
+            L.PC_RING_FULL: lambda: None,                 # the ring is drained before every call
+            L.PC_TIMER: self.timers.on_event,
+            L.PC_SAMPLE: self.pmu.sample,
+        }
 
-        # ---- image and device tree ------------------------------------------------------------------
+        # ---- image, device tree, frontend ----------------------------------------------------------
         image.load(self)
         blob, mem_size = self._device_tree()
         self.entry = image.place_dtb(self, blob, mem_size)
         if cfg.xen:
-            from ..xen import make_frontend
-            self.xen = (xen_factory or make_frontend)(self)
-
-    # ================================================================================ set-up
-    def _init_arena(self) -> None:
-        A, cfg = self.A, self.cfg
-        p = cfg.pmu
-        pmuver = PMU_VERSIONS[p.version]
-        A[L.PMU_PRESENT] = 1 if p.present else 0
-        A[L.PMUVER] = pmuver
-        A[L.NCNT] = p.counters
-        A[L.EVMASK] = 0x3FF if pmuver == 1 else 0xFFFF
-        A[L.EVCNT64] = 1 if pmuver >= 6 else 0
-        A[L.PMU_IRQ] = p.irq
-        A[L.PMCR] = regs.PMCR_LC                # reset: LC (RES1), everything else 0
-        A[L.TRACE_REGS] = 1 if cfg.trace_pmu_regs else 0
-        A[L.INSN_LIMIT] = cfg.max_insns if cfg.max_insns is not None else NONE64
-        A[L.DEF_ENABLE] = 1 if cfg.defer else 0
-        A[L.EL_STALE] = 1                       # read PSTATE at the first block
-        A[L.NEXT_DEADLINE] = NONE64
-        A[L.NEXT_SAMPLE] = cfg.trace_sample if cfg.trace_sample else NONE64
-        A[L.CNTFRQ] = MM.CNTFRQ
-        A[L.TICK_DIV] = MM.TICK_DIV
-        A[L.RAM_LO] = self.ram_base
-        A[L.RAM_HI] = self.ram_base + self.ram_size
-        A[L.HANDLER:L.HANDLER + (1 << 16)] = regs.handler_table()
-        A[L.RULE:L.RULE + (1 << 16)] = regs.el0_rule_table()
-        for k in native.unimplemented(regs.HANDLER, True):
-            A[L.RULE + k] |= np.uint64(regs.RULE_NOIMP_READ)
-        for k in native.unimplemented(regs.HANDLER, False):
-            A[L.RULE + k] |= np.uint64(regs.RULE_NOIMP_WRITE)
-        A[L.EV_S:L.EV_S + events.NSLOT] = L.NOCH
-        A[L.EV_D:L.EV_D + events.NSLOT] = L.NOCH
-        for e in events.CATALOGUE:          # the catalogue drives counting (and PMCEID below)
-            sl = events.slot(e.number)
-            if sl < 0:
-                continue
-            if e.static >= 0:
-                A[L.EV_S + sl] = e.static
-            if e.dynamic >= 0:
-                A[L.EV_D + sl] = e.dynamic
-            A[L.EV_OK + sl] = 1 if events.implemented_for(e.number, pmuver) else 0
-        # event filter (KVM semantics; the bitmap covers the host event space)
-        if p.filter_bitmap is not None:
-            bits = np.frombuffer(bytes(p.filter_bitmap), dtype=np.uint8).astype(bool)
-            full = np.zeros(65536, dtype=bool)
-            full[:len(bits)] = bits
-            A[L.FILT_ON] = 1
-            A[L.FILT:L.FILT + 1024] = np.packbits(full, bitorder="little").view(np.uint64)
-        p0, p1 = events.base_pmceid(pmuver)
-        A[L.PMCEID0], A[L.PMCEID1] = self._mask_pmceid(p0, p1, pmuver)
-        # cycle and cache model
-        cy, ca = cfg.cycles, cfg.cache
-        A[L.CYC_BASE] = cy.base
-        for k, kind in enumerate(decode.KIND_NAMES):
-            A[L.CYC_EXTRA + k] = getattr(cy, kind, 0) if kind != "other" else 0
-        A[L.XLAT_EPOCH] = 1                     # 0 marks a block whose words must be checked
-        A[L.PEN_MISPRED], A[L.PEN_L1I], A[L.PEN_L1D], A[L.PEN_WB] = cy.mispredict, cy.l1i_refill, cy.l1d_refill, cy.l1d_writeback
-        A[L.LINE_SHIFT] = ca.line.bit_length() - 1
-        A[L.BP:L.BP + L.BP_N] = 1                  # 2-bit counters start weakly not-taken
-        # An explicitly configured cache model (or a refill penalty) simulates from the start;
-        # otherwise a model starts (cold) when a counter first counts one of its events.
-        A[L.L1I_ACTIVE] = 1 if (ca.enabled or cy.l1i_refill) else 0
-        A[L.L1D_ACTIVE] = 1 if (ca.enabled or cy.l1d_refill or cy.l1d_writeback) else 0
-        for (sets_o, ways_o, size, ways) in ((L.L1I_SETS, L.L1I_WAYS, ca.l1i_size, ca.l1i_ways),
-                                            (L.L1D_SETS, L.L1D_WAYS, ca.l1d_size, ca.l1d_ways)):
-            lines = size // ca.line
-            if lines > L.CACHE_MAX_LINES or lines % ways:
-                raise errors.VpmuError(f"cache model: {size} bytes / {ca.line}-byte lines / {ways} ways "
-                                       f"is not supported (at most {L.CACHE_MAX_LINES} lines)", errors.EXIT_USAGE)
-            A[sets_o], A[ways_o] = lines // ways, ways
-        A[L.ID_AA64DFR0_BASE] = self.uc_reg_cp(3, 0, 0, 5, 0) if hasattr(self, "uc") else 0
-        A[L.ID_DFR0_BASE] = self.uc_reg_cp(3, 0, 0, 1, 2) if hasattr(self, "uc") else 0
-        self.N.reconfigure()
-
-    def _mask_pmceid(self, p0: int, p1: int, pmuver: int) -> tuple[int, int]:
-        """KVM's PMCEID view: SW_INCR/CHAIN forced on, STALL_SLOT* off, AND the filter."""
-        from ..filter import pmceid
-        bm = self.cfg.pmu.filter_bitmap
-        return pmceid(p0, p1, bytes(bm) if bm is not None else None, pmuver)
-
-    def uc_reg_cp(self, op0, op1, crn, crm, op2) -> int:
-        return self.uc.cpr_read(op0, op1, crn, crm, op2)
+            if xen_factory is None:
+                raise errors.VpmuError("MachineConfig.xen needs a frontend factory (vpmu.api.run_config passes one)")
+            self.xen = xen_factory(self)
+            self.exc.hvc[X.HVC_XEN] = self._hypercall
 
     def _device_tree(self) -> tuple[bytes, int]:
         """The generated tree (in QEMU's 1 MiB buffer), or --dtb FILE (2 x (size + 10000)
@@ -265,7 +158,7 @@ class Machine:
                     blob = f.read()
             except OSError as e:
                 raise errors.ImageError(f"{self.cfg.dtb_path}: cannot read ({e.strerror})") from None
-            if blob[:4] != b"\xd0\x0d\xfe\xed":
+            if blob[:4] != DTB_MAGIC:
                 raise errors.ImageError(f"{self.cfg.dtb_path}: not a device tree blob")
             return blob, 2 * (len(blob) + 10000)
         try:
@@ -275,224 +168,118 @@ class Machine:
         blob = D.build_dtb(spec, total_size=D.QEMU_DTB_TOTAL_SIZE)
         return blob, len(blob)
 
-    # =============================================================================== memory
-    def is_ram(self, pa: int, size: int = 1) -> bool:
-        if self.ram_base <= pa and pa + size <= self.ram_base + self.ram_size:
-            return True
-        return any(b <= pa and pa + size <= b + n for b, n in self._extra_ram)
-
-    def read_phys(self, pa: int, size: int) -> bytes:
-        from ..xen.env import GuestFault
-        if not self.is_ram(pa, size):
-            raise GuestFault(f"IPA {pa:#x} is not RAM")
-        return bytes(self.uc.mem_read(pa, size))
-
-    def write_phys(self, pa: int, data: bytes) -> None:
-        from ..xen.env import GuestFault
-        if not self.is_ram(pa, len(data)):
-            raise GuestFault(f"IPA {pa:#x} is not RAM")
-        self.uc.mem_write(pa, bytes(data))
-
-    def mmu_on(self) -> bool:
-        return bool(self.uc.cpr_read(3, 0, 1, 0, 0) & 1)
-
-    def read_virt(self, va: int, size: int, prot: int = UC.UC_PROT_READ) -> bytes:
-        """Read guest memory at a virtual address (current EL's stage 1), no guest fault."""
-        from ..xen.env import GuestFault
-        if size == 0:
-            return b""
-        if not self.mmu_on():
-            return self.read_phys(va, size)
-        out = bytearray()
-        while size:
-            n = min(size, 0x1000 - (va & 0xFFF))
-            b = native.vmem_read(self.uc, va, n, prot)
-            if b is None:
-                raise GuestFault(f"VA {va:#x} is not mapped")
-            out += b
-            va += n
-            size -= n
-        return bytes(out)
-
-    def write_virt(self, va: int, data: bytes) -> None:
-        """Write guest memory at a virtual address (current EL's stage 1), no guest fault."""
-        from ..xen.env import GuestFault
-        data = bytes(data)
-        if not self.mmu_on():
-            self.write_phys(va, data)
-            return
-        while data:
-            n = min(len(data), 0x1000 - (va & 0xFFF))
-            # a RAM page has a host address: probing it as a read first keeps hypercall results
-            # out of devices (Xen copies to guest RAM only); the write checks write permission
-            if native.vmem_read(self.uc, va, n, UC.UC_PROT_READ) is None or \
-                    not native.vmem_write(self.uc, va, data[:n], UC.UC_PROT_WRITE):
-                raise GuestFault(f"VA {va:#x} is not mapped writable RAM")
-            va += n
-            data = data[n:]
-
-    def read_cstr(self, va: int, limit: int = 1 << 16) -> bytes:
-        out = bytearray()
-        while len(out) < limit:
-            chunk = self.read_virt(va, min(64, 0x1000 - (va & 0xFFF)))
-            z = chunk.find(b"\0")
-            if z >= 0:
-                out += chunk[:z]
-                return bytes(out)
-            out += chunk
-            va += len(chunk)
-        return bytes(out)
-
-    # ================================================================================ devices
-    def _uart_read(self, uc, off, size, _ud):
-        if off == 0x18:
-            return 0x90                   # UARTFR: TXFE | RXFE (never busy, nothing to read)
-        if off == 0x30:
-            return 0x300                  # UARTCR: TXE | RXE (QEMU's reset value; UARTEN is clear)
-        if 0xFE0 <= off < 0x1000:         # PrimeCell / peripheral id, as QEMU's pl011
-            return (0x11, 0x10, 0x14, 0x00, 0x0D, 0xF0, 0x05, 0xB1)[(off - 0xFE0) // 4]
-        return 0
-
-    def _uart_write(self, uc, off, size, value, _ud):
-        if off == 0:
-            self.out(bytes([value & 0xFF]))
-
-    def _gicd_read(self, uc, off, size, _ud):
-        return self._guard(lambda: self.gic.dist_read(off, size), 0)
-
-    def _gicd_write(self, uc, off, size, value, _ud):
-        self._guard(lambda: self.gic.dist_write(off, size, value))
-
-    def _gicr_read(self, uc, off, size, _ud):
-        return self._guard(lambda: self.gic.redist_read(off, size), 0)
-
-    def _gicr_write(self, uc, off, size, value, _ud):
-        self._guard(lambda: self.gic.redist_write(off, size, value))
-
-    def _guard(self, fn, default=None):
-        try:
-            self.N.flush()                  # deferred counts first: the GIC may trace or interrupt
-            return fn()
-        except BaseException as e:          # never lose an exception inside a C callback
-            self._fail(e)
-            return default
-
-    def _fail(self, e: BaseException) -> None:
-        if self._error is None:
-            self._error = e
-        self.uc.emu_stop()
+    def _mmio(self, read, write, before=None):
+        """mmio_map's (read_cb, read_ud, write_cb, write_ud) for a device, under the guard."""
+        on_read, on_write = self.guard.mmio(read, write, before)
+        return on_read, None, on_write, None
 
     def _gic_changed(self, deliverable: Optional[int]) -> None:
         self.A[L.IRQ_CAND] = 0 if deliverable is None else 1
 
+    # ================================================================ GuestEnv, by delegation
+    # memory
+    def is_ram(self, pa: int, size: int = 1) -> bool:
+        return self.mem.is_ram(pa, size)
+
+    def read_phys(self, pa: int, size: int) -> bytes:
+        return self.mem.read_phys(pa, size)
+
+    def write_phys(self, pa: int, data: bytes) -> None:
+        self.mem.write_phys(pa, data)
+
+    def read_virt(self, va: int, size: int, prot: int = UC.UC_PROT_READ) -> bytes:
+        return self.mem.read_virt(va, size, prot)
+
+    def write_virt(self, va: int, data: bytes) -> None:
+        self.mem.write_virt(va, data)
+
+    def read_cstr(self, va: int, limit: int = 1 << 16) -> bytes:
+        return self.mem.read_cstr(va, limit)
+
+    def mmu_on(self) -> bool:
+        return self.mem.mmu_on()
+
+    # interrupts and time
     def set_ppi_level(self, intid: int, level: bool) -> None:
         self.gic.set_level(intid, level)
 
-    # ================================================================================ time
     def now_cycles(self) -> int:
-        return int(self.A[L.CYCLES]) + int(self.A[L.IDLE])
+        return self.timers.now_cycles()
 
     def now_ns(self) -> int:
-        return self.now_cycles() * 1_000_000_000 // MM.CPU_HZ
-
-    def _timer_update(self) -> None:
-        """Timer output levels from CTL/CVAL and the current time; next deadline."""
-        A = self.A
-        t_cycles = self.now_cycles()
-        cnt = t_cycles // MM.TICK_DIV
-        deadline = NONE64
-        for name, ctl_o, cval_o in (("vtimer", L.CNTV_CTL, L.CNTV_CVAL), ("ptimer", L.CNTP_CTL, L.CNTP_CVAL)):
-            ctl, cval = int(A[ctl_o]), int(A[cval_o])
-            enabled = ctl & 1
-            level = bool(enabled and not (ctl & 2) and cnt >= cval)
-            if enabled and cnt < cval:
-                deadline = min(deadline, cval * MM.TICK_DIV)
-            ppi = self.cfg.timer_ppis[name]
-            if level != self._timers[name]:
-                self._timers[name] = level
-                self.trace.add({"type": "timer", "icount": int(A[L.ICOUNT]), "timer": name, "level": int(level)})
-                self.gic.set_level(ppi, level)
-        for t in self._soft_timers.values():
-            deadline = min(deadline, t)
-        A[L.NEXT_DEADLINE] = deadline
+        return self.timers.now_ns()
 
     def set_timer(self, name: str, deadline_ns: Optional[int]) -> None:
-        """One-shot timers for frontends (Xen vcpu_op timers): fire at the first instruction
-        boundary at or after deadline_ns, calling frontend.on_timer(name)."""
-        if deadline_ns is None:
-            self._soft_timers.pop(name, None)
-        else:
-            self._soft_timers[name] = deadline_ns * MM.CPU_HZ // 1_000_000_000
-        self._timer_update()
+        """A frontend's one-shot timer; on expiry the frontend's on_timer(name)."""
+        self.timers.set_timer(name, deadline_ns)
 
-    def _on_timer_event(self) -> None:
-        self._timer_update()
-        now = self.now_cycles()
-        for name, t in sorted(self._soft_timers.items(), key=lambda kv: (kv[1], kv[0])):
-            if now >= t:
-                del self._soft_timers[name]
-                if name == "pvtime":
-                    self._pv_tick()
-                elif self.xen is not None:
-                    self.xen.on_timer(name)
-                    self._xen_after_call()
-        self._timer_update()
+    # the PMU model
+    def pmu_state(self) -> dict:
+        """The architectural PMU registers as a plain dict (RunResult.pmu, the exit record)."""
+        return self.pmu.state()
 
-    # ================================================================================ pycall
+    def stats(self) -> dict:
+        return self.pmu.stats()
+
+    def pmu_snapshot(self) -> PmuRegs:
+        return self.pmu.snapshot()
+
+    def pmu_load(self, r: PmuRegs) -> None:
+        self.pmu.load(r)
+
+    def pmu_set_frozen(self, frozen: bool) -> None:
+        self.pmu.set_frozen(frozen)
+
+    # CPU state
+    def pstate(self) -> int:
+        return self.exc.pstate()
+
+    def current_el(self) -> int:
+        return self.exc.current_el()
+
+    def interrupted_context(self, pc: int) -> InterruptedContext:
+        return self.exc.interrupted_context(pc)
+
+    # ============================================================= calls from the native hooks
+    def _sync(self) -> None:
+        """Before Python acts on an event: the deferred counts, then the trace records the
+        native hooks queued."""
+        self.N.flush()
+        self.pmu.drain_ring()
+
     def _pycall(self, kind: int) -> int:
+        """vpmu_pycall (``vpmu.native``): the native hooks need Python for event ``kind``."""
         try:
-            self.N.flush()
-            self._drain_ring()
-            if kind == L.PC_SYSREG:
-                self._python_sysreg()
-                return 0
-            if kind == L.PC_IRQ:
-                self._take_irq(int(self.A[L.PY_ARG]))
-                return 0
-            if kind == L.PC_IRQ_LEVEL:
-                self._pmu_irq_level(bool(self.A[L.IRQ_LEVEL]))
-                return 0
-            if kind == L.PC_RING_FULL:
-                return 0
-            if kind == L.PC_TIMER:
-                self._on_timer_event()
-                return 0
-            if kind == L.PC_SAMPLE:
-                self._sample()
-                return 0
+            self._sync()
+            handler = self._pycalls.get(kind)
+            return (handler() or 0) if handler is not None else 0
         except BaseException as e:
-            self._fail(e)
+            self.guard.fail(e)
             return -1
-        return 0
 
-    def _drain_ring(self) -> None:
+    def _python_sysreg(self) -> None:
+        """A trapped system-register access the kernels leave to Python: the GIC CPU
+        interface, and writes of the timer registers (``timers.py``); anything else reads 0."""
         A = self.A
-        n = int(A[L.RING_N])
-        if not n:
+        key, is_read, val = int(A[L.PY_ARG]), bool(A[L.PY_ARG + 1]), int(A[L.PY_ARG + 2])
+        h = regs.HANDLER.get(key, 0)
+        name = regs.name(key)
+        if h == regs.H_ICC:
+            if is_read:
+                A[L.PY_ARG + 4] = self.gic.sysreg_read(name)
+            else:
+                if (self.xen is not None and name in XEN_UPCALL_EOI
+                        and (val & INTID_MASK) == XEN_EVTCHN_PPI):
+                    self.xen.sync_upcall_line()     # the upcall line follows evtchn_upcall_pending
+                self.gic.sysreg_write(name, val)
             return
-        recs = A[L.RING:L.RING + n * L.RING_W].reshape(n, L.RING_W).tolist()
-        A[L.RING_N] = 0
-        for t, a, b, c, d, e in recs:
-            if t == L.RT_OVERFLOW:
-                self.trace.add({"type": "overflow", "icount": int(c), "counter": int(a), "value": int(b), "pc": int(d)})
-            elif t == L.RT_IRQ_LEVEL:
-                self.trace.add({"type": "irq_level", "icount": int(c), "intid": int(a), "level": int(b)})
-            elif t == L.RT_PMU_REG:
-                self.trace.add({"type": "pmu_reg", "icount": int(d), "reg": regs.name(int(a)),
-                                "dir": "r" if b else "w", "value": int(c), "pc": int(e)})
-
-    def _sample(self) -> None:
-        """--trace-sample N: every counter at the first block boundary at or after each
-        multiple of N retired instructions."""
-        A = self.A
-        ic = int(A[L.ICOUNT])
-        n = int(A[L.NCNT])
-        self.trace.add({"type": "sample", "icount": ic, "evcntr": [int(A[L.CNT + i]) for i in range(n)],
-                        "pmccntr": int(A[L.CNT + 31]), "pmovsset": int(A[L.OVS])})
-        step = self.cfg.trace_sample
-        A[L.NEXT_SAMPLE] = (ic // step + 1) * step
+        if not is_read and self.timers.write_sysreg(h, val):
+            return
+        A[L.PY_ARG + 4] = 0
 
     def _pmu_irq_level(self, level: bool) -> None:
+        """The PMU interrupt condition changed: a frontend may take the rising edge (Xen
+        self-sampling), else it drives the PMU's PPI."""
         irq = self.cfg.pmu.irq
         if level and self.xen is not None:
             ctx = self.interrupted_context(int(self.uc.reg_read(R.UC_ARM64_REG_PC)))
@@ -500,444 +287,38 @@ class Machine:
                 return
         self.gic.set_level(irq, level)
 
-    # =========================================================================== system registers
-    def _python_sysreg(self) -> None:
-        A = self.A
-        key, is_read, val, pc = int(A[L.PY_ARG]), bool(A[L.PY_ARG + 1]), int(A[L.PY_ARG + 2]), int(A[L.PY_ARG + 3])
-        h = regs.HANDLER.get(key, 0)
-        name = regs.name(key)
-        if h == regs.H_ICC:
-            if is_read:
-                A[L.PY_ARG + 4] = self.gic.sysreg_read(name)
-            else:
-                if (self.xen is not None and name in ("ICC_EOIR1_EL1", "ICC_DIR_EL1")
-                        and (val & 0xFFFFFF) == XEN_EVTCHN_PPI):
-                    self.xen.sync_upcall_line()     # the upcall line follows evtchn_upcall_pending
-                self.gic.sysreg_write(name, val)
-            return
-        if regs.H_CNTP_TVAL <= h <= regs.H_CNTV_CVAL and not is_read:
-            cnt = self.now_cycles() // MM.TICK_DIV
-            if h in (regs.H_CNTP_CTL, regs.H_CNTV_CTL):
-                A[L.CNTP_CTL if h == regs.H_CNTP_CTL else L.CNTV_CTL] = val & 3
-            elif h in (regs.H_CNTP_CVAL, regs.H_CNTV_CVAL):
-                A[L.CNTP_CVAL if h == regs.H_CNTP_CVAL else L.CNTV_CVAL] = val
-            else:   # TVAL: CVAL = CNT + SignExtend(TVAL[31:0])
-                tv = val & 0xFFFFFFFF
-                if tv & 0x80000000:
-                    tv -= 1 << 32
-                A[L.CNTP_CVAL if h == regs.H_CNTP_TVAL else L.CNTV_CVAL] = (cnt + tv) & NONE64
-            self._timer_update()
-            return
-        A[L.PY_ARG + 4] = 0
-
-    # =============================================================================== exceptions
-    def _syndrome(self) -> tuple[int, int]:
-        blob = bytes(self.uc.context_save())
-        syn, = struct.unpack_from("<I", blob, self._syn_off)
-        vaddr, = struct.unpack_from("<Q", blob, self._syn_off + 8)
-        return syn, vaddr
-
-    def pstate(self) -> int:
-        return self.uc.reg_read(R.UC_ARM64_REG_PSTATE)
-
-    def current_el(self) -> int:
-        return (self.pstate() >> PSTATE_EL_SHIFT) & 3
-
-    def interrupted_context(self, pc: int):
-        from ..xen.env import InterruptedContext
-        ps = self.pstate()
-        el = (ps >> PSTATE_EL_SHIFT) & 3
-        return InterruptedContext(pc=pc, sp=self.uc.reg_read(R.UC_ARM64_REG_SP), pstate=ps, el=el)
-
-    def _enter(self, kind: str, vec_off: int, esr: Optional[int], elr: int, far: Optional[int]) -> int:
-        """Architectural exception entry to EL1 (Arm ARM D1.10): SPSR_EL1, ELR_EL1,
-        ESR_EL1/FAR_EL1 (synchronous), SP_EL1, PSTATE = EL1h with DAIF masked,
-        PC = VBAR_EL1 + offset for (current EL with SP0 / SPx, lower EL AArch64)."""
-        uc = self.uc
-        ps = self.pstate()
-        el = (ps >> PSTATE_EL_SHIFT) & 3
-        spsel = ps & PSTATE_SP
-        base = 0x400 if el == 0 else (0x200 if spsel else 0x000)
-        vbar = uc.reg_read(R.UC_ARM64_REG_VBAR_EL1)
-        vector = (vbar & ~0x7FF) + base + vec_off
-        # SP banking: save the live SP to its bank, make SP_EL1 live
-        sp = uc.reg_read(R.UC_ARM64_REG_SP)
-        if el == 0 or not spsel:
-            uc.reg_write(R.UC_ARM64_REG_SP_EL0, sp)
-            uc.reg_write(R.UC_ARM64_REG_SP, uc.reg_read(R.UC_ARM64_REG_SP_EL1))
-        uc.reg_write(R.UC_ARM64_REG_ELR_EL1, elr)
-        if esr is not None:
-            uc.reg_write(R.UC_ARM64_REG_ESR_EL1, esr)
-        if far is not None:
-            uc.reg_write(R.UC_ARM64_REG_FAR_EL1, far)
-        uc.reg_write(R.UC_ARM64_REG_PSTATE, (1 << PSTATE_EL_SHIFT) | PSTATE_SP | PSTATE_DAIF)
-        uc.cpr_write(3, 0, 4, 0, 0, ps)          # SPSR_EL1; a CP_REG write also rebuilds hflags
-        uc.reg_write(R.UC_ARM64_REG_PC, vector)
-        # EXC_TAKEN is attributed to the exception level the exception was taken from
-        self.A[L.CUR_EL] = el
-        self.N.dyn_event(C.D_EXC_TAKEN, 1, elr, int(self.A[L.ICOUNT]))
-        self.A[L.CUR_EL] = 1
-        self.A[L.EL_NOW] = 1
-        return vector
-
-    def _take_irq(self, pc: int) -> None:
-        intid = self.gic.deliverable()
-        el = self.current_el()
-        vector = self._enter("irq", 0x80, None, pc, None)
-        self.trace.add({"type": "irq", "icount": int(self.A[L.ICOUNT]), "intid": intid if intid is not None else -1,
-                        "pc": pc, "from_el": el})
-        self._last_vector = None
-
-    def _take_sync(self, kind: str, esr: int, elr: int, far: Optional[int], fault_pc: Optional[int] = None) -> None:
-        el = self.current_el()
-        fpc = elr if fault_pc is None else fault_pc
-        if self._last_vector is not None and self._last_vector == (fpc, int(self.A[L.ICOUNT])):
-            raise errors.GuestStop(f"recursive {kind} exception at the vector {fpc:#x}: no usable vector table "
-                                   f"(VBAR_EL1 = {self.uc.reg_read(R.UC_ARM64_REG_VBAR_EL1):#x})",
-                                   errors.EXIT_FAULT_LOOP)
-        vector = self._enter(kind, 0, esr, elr, far)
-        self._last_vector = (vector, int(self.A[L.ICOUNT]))
-        self.trace.add({"type": "exception", "icount": int(self.A[L.ICOUNT]), "kind": kind, "esr": esr, "elr": elr,
-                        "far": far if far is not None else 0, "from_el": el, "vector": vector})
-
-    def _on_intr(self, uc, intno, _ud):
-        try:
-            self.N.flush()
-            self._drain_ring()
-            self._handle_intr(intno)
-            # Restart emu_start at the PC the handler wrote.  Without this, Unicorn 2.1.4
-            # resumes in a state where a data abort on a store in the next block reports the
-            # PC of that block's start instead of the store (tests/test_board.py).
-            if int(self.A[L.STOP_REASON]) == L.SR_NONE:
-                self.A[L.STOP_REASON] = L.SR_RESTART
-            uc.emu_stop()
-        except BaseException as e:
-            self._fail(e)
-
-    def _handle_intr(self, intno: int) -> None:
-        uc, A = self.uc, self.A
-        pc = uc.reg_read(R.UC_ARM64_REG_PC)
-        syn, vaddr = self._syndrome()
-        el = self.current_el()
-        ec = syn >> 26
-        if intno == EXCP_SWI:                     # SVC: PC is already the preferred return address
-            self.N.end_block_at(pc - 4, True)
-            self._take_sync("svc", syn, pc, None, pc - 4)
-            return
-        if intno == EXCP_SMC:                     # SMC: PSCI/SMCCC conduit (PC = next)
-            if el == 0:                           # UNDEFINED at EL0 (Arm ARM C6.2.235)
-                self.N.end_block_at(pc - 4, False)
-                self._take_sync("undef", (EC_UNKNOWN << 26) | IL, pc - 4, None)
-                return
-            self.N.end_block_at(pc - 4, True)
-            self._smccc(pc - 4, "smc")
-            return
-        word = self._insn_word(pc)
-        # HVC is UNDEFINED at EL0, and semihosting from EL0 is off (as QEMU's default)
-        if intno == EXCP_UDEF and word is not None and el >= 1:
-            if (word & 0xFFE0001F) == 0xD4000002:         # HVC #imm (no EL2 in QEMU: UNDEFINED)
-                imm = (word >> 5) & 0xFFFF
-                if imm == 0:
-                    self.N.end_block_at(pc, True)
-                    self._smccc(pc, "hvc")
-                    return
-                if imm == 0xEA1 and self.xen is not None:
-                    self.N.end_block_at(pc, True)
-                    self._hypercall(pc)
-                    return
-            if word == 0xD45E0000:                        # HLT #0xF000: semihosting
-                self.N.end_block_at(pc, True)
-                self._semihosting(pc)
-                return
-        self.N.end_block_at(pc, False)
-        if intno == EXCP_BKPT:
-            self._take_sync("brk", syn, pc, None)
-        elif intno == EXCP_UDEF:
-            trap = self._daif_trap(word) if el == 0 and ec == 0 else None
-            if trap is not None:
-                self._take_sync("sysreg_trap", trap, pc, None)
-                return
-            if ec == 0 or ec == EC_HVC64:
-                syn = (EC_UNKNOWN << 26) | IL
-            self._take_sync("sysreg_trap" if syn >> 26 == EC_SYSREG else "undef", syn, pc, None)
-        elif intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):
-            self._take_sync("data_abort" if intno == EXCP_DATA_ABORT else "prefetch_abort", syn, pc, vaddr)
-        else:
-            self._take_sync(f"exception{intno}", syn if syn else (EC_UNKNOWN << 26) | IL, pc, None)
-
-    @staticmethod
-    def _sysreg_iss(op0: int, op1: int, crn: int, crm: int, op2: int, rt: int, is_read: bool) -> int:
-        """ESR for EC 0x18 (Arm ARM D17.2.37: Op0, Op2, Op1, CRn, Rt, CRm, Direction)."""
-        return ((EC_SYSREG << 26) | IL | op0 << 20 | op2 << 17 | op1 << 14 | crn << 10 | rt << 5
-                | crm << 1 | int(is_read))
-
-    def _daif_trap(self, word: Optional[int]) -> Optional[int]:
-        """MSR DAIFSet/DAIFClr at EL0 with SCTLR_EL1.UMA = 0 traps with EC 0x18 (Arm ARM:
-        Op0 = 0, Op1 = 3, Op2 = 6/7, CRn = 4, CRm = the immediate, Rt = 31).  Unicorn's
-        translator makes it UNDEFINED; QEMU 7.2 traps it with Op1 and Op2 swapped."""
-        if word is None or (word & 0xFFFFF0DF) != 0xD50340DF:   # MSR (immediate), op1 = 3, CRn = 4
-            return None
-        _l, op0, op1, crn, crm, op2, rt = regs.insn_fields(word)
-        if op2 not in (6, 7) or self.uc_reg_cp(3, 0, 1, 0, 0) & SCTLR_UMA:
-            return None
-        return self._sysreg_iss(op0, op1, crn, crm, op2, rt, False)
-
-    def _insn_word(self, pc: int) -> Optional[int]:
-        """The instruction word at virtual address pc, None if nothing is readable there."""
-        if not self._readable(pc):
-            return None
-        return struct.unpack("<I", bytes(self.read_virt(pc, 4, UC.UC_PROT_EXEC)))[0]
-
-    def _readable(self, va: int) -> bool:
-        try:
-            self.read_virt(va, 4)
-            return True
-        except Exception:
-            return False
-
-    def _on_unmapped(self, uc, access, addr, size, value, _ud):
-        self._fault = (access, addr, size)
-        return False
-
-    def _deliver_unmapped(self, pc: int) -> None:
-        """An access to an address with nothing behind it: a synchronous external abort
-        (DFSC/IFSC 0b010000), as QEMU's virt raises for unassigned addresses."""
-        access, addr, size = self._fault
-        self._fault = None
-        A = self.A
-        el = self.current_el()
-        mmu = self.mmu_on()
-        if access == UC.UC_MEM_FETCH_UNMAPPED:
-            self.N.end_block_at(pc, False)
-            ec = EC_IABT_LOW if el == 0 else EC_IABT_CUR
-            iss = 0x10 | (1 << 10 if mmu else 0)       # FnV when the VA is not known (MMU on)
-            self._take_sync("prefetch_abort", (ec << 26) | IL | iss, pc, None if mmu else pc)
-            return
-        self.N.end_block_at(pc, False)
-        ec = EC_DABT_LOW if el == 0 else EC_DABT_CUR
-        wnr = 1 << 6 if access == UC.UC_MEM_WRITE_UNMAPPED else 0
-        iss = 0x10 | wnr | (1 << 10 if mmu else 0)
-        self._take_sync("data_abort", (ec << 26) | IL | iss, pc, None if mmu else addr)
-
-    # ============================================================================ semihosting
-    def _semihosting(self, pc: int) -> None:
-        uc = self.uc
-        op = uc.reg_read(R.UC_ARM64_REG_X0) & 0xFFFFFFFF
-        arg = uc.reg_read(R.UC_ARM64_REG_X1)
-        ret = self._semi_op(op, arg)
-        if ret is not None:
-            uc.reg_write(R.UC_ARM64_REG_X0, ret & NONE64)
-        uc.reg_write(R.UC_ARM64_REG_PC, pc + 4)
-
-    def _semi_op(self, op: int, arg: int) -> Optional[int]:
-        from ..xen.env import GuestFault
-        try:
-            if op == 0x03:                                  # SYS_WRITEC
-                self.out(self.read_virt(arg, 1))
-                return None
-            if op == 0x04:                                  # SYS_WRITE0
-                self.out(self.read_cstr(arg))
-                return None
-            if op == 0x05:                                  # SYS_WRITE {handle, buf, len}
-                h, buf, n = struct.unpack("<QQQ", self.read_virt(arg, 24))
-                if h not in (1, 2):
-                    return n
-                data = self.read_virt(buf, n)
-                (self.out if h == 1 else self.err)(data)
-                return 0
-            if op in (0x18, 0x20):                          # SYS_EXIT / SYS_EXIT_EXTENDED
-                reason, sub = struct.unpack("<QQ", self.read_virt(arg, 16))
-                status = (sub & 0xFF) if reason == SEMI_EXIT_APP else 1
-                raise GuestExit(status, "exit")
-            if op == 0x01:                                  # SYS_OPEN: only ":tt"
-                name_p, mode, _ln = struct.unpack("<QQQ", self.read_virt(arg, 24))
-                name = self.read_cstr(name_p)
-                if name == b":tt":                          # r: stdin, w: stdout, a: stderr
-                    return 0 if mode < 4 else 1 if mode < 8 else 2 if mode < 12 else -1
-                return -1
-            if op == 0x02:                                  # SYS_CLOSE
-                return 0
-            if op == 0x09:                                  # SYS_ISTTY
-                return 1
-            if op == 0x07:                                  # SYS_READC: no input
-                return -1
-            if op == 0x10:                                  # SYS_CLOCK: centiseconds of guest time
-                return self.now_ns() // 10_000_000
-            if op == 0x11:                                  # SYS_TIME: deterministic epoch 0
-                return 0
-            if op == 0x13:                                  # SYS_ERRNO
-                return 0
-            if op == 0x15:                                  # SYS_GET_CMDLINE {buf, len}
-                buf, n = struct.unpack("<QQ", self.read_virt(arg, 16))
-                s = (self.cfg.append or "").encode()[: max(n - 1, 0)] + b"\0"
-                self.write_virt(buf, s)
-                self.write_virt(arg + 8, struct.pack("<Q", len(s) - 1))
-                return 0
-            if op == 0x16:                                  # SYS_HEAPINFO
-                block, = struct.unpack("<Q", self.read_virt(arg, 8))
-                top = self.ram_base + self.ram_size
-                self.write_virt(block, struct.pack("<QQQQ", self.image.end, top - 0x10000, top, top - 0x10000))
-                return 0
-            if op == 0x30:                                  # SYS_ELAPSED {lo, hi}: ticks
-                t = self.now_cycles()
-                self.write_virt(arg, struct.pack("<Q", t))
-                return 0
-            if op == 0x31:                                  # SYS_TICKFREQ
-                return MM.CPU_HZ
-        except GuestFault:
-            return -1
-        return -1
-
-    # ================================================================================ PSCI / SMCCC
-    def _smccc(self, pc: int, conduit: str) -> None:
-        uc = self.uc
-        fid = uc.reg_read(R.UC_ARM64_REG_X0) & 0xFFFFFFFF
-        a1 = uc.reg_read(R.UC_ARM64_REG_X1)
-        ret = NOT_SUPPORTED
-        if fid == PSCI_VERSION:
-            ret = 0x10001                                   # PSCI 1.1
-        elif fid == PSCI_FEATURES:
-            ret = 0 if (a1 & 0xFFFFFFFF) in (PSCI_VERSION, PSCI_CPU_OFF, PSCI_CPU_ON64, PSCI_CPU_ON32,
-                                            PSCI_AFFINITY_INFO64, PSCI_AFFINITY_INFO32, PSCI_SYSTEM_OFF,
-                                            PSCI_SYSTEM_RESET, PSCI_FEATURES, PSCI_MIGRATE_INFO_TYPE,
-                                            SMCCC_VERSION) else NOT_SUPPORTED
-        elif fid == PSCI_SYSTEM_OFF:
-            self.trace.add({"type": "psci", "icount": int(self.A[L.ICOUNT]), "function": "SYSTEM_OFF", "result": 0})
-            raise GuestExit(0, "system_off")
-        elif fid == PSCI_SYSTEM_RESET:
-            self.trace.add({"type": "psci", "icount": int(self.A[L.ICOUNT]), "function": "SYSTEM_RESET", "result": 0})
-            raise GuestExit(0, "reset")
-        elif fid == PSCI_CPU_OFF:
-            raise GuestExit(0, "cpu_off")
-        elif fid in (PSCI_CPU_ON64, PSCI_CPU_ON32):
-            ret = NOT_SUPPORTED                             # one CPU on this board
-        elif fid in (PSCI_AFFINITY_INFO64, PSCI_AFFINITY_INFO32):
-            ret = 0 if (a1 & 0xFFFFFF) == 0 else (1 << 64) - 2   # ON for CPU 0, else INVALID_PARAMETERS
-        elif fid == PSCI_MIGRATE_INFO_TYPE:
-            ret = 2                                         # trusted OS not present
-        elif fid == SMCCC_VERSION:
-            ret = 0x10001                                   # SMCCC 1.1
-        elif fid == SMCCC_ARCH_FEATURES:
-            ret = 0 if (a1 & 0xFFFFFFFF) in (PV_TIME_FEATURES,) and self.cfg.pvtime_ipa is not None else NOT_SUPPORTED
-        elif fid == PV_TIME_FEATURES:
-            ret = self._pv_time_features(a1 & 0xFFFFFFFF)
-        elif fid == PV_TIME_ST:
-            ret = self._pv_time_st()
-        uc.reg_write(R.UC_ARM64_REG_X0, ret)
-        uc.reg_write(R.UC_ARM64_REG_PC, pc + 4)
-
-    def _pv_time_features(self, fid: int) -> int:
-        if self.cfg.pvtime_ipa is None:
-            return NOT_SUPPORTED
-        return 0 if fid in (PV_TIME_FEATURES, PV_TIME_ST) else NOT_SUPPORTED
-
-    def _pv_time_st(self) -> int:
-        """PV_TIME_ST: (re)write the 64-byte stolen-time record (revision 0, attributes 0,
-        stolen ns = 0) and return its IPA; stolen time restarts from this point (kvm-pmu.md 1.9).
-
-        Stolen time is deterministic: every millisecond of guest time the host "preempts" the
-        vCPU for cfg.stolen_ns_per_ms ns.  Guest time (the generic timer) moves on by that
-        much, CPU_CYCLES does not (the vCPU did not run), and the record is rewritten, as
-        KVM does when it schedules the vCPU back in."""
-        ipa = self.cfg.pvtime_ipa
-        if ipa is None:
-            return NOT_SUPPORTED
-        self._pv_stolen = 0
-        self._pv_write()
-        if self.cfg.stolen_ns_per_ms:
-            self.set_timer("pvtime", self.now_ns() + 1_000_000)
-        return ipa
-
-    def _pv_tick(self) -> None:
-        ns = self.cfg.stolen_ns_per_ms
-        self._pv_stolen += ns
-        self.A[L.IDLE] += ns * MM.CPU_HZ // 1_000_000_000
-        self._pv_write()
-        self.set_timer("pvtime", self.now_ns() + 1_000_000)
-
-    def _pv_write(self) -> None:
-        ipa = self.cfg.pvtime_ipa
-        if self.is_ram(ipa, 64):
-            self.write_phys(ipa, struct.pack("<IIQ", 0, 0, self._pv_stolen) + bytes(48))
-
-    # ================================================================================ hypercalls
+    # =================================================================== the hypervisor frontend
     def _hypercall(self, pc: int) -> None:
-        uc = self.uc
-        nr = uc.reg_read(R.UC_ARM64_REG_X16)
-        args = [uc.reg_read(r) for r in (R.UC_ARM64_REG_X0, R.UC_ARM64_REG_X1, R.UC_ARM64_REG_X2,
-                                         R.UC_ARM64_REG_X3, R.UC_ARM64_REG_X4)]
+        """HVC #0xEA1 at pc (EL1): the frontend answers; a blocked vCPU waits like WFI."""
+        uc, xen = self.uc, self.xen
+        assert xen is not None                  # the handler is installed with the frontend
+        nr = uc.reg_read(XEN_HC_NR)
+        args = [uc.reg_read(r) for r in XEN_HC_ARGS]
         self._hc_pc = pc
-        res = self.xen.hypercall(nr, args)
+        res = xen.hypercall(nr, args)
         uc.reg_write(R.UC_ARM64_REG_X0, res & NONE64)
-        uc.reg_write(R.UC_ARM64_REG_PC, pc + 4)
+        uc.reg_write(R.UC_ARM64_REG_PC, pc + X.INSN_SIZE)
         self._xen_after_call()
-        if self.xen.blocked:
-            self._wait_for_interrupt(pc, "SCHEDOP_block/poll", lambda: not self.xen.blocked)
+        if xen.blocked:
+            self.timers.wait_for_interrupt(pc, "SCHEDOP_block/poll", lambda: not xen.blocked)
+
+    def _frontend_timer(self, name: str) -> None:
+        """A frontend's one-shot timer expired."""
+        if self.xen is not None:
+            self.xen.on_timer(name)
+            self._xen_after_call()
 
     def _xen_after_call(self) -> None:
         """What a hypercall or Xen timer asks of the vCPU: shut down, unmask IRQs (SCHEDOP_block)."""
-        if self.xen.shutdown is not None:
-            code, reason = self.xen.shutdown
+        xen = self.xen
+        assert xen is not None
+        if xen.shutdown is not None:
+            code, reason = xen.shutdown
             raise GuestExit(code, reason)
-        if getattr(self.xen, "unmask_irqs_on_return", False):
-            self.uc.reg_write(R.UC_ARM64_REG_PSTATE, self.pstate() & ~PSTATE_I)
-            self.uc.cpr_write(3, 0, 4, 0, 0, self.uc.cpr_read(3, 0, 4, 0, 0))   # rebuild hflags
-            self.xen.unmask_irqs_on_return = False
-
-    def pmu_state(self) -> dict:
-        """The architectural PMU registers as a plain dict (RunResult.pmu, the exit record)."""
-        A = self.A
-        n = int(A[L.NCNT])
-        return {"n": n, "pmcr": self.N.pmcr_read(), "pmcntenset": int(A[L.CNTEN]), "pmintenset": int(A[L.INTEN]),
-                "pmovsset": int(A[L.OVS]), "pmselr": int(A[L.SELR]) & 31, "pmuserenr": int(A[L.USERENR]),
-                "pmccntr": int(A[L.CNT + 31]), "pmccfiltr": int(A[L.TYPER + 31]),
-                "evcntr": [int(A[L.CNT + i]) for i in range(n)], "evtyper": [int(A[L.TYPER + i]) for i in range(n)],
-                "pmceid0": int(A[L.PMCEID0]), "pmceid1": int(A[L.PMCEID1])}
-
-    # Xen GuestEnv extras
-    def stats(self) -> dict:
-        """How the run was counted (not architectural): blocks counted deferred, flushes of
-        the deferred tallies, and overflows found while flushing (always 0: a bug otherwise)."""
-        A = self.A
-        return {"deferred_blocks": int(A[L.DEF_BLOCKS]), "deferred_flushes": int(A[L.DEF_FLUSHES]),
-                "deferred_misses": int(A[L.DEF_MISS]), "blocks_classified": int(A[L.CC_CLASSIFIED]),
-                "blocks_checked": int(A[L.CC_CHECKED]), "blocks_changed": int(A[L.CC_CHANGED]),
-                "translation_epochs": int(A[L.CC_EPOCHS]), "code_cache_flushes": int(A[L.CC_FLUSHES])}
-
-    def pmu_snapshot(self):
-        from ..xen.env import PmuRegs
-        A = self.A
-        n = int(A[L.NCNT])
-        return PmuRegs(nr_counters=n, pmcr=self.N.pmcr_read(), pmcntenset=int(A[L.CNTEN]),
-                       pmintenset=int(A[L.INTEN]), pmovsset=int(A[L.OVS]), pmselr=int(A[L.SELR]) & 31,
-                       pmuserenr=int(A[L.USERENR]), pmccntr=int(A[L.CNT + 31]), pmccfiltr=int(A[L.TYPER + 31]),
-                       evcntr=[int(A[L.CNT + i]) if i < n else 0 for i in range(31)],
-                       evtyper=[int(A[L.TYPER + i]) if i < n else 0 for i in range(31)])
-
-    def pmu_load(self, r) -> None:
-        A = self.A
-        n = int(A[L.NCNT])
-        pmcr = r.pmcr & 0xFF
-        if pmcr & regs.PMCR_C:
-            r.pmccntr = 0
-        if pmcr & regs.PMCR_P:
-            r.evcntr = [0] * 31
-        A[L.PMCR] = (pmcr | regs.PMCR_LC) & ~(regs.PMCR_P | regs.PMCR_C) & (0xFF if int(A[L.PMUVER]) >= 6 else 0x7F)
-        vm = self.N.valid_mask()
-        A[L.CNTEN], A[L.INTEN], A[L.OVS] = r.pmcntenset & vm, r.pmintenset & vm, r.pmovsset & vm
-        A[L.SELR], A[L.USERENR] = r.pmselr, r.pmuserenr & 0xF
-        A[L.CNT + 31], A[L.TYPER + 31] = r.pmccntr, r.pmccfiltr
-        wm = NONE64 if int(A[L.EVCNT64]) else 0xFFFFFFFF
-        for i in range(n):
-            A[L.CNT + i] = r.evcntr[i] & wm
-            A[L.TYPER + i] = r.evtyper[i] & self.N.typer_mask()
-        self.N.reconfigure()
-        self.N.irq_update()
-
-    def pmu_set_frozen(self, frozen: bool) -> None:
-        self.A[L.FROZEN] = 1 if frozen else 0
-        self.N.reconfigure()
-        self.N.irq_update()
+        if getattr(xen, "unmask_irqs_on_return", False):
+            self.uc.reg_write(R.UC_ARM64_REG_PSTATE, self.pstate() & ~X.PSTATE_I)
+            self.uc.cpr_write(*X.SPSR_EL1, self.uc.cpr_read(*X.SPSR_EL1))   # rebuild hflags
+            xen.unmask_irqs_on_return = False
 
     # ================================================================================ run loop
     def run(self) -> int:
@@ -950,38 +331,36 @@ class Machine:
         try:
             while True:
                 if int(A[L.MEMHOOK_WANT]) != int(A[L.MEMHOOK_ON]):
-                    self._update_memhook()
+                    self.code.update_memhook()
                 A[L.STOP_REASON] = L.SR_NONE
-                self._fault = None
+                self.exc.fault = None
                 try:
                     uc.emu_start(pc, UNTIL)
                     self.N.flush()
                 except unicorn.UcError as e:
                     self.N.flush()
-                    if self._error is None and e.errno == UC.UC_ERR_FETCH_PROT:
+                    if self.guard.error is None and e.errno == UC.UC_ERR_FETCH_PROT:
                         # executing from a device (MMIO): a synchronous external abort on fetch
-                        self._fault = (UC.UC_MEM_FETCH_UNMAPPED, uc.reg_read(R.UC_ARM64_REG_PC), 4)
-                    if self._error is None and self._fault is not None:
-                        self._deliver_unmapped(uc.reg_read(R.UC_ARM64_REG_PC))
+                        self.exc.fault = (UC.UC_MEM_FETCH_UNMAPPED, uc.reg_read(R.UC_ARM64_REG_PC), X.INSN_SIZE)
+                    if self.guard.error is None and self.exc.fault is not None:
+                        self.exc.deliver_unmapped(uc.reg_read(R.UC_ARM64_REG_PC))
                         pc = uc.reg_read(R.UC_ARM64_REG_PC)
                         continue
-                    if self._error is None:
+                    if self.guard.error is None:
                         raise errors.VpmuError(f"emulation failed at PC {uc.reg_read(R.UC_ARM64_REG_PC):#x}: {e}")
-                if self._error is not None:
-                    err, self._error = self._error, None
-                    raise err
-                self._drain_ring()
+                self.guard.raise_pending()
+                self.pmu.drain_ring()
                 pc = uc.reg_read(R.UC_ARM64_REG_PC)
                 reason = int(A[L.STOP_REASON])
                 if reason == L.SR_HOOKS:
-                    self._install_sites()
+                    self.code.install_sites()
                 elif reason == L.SR_UNCLASSIFIABLE:
                     raise errors.VpmuError(f"the code cache cannot classify the block at {pc:#x}: more than "
                                            f"{L.NCLS} distinct instruction classes")
                 elif reason == L.SR_PRECISE_ON:
-                    self._precise(int(A[L.STOP_ARG]), True)
+                    self.code.precise(int(A[L.STOP_ARG]), True)
                 elif reason == L.SR_PRECISE_OFF:
-                    self._precise(int(A[L.STOP_ARG]), False)
+                    self.code.precise(int(A[L.STOP_ARG]), False)
                 elif reason == L.SR_LIMIT:
                     raise errors.GuestStop(f"instruction limit reached ({int(A[L.INSN_LIMIT])} instructions) "
                                            f"at PC {pc:#x}", errors.EXIT_INSN_LIMIT)
@@ -992,7 +371,7 @@ class Machine:
         except GuestExit as ge:
             self._finish(ge.status, ge.reason)
         except errors.VpmuError as ve:
-            self._drain_ring()
+            self.pmu.drain_ring()
             self.trace.add({"type": "error", "icount": int(A[L.ICOUNT]), "reason": str(ve),
                             "pc": uc.reg_read(R.UC_ARM64_REG_PC)})
             self.trace.close()
@@ -1000,7 +379,7 @@ class Machine:
         return self.exit_status
 
     def _finish(self, status: int, reason: str) -> None:
-        self._drain_ring()
+        self.pmu.drain_ring()
         self.exit_status, self.exit_reason = status, reason
         self.trace.add({"type": "exit", "icount": int(self.A[L.ICOUNT]), "status": status, "reason": reason,
                         "cycles": int(self.A[L.CYCLES]), "pmu": self.pmu_state()})
@@ -1008,100 +387,12 @@ class Machine:
 
     def _after_halt(self, pc: int) -> None:
         """emu_start returned without a stop request: the CPU executed WFI (or WFE)."""
-        A = self.A
-        word = struct.unpack("<I", self.uc.mem_read(pc - 4, 4))[0] if self._readable(pc - 4) else None
-        if word != WFI_WORD:
+        wfi_pc = pc - X.INSN_SIZE
+        word = struct.unpack("<I", self.uc.mem_read(wfi_pc, 4))[0] if self.mem.readable(wfi_pc) else None
+        if word != X.WFI:
             return                                   # WFE / YIELD: a hint, keep going
         self.N.finish_block(pc)
-        self._wait_for_interrupt(pc - 4, "WFI")
-
-    def _wait_for_interrupt(self, pc: int, what: str, woken=lambda: False) -> None:
-        """WFI semantics: return at once if an interrupt is pending (even if PSTATE.I masks it),
-        else skip time ahead to the next timer deadline; no deadline = it can never wake.
-        `woken()` may end the wait without an interrupt (Xen SCHEDOP_poll timeouts)."""
-        A = self.A
-        if int(A[L.IRQ_CAND]) or woken():
-            return
-        idle0 = int(A[L.IDLE])
-        while not int(A[L.IRQ_CAND]) and not woken():
-            dl = int(A[L.NEXT_DEADLINE])
-            # the PV-time tick re-arms itself for ever: it advances time but wakes nobody
-            if dl == NONE64 or not self._wakers():
-                silent = self._silent_timers()
-                if silent:
-                    raise errors.GuestStop(f"{what} at PC {pc:#x}: {silent}", errors.EXIT_DEADLOCK)
-                raise errors.GuestStop(f"{what} at PC {pc:#x} with no interrupt that could ever arrive "
-                                       f"(no pending interrupt and no enabled timer)", errors.EXIT_DEADLOCK)
-            now = self.now_cycles()
-            if dl > now:
-                A[L.IDLE] += dl - now                # skip ahead to the next timer deadline
-            self._on_timer_event()
-        self.trace.add({"type": "wfi", "icount": int(A[L.ICOUNT]), "pc": pc, "idle_cycles": int(A[L.IDLE]) - idle0})
-
-    def _wakers(self) -> bool:
-        """Is a timer armed that could end a wait (a generic timer counting towards its
-        compare value, or a frontend's one-shot timer)?"""
-        cnt = self.now_cycles() // MM.TICK_DIV
-        for ctl_o, cval_o in ((L.CNTV_CTL, L.CNTV_CVAL), (L.CNTP_CTL, L.CNTP_CVAL)):
-            if int(self.A[ctl_o]) & 1 and cnt < int(self.A[cval_o]):
-                return True
-        return any(name != "pvtime" for name in self._soft_timers)
-
-    def _silent_timers(self) -> str:
-        """Why a timer whose condition is met cannot interrupt ('' if none)."""
-        cnt = self.now_cycles() // MM.TICK_DIV
-        for name, reg, ctl_o, cval_o in (("virtual", "CNTV_CTL_EL0", L.CNTV_CTL, L.CNTV_CVAL),
-                                         ("physical", "CNTP_CTL_EL0", L.CNTP_CTL, L.CNTP_CVAL)):
-            ctl = int(self.A[ctl_o])
-            if ctl & 1 and cnt >= int(self.A[cval_o]):
-                if ctl & 2:
-                    return f"the {name} timer fired but {reg}.IMASK masks its interrupt"
-                ppi = self.cfg.timer_ppis["vtimer" if name == "virtual" else "ptimer"]
-                return f"the {name} timer fired but its interrupt (PPI {ppi}) is disabled or masked in the GIC"
-        return ""
-
-    def _install_sites(self) -> None:
-        """Code hooks where the code cache asked for one (the instruction after a store-exclusive
-        whose status register is overwritten in its block): installed before the block is
-        translated again."""
-        A = self.A
-        for i in range(int(A[L.NEW_N])):
-            addr = int(A[L.NEW_VA + i])
-            if addr not in self._site_hooks:
-                self._site_hooks[addr] = native.hook_add(self.uc, UC.UC_HOOK_CODE, self._H.code_hook.address,
-                                                         self._arena_addr, addr, addr)
-                if not self.N.hooked(addr):
-                    raise errors.VpmuError(f"too many store-exclusive checks in the guest (hook table full at {addr:#x})")
-                native.remove_tb_cache(self.uc, addr & ~0xFFF, (addr & ~0xFFF) + 0x1000)
-        A[L.NEW_N] = 0
-
-    def _precise(self, e: int, on: bool) -> None:
-        A = self.A
-        start = int(A[L.BLK_KEY + e]) - 1
-        size = int(A[L.BLK_SIZE + e])
-        if on:
-            if (start, size) not in self._precise_hooks:
-                self._precise_hooks[start, size] = native.hook_add(
-                    self.uc, UC.UC_HOOK_CODE, self._H.code_hook.address, self._arena_addr, start, start + size - 1)
-        else:
-            h = self._precise_hooks.pop((start, size), None)
-            if h is not None:
-                native.hook_del(self.uc, h)
-        if not self.N.precise(start, size, on):
-            raise errors.VpmuError("too many precise-mode block ranges (table full)")
-        native.remove_tb_cache(self.uc, start, start + size)
-
-    def _update_memhook(self) -> None:
-        A = self.A
-        want = bool(A[L.MEMHOOK_WANT])
-        if want and self._mem_hook is None:
-            self._mem_hook = native.hook_add(self.uc, UC.UC_HOOK_MEM_READ | UC.UC_HOOK_MEM_WRITE,
-                                             self._H.mem_hook.address, self._arena_addr)
-        elif not want and self._mem_hook is not None:
-            native.hook_del(self.uc, self._mem_hook)
-            self._mem_hook = None
-        A[L.MEMHOOK_ON] = 1 if want else 0
-        self.uc.ctl_flush_tb()
+        self.timers.wait_for_interrupt(wfi_pc, "WFI")
 
     def close(self) -> None:
         native.unregister_machine(self._arena_addr)

@@ -21,6 +21,10 @@ Decisions:
   BR_PRED count all of them, taken or not.  ERET is an exception return (EXC_RETURN), not a
   branch for BR_*; it writes the PC (PC_WRITE_RETIRED).  PC_WRITE_RETIRED counts
   unconditional branches always and conditional ones when taken (dynamic).
+- Cycle classes: ``mul`` and ``div`` are the general-register multiplies and divides; the
+  Advanced SIMD ``MUL``/``SMULL``/``UMULL`` are ``fp`` like every other SIMD&FP operation.
+- A load/store that capstone rejects as CONSTRAINED UNPREDICTABLE but the engine executes
+  is classified as what it executes (see :func:`_disasm`).
 """
 from __future__ import annotations
 
@@ -92,6 +96,8 @@ def element_size(mnemonic: str, op_str: str) -> int:
         return _VSIZE.get(arr.lstrip("0123456789")[:1], 1)
     if m.startswith(("stxr", "stlxr", "stxp", "stlxp")):
         ops = ops[1:]                                  # skip the status register
+    if m in ("ldraa", "ldrab"):                        # PAuth key A/B, not a byte load
+        return 8
     if m.endswith("b"):
         return 1
     if m.endswith("h"):
@@ -106,6 +112,52 @@ def element_size(mnemonic: str, op_str: str) -> int:
     return _VSIZE.get(reg[:1], 8)
 
 
+# Capstone 5 rejects every encoding LLVM's decoder reports as "SoftFail" (capstone
+# arch/AArch64/AArch64Disassembler.c): loads and stores whose should-be fields differ (Rs and
+# Rt2, "(1)(1)(1)(1)(1)" in the Arm ARM, of LDXR/LDAXR/LDAR/STLR), or whose registers overlap
+# where the Arm ARM makes that CONSTRAINED UNPREDICTABLE (LDP/LDXP with Rt == Rt2, a writeback
+# to a transfer register) - and, by an LLVM bug, LDTR with Rn == Rt, which is well defined
+# (it has no writeback).  Unicorn executes all of them (for the CONSTRAINED UNPREDICTABLE
+# ones, the Arm ARM's "as if the field held its should-be value" / "execute" choice), so they
+# retire and must be counted as the loads and stores they are.  Register numbers never decide
+# a class, so such a word is disassembled with its registers renamed apart (and, in the
+# exclusive/ordered group, its should-be fields set); the Store-Exclusive status register is
+# still read from the word itself.
+_LDST_MASK, _LDST_VAL = 0x0A000000, 0x08000000      # op0 = x1x0: loads and stores
+_EXCL_MASK, _EXCL_VAL = 0x3F000000, 0x08000000      # load/store exclusive, ordered
+_PAIR_MASK, _PAIR_VAL = 0x38000000, 0x28000000      # load/store pair
+_RT, _RT2, _RS = 0, 10, 16                          # register field positions
+
+
+def _renamed(word: int) -> list[int]:
+    rn = (word >> 5) & 31
+    rt2 = (word >> _RT2) & 31
+    t = next(r for r in range(3) if r not in (rn, rt2))
+    w = (word & ~(31 << _RT)) | (t << _RT)
+    out = [w]
+    if (word & _PAIR_MASK) == _PAIR_VAL:
+        u = next(r for r in range(3, 6) if r != rn)
+        out.append((w & ~(31 << _RT2)) | (u << _RT2))
+    if (word & _EXCL_MASK) == _EXCL_VAL:
+        out.append(w | (31 << _RS) | (31 << _RT2))
+    return out
+
+
+def _disasm(word: int, addr: int) -> list:
+    res = list(_md.disasm_lite(word.to_bytes(4, "little"), addr))
+    if not res and (word & _LDST_MASK) == _LDST_VAL:
+        for alt in _renamed(word):
+            res = list(_md.disasm_lite(alt.to_bytes(4, "little"), addr))
+            if res:
+                break
+    return res
+
+
+def _simd_operand(ops: str) -> bool:
+    """The first operand is a SIMD&FP register (v0.., q0.., d0.., s0.., h0.., b0..)."""
+    return len(ops) > 1 and ops[0] in "vqdsbh" and ops[1].isdigit()
+
+
 def _target(op_str: str) -> int:
     return int(op_str.rsplit("#", 1)[1], 16)
 
@@ -113,7 +165,7 @@ def _target(op_str: str) -> int:
 def classify_word(addr: int, word: int, cycles: CycleModel) -> Insn:
     inc = [0] * C.NS
     inc[C.S_INST] = 1
-    res = list(_md.disasm_lite(word.to_bytes(4, "little"), addr))
+    res = _disasm(word, addr)
     mnem, ops = (res[0][2], res[0][3]) if res else ("(undefined)", "")
     ins = Insn(addr, word, mnem, ops, ())
     m = mnem
@@ -183,11 +235,11 @@ def classify_word(addr: int, word: int, cycles: CycleModel) -> Insn:
         ins.esize = element_size(m, ops)
         if m.startswith(("stxr", "stlxr", "stxp", "stlxp")):
             ins.excl_rs = (word >> 16) & 31
-    elif m in _MUL:
+    elif m in _MUL and not _simd_operand(ops):
         ins.kind = "mul"
     elif m in _DIV:
         ins.kind = "div"
-    elif m.startswith("f") or (ops and ops[0] in "vqdsbh" and len(ops) > 1 and ops[1].isdigit()):
+    elif m.startswith("f") or _simd_operand(ops):
         ins.kind = "fp"
     elif m in ("isb", "dsb", "dmb", "wfi", "wfe", "hvc", "smc", "svc", "brk", "hlt"):
         ins.kind = "system"

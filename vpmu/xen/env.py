@@ -1,84 +1,8 @@
-"""The board-facing interface the Xen frontend is written against.
+"""The board-facing interface the Xen frontend is written against, re-exported.
 
-The machine (``vpmu.board.machine``) implements :class:`GuestEnv`; unit tests use a
-small fake.  Keeping the Xen layer behind this interface means hypercall semantics
-(errno order, shared-page layout, event channels) are testable without running a
-guest, and the same code runs inside the emulator.
+It lives in :mod:`vpmu.board.env` (the Xen package depends on the board, never the
+reverse); this module keeps the old import path working.
 """
-from __future__ import annotations
+from ..board.env import GuestEnv, GuestFault, InterruptedContext, PmuRegs
 
-from dataclasses import dataclass, field
-from typing import Protocol
-
-
-class GuestFault(Exception):
-    """A guest pointer could not be translated or accessed (-> -EFAULT to the guest)."""
-
-
-@dataclass
-class PmuRegs:
-    """Architectural PMU state as the Xen shared page (xen-pmu.md section 5) carries it."""
-    nr_counters: int = 0
-    pmcr: int = 0
-    pmcntenset: int = 0
-    pmintenset: int = 0
-    pmovsset: int = 0
-    pmselr: int = 0
-    pmuserenr: int = 0
-    pmccntr: int = 0
-    pmccfiltr: int = 0
-    evcntr: list = field(default_factory=lambda: [0] * 31)
-    evtyper: list = field(default_factory=lambda: [0] * 31)
-
-
-@dataclass
-class InterruptedContext:
-    """Where the guest was when a PMU overflow interrupt hit (for the sample's ``r``)."""
-    pc: int        # preferred return address
-    sp: int        # SP_EL0 if EL0 or EL1t, SP_EL1 if EL1h
-    pstate: int    # SPSR-format PSTATE
-    el: int        # 0 or 1
-
-
-class GuestEnv(Protocol):
-    # --- memory ---------------------------------------------------------------
-    def read_virt(self, va: int, size: int) -> bytes:
-        """Read guest memory at a virtual address (stage 1 of the current EL).
-        Raises GuestFault if any byte is untranslatable or not RAM."""
-
-    def write_virt(self, va: int, data: bytes) -> None:
-        """Write guest memory at a virtual address; GuestFault as for read_virt."""
-
-    def read_phys(self, pa: int, size: int) -> bytes:
-        """Read guest RAM at an intermediate physical address; GuestFault if not RAM."""
-
-    def write_phys(self, pa: int, data: bytes) -> None:
-        """Write guest RAM at an IPA; GuestFault if not RAM."""
-
-    def is_ram(self, pa: int, size: int = 1) -> bool:
-        """True if [pa, pa+size) is guest RAM."""
-
-    # --- interrupts and time ----------------------------------------------------
-    def set_ppi_level(self, intid: int, level: bool) -> None:
-        """Drive a (level-sensitive) PPI of this vCPU's redistributor."""
-
-    def now_ns(self) -> int:
-        """Guest time in nanoseconds derived from the cycle model (deterministic)."""
-
-    def set_timer(self, name: str, deadline_ns: int | None) -> None:
-        """Arm (or cancel with None) a one-shot host timer; on expiry the machine calls
-        the frontend's ``on_timer(name)``.  Deterministic: fires at the first instruction
-        boundary at or after ``deadline_ns``."""
-
-    # --- the PMU model ----------------------------------------------------------
-    def pmu_snapshot(self) -> PmuRegs:
-        """Current architectural PMU registers (counters brought up to date)."""
-
-    def pmu_load(self, regs: PmuRegs) -> None:
-        """Replace the architectural PMU registers (already validated by the caller)."""
-
-    def pmu_set_frozen(self, frozen: bool) -> None:
-        """While frozen, no counter counts and register accesses see the frozen state."""
-
-    def trace(self, record: dict) -> None:
-        """Append a trace record (the machine adds ``icount``)."""
+__all__ = ["GuestEnv", "GuestFault", "InterruptedContext", "PmuRegs"]

@@ -1,6 +1,6 @@
 """Building the frontend for the board: ``make_frontend(machine)``.
 
-``vpmu.board.machine.Machine`` implements the GuestEnv methods itself except ``trace``
+``vpmu.board.machine.Machine`` implements the GuestEnv methods (``vpmu.board.env``) except ``trace``
 (its ``trace`` attribute is the TraceWriter), so the frontend talks to it through
 :class:`MachineEnv`, which forwards everything and turns ``trace(record)`` into
 ``TraceWriter.add`` with the ``icount`` (and, for hypercall records, the ``pc`` of the

@@ -1,0 +1,320 @@
+"""Run options: everything ``vpmu run`` and ``vpmu.run()`` accept, as one typed value.
+
+:class:`RunOptions` is the one table of a run's options.  Each field carries its command-line
+form as metadata (:class:`CliForm`: argument group, flag, metavar, help, value parser), so
+``vpmu run`` builds its parser from this class (:mod:`vpmu.commands.run`) and
+``vpmu.run(elf, **kw)`` takes the same names (:meth:`RunOptions.from_keywords` rejects an
+unknown name and suggests the nearest one).  Values are checked when the object is made; a
+bad one raises :class:`vpmu.errors.UsageError` (exit status 2) naming the option.
+
+:meth:`RunOptions.to_machine_config` is the single place where options become a
+:class:`~vpmu.config.MachineConfig`.  The PMU flags, or a ``--vm`` description, are applied
+through :mod:`vpmu.kvm` in the order a VMM issues the ioctls (:func:`vpmu.vmdesc.build`), so a
+combination real KVM refuses fails here with its errno (:class:`vpmu.kvm.KvmAttrError`, exit
+status 105); then the models, board and run-control options are added.
+
+The PMU flags and a ``--vm`` file (docs/kvm.md, "The runner's flags"):
+
+- without ``--vm`` the flags describe the emulated hardware: the implied host has one PMU of
+  ``pmu_version`` (default 3.7) with ``counters`` counters (default 6), and the guest gets
+  exactly ``pmu_version`` - including 3.7, which real KVM caps to 3.5 (the flag names the
+  guest's PMUVer; a documented choice);
+- with ``--vm`` the file describes the host and the VM and KVM's rules apply unchanged;
+  ``pmu_version``, ``counters``, ``pmu_irq`` and ``no_pmu`` override its ``[pmu]`` table when
+  given, ``filters`` are applied after the file's, and ``memory`` overrides the file's
+  ``memory`` only when given (the file's value, default 128M, otherwise).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Optional, Union
+
+from .config import (MEMORY_MAX, MEMORY_MIN, PMU_VERSIONS, PMUVER_V3P5, CacheModel,
+                     CycleModel, MachineConfig)
+from .errors import UsageError
+from .filter import parse_filter
+from .sizes import format_size, parse_size
+from .vmdesc import HostPmuDesc, VmDesc, VmDescError, build, parse_file
+
+XEN_VPMU_MODES = ("off", "self", "hv", "all")
+MAX_COUNTERS = 31                       # PMCR_EL0.N is 5 bits; 31 is the cycle counter's index
+
+# What the flags imply without --vm: the host PMU (perf type 8 as on most arm64 hosts) and its
+# counters; the PMU version default is the newest modelled one.
+DEFAULT_PMU_VERSION = "3.7"
+DEFAULT_COUNTERS = 6
+IMPLIED_HOST_PMU_TYPE = 8
+
+
+# ---------------------------------------------------------------------------------------------
+# Option values as text (the command line, and strings given to vpmu.run())
+
+def parse_int(text: str) -> int:
+    """An integer in any base Python accepts (``23``, ``0x17``).  ValueError: ``not a number``."""
+    try:
+        return int(text, 0)
+    except (TypeError, ValueError):
+        raise ValueError(f"not a number: {text!r}") from None
+
+
+def _kv_model(cls, spec: str, what: str, sizes: bool):
+    obj = cls()
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        k, sep, v = item.partition("=")
+        k = k.strip().replace("-", "_")
+        if not sep or not hasattr(obj, k) or k == "enabled":
+            names = ", ".join(f.replace("_", "-") for f in vars(obj) if f != "enabled")
+            raise ValueError(f"{what}: unknown item {item!r} (known: {names})")
+        try:
+            val = parse_size(v) if sizes else int(v, 0)
+        except ValueError:
+            raise ValueError(f"{what}: {k} needs a number, got {v!r}") from None
+        if val < 0:
+            raise ValueError(f"{what}: {k} must not be negative")
+        setattr(obj, k, val)
+    return obj
+
+
+def parse_cycle_model(spec: str) -> CycleModel:
+    """``--cycles base=1,load=2,mispredict=10,l1d-refill=20`` (ValueError on a bad item)."""
+    m = _kv_model(CycleModel, spec, "--cycles", sizes=False)
+    if m.base < 1:
+        raise ValueError("--cycles: base must be at least 1")
+    return m
+
+
+def parse_cache_model(spec: str) -> CacheModel:
+    """``--cache line=64,l1d-size=32K,...`` (sizes as :func:`vpmu.sizes.parse_size`); the
+    model is enabled from the start of the run."""
+    m = _kv_model(CacheModel, spec, "--cache", sizes=True)
+    m.enabled = True
+    if m.line < 4 or m.line & (m.line - 1):
+        raise ValueError("--cache: line must be a power of two >= 4")
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+
+@dataclass(frozen=True)
+class CliForm:
+    """How a :class:`RunOptions` field appears on the ``vpmu run`` command line."""
+    group: str                                      # argument group in --help
+    help: str
+    metavar: Optional[str] = None
+    flag: Optional[str] = None                      # default: --field-name
+    parse: Optional[Callable[[str], Any]] = None    # text -> value; ValueError on bad text
+    choices: Optional[tuple] = None
+    repeat: bool = False                            # the flag may be given several times
+
+    def flag_for(self, name: str) -> str:
+        return self.flag or "--" + name.replace("_", "-")
+
+
+def _option(default: Any, **cli: Any) -> Any:
+    return field(default=default, metadata={"cli": CliForm(**cli)})
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of one run (``vpmu run --help`` has the same names with dashes).
+
+    String values are accepted where the command line takes text: ``memory="1G"``,
+    ``cycles="base=2"``, ``cache="line=64,l1d-size=512"``.  ``None`` means "not given" (the
+    default, or the ``--vm`` file's value, applies).
+    """
+    # -- PMU (applied through vpmu.kvm like a VMM would)
+    pmu_version: Optional[str] = _option(
+        None, group="PMU", choices=tuple(sorted(PMU_VERSIONS)),
+        help="guest PMU version: 3.0 (10-bit events), 3.1, 3.4, 3.5 (64-bit counters, PMCR.LP), 3.7 "
+             "(default 3.7)")
+    counters: Optional[int] = _option(
+        None, group="PMU", metavar="N", parse=parse_int,
+        help="event counters, PMCR_EL0.N (0..31, default 6)")
+    pmu_irq: Optional[int] = _option(
+        None, group="PMU", metavar="INTID", parse=parse_int, help="overflow interrupt (default 23 = PPI 7)")
+    no_pmu: bool = _option(
+        False, group="PMU", help="vCPU without the PMU feature: every PMU register UNDEFs")
+    filters: tuple = _option(
+        (), group="PMU", flag="--filter", repeat=True, metavar="allow|deny:FIRST[-LAST]",
+        help="KVM event filter range, repeatable, applied in order like successive "
+             "KVM_ARM_VCPU_PMU_V3_FILTER calls; inclusive; numbers (hex/decimal) or event names")
+    vm: Optional[str] = _option(
+        None, group="PMU", metavar="FILE",
+        help="VM description (TOML: host, vGIC, PMU, timers, PV time, memory) instead of the "
+             "PMU/timer flags; the flags given override it (docs/kvm.md)")
+    # -- models
+    cycles: Optional[CycleModel] = _option(
+        None, group="models", metavar="SPEC", parse=parse_cycle_model,
+        help="cycle model, e.g. base=1,load=2,mispredict=10,l1d-refill=20 (default: 1 cycle/insn)")
+    cache: Optional[CacheModel] = _option(
+        None, group="models", metavar="SPEC", parse=parse_cache_model,
+        help="L1 cache model, e.g. line=64,l1d-size=32K,l1d-ways=4,l1i-size=32K,l1i-ways=2")
+    # -- board
+    memory: Optional[int] = _option(
+        None, group="board", metavar="SIZE", parse=parse_size,
+        help="RAM size, e.g. 128M, 1GiB, 0x8000000 (default 128M, or the --vm file's memory)")
+    append: Optional[str] = _option(
+        None, group="board", metavar="ARGS", help="kernel command line (/chosen/bootargs)")
+    dtb: Optional[str] = _option(
+        None, group="board", metavar="FILE", help="use this device tree blob instead of the generated one")
+    # -- Xen
+    xen: bool = _option(False, group="Xen", help="enable the Xen hypercall frontend (HVC #0xEA1)")
+    xen_domid: int = _option(
+        0, group="Xen", metavar="N", parse=parse_int, help="domain id (0 = dom0, default)")
+    xen_vpmu: str = _option("self", group="Xen", choices=XEN_VPMU_MODES, help="vPMU boot mode")
+    # -- run control
+    max_insns: Optional[int] = _option(
+        None, group="run control", metavar="N", parse=parse_int, help="stop after N instructions (error)")
+    trace: Optional[str] = _option(None, group="run control", metavar="FILE", help="write a JSON Lines trace")
+    trace_pmu_regs: bool = _option(
+        False, group="run control", help="also trace every PMU register access")
+    trace_sample: int = _option(
+        0, group="run control", metavar="N", parse=parse_int,
+        help="also record every counter each N retired instructions (at the next block boundary)")
+    eager: bool = _option(
+        False, group="run control",
+        help="count every block when it completes instead of deferring the adds to the next point "
+             "that can observe them (same results, slower; for cross-checking)")
+
+    # -- making and checking ------------------------------------------------------------------
+    @classmethod
+    def from_keywords(cls, **kw: Any) -> "RunOptions":
+        """``vpmu.run()``'s keywords.  An unknown name raises TypeError with the nearest
+        known name (``filter`` -> ``did you mean 'filters'?``)."""
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in kw if k not in names]
+        if unknown:
+            parts = []
+            for k in unknown:
+                close = difflib.get_close_matches(k, names, n=1)
+                parts.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise TypeError(f"unknown run option{'s' if len(parts) > 1 else ''} {', '.join(parts)}; "
+                            f"the options are {', '.join(names)}")
+        return cls(**kw)
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        if self.pmu_version is not None and self.pmu_version not in PMU_VERSIONS:
+            raise UsageError(f"--pmu-version: unknown version {self.pmu_version!r} "
+                             f"(use one of {', '.join(PMU_VERSIONS)})")
+        for name in ("counters", "pmu_irq", "max_insns", "xen_domid", "trace_sample"):
+            _check_int(name, getattr(self, name), optional=name not in ("xen_domid", "trace_sample"))
+        if self.counters is not None and not 0 <= self.counters <= MAX_COUNTERS:
+            raise UsageError(f"--counters must be in 0..{MAX_COUNTERS} (got {self.counters})")
+        put("filters", _filters(self.filters))
+        put("vm", None if self.vm is None else os.fspath(self.vm))
+        put("cycles", _model(self.cycles, CycleModel, parse_cycle_model))
+        put("cache", _model(self.cache, CacheModel, parse_cache_model))
+        put("memory", _memory(self.memory))
+        if self.xen_vpmu not in XEN_VPMU_MODES:
+            raise UsageError(f"--xen-vpmu must be one of {', '.join(XEN_VPMU_MODES)} (got {self.xen_vpmu!r})")
+        if self.max_insns is not None and self.max_insns < 1:
+            raise UsageError(f"--max-insns must be at least 1 (got {self.max_insns})")
+        if self.trace_sample < 0:
+            raise UsageError("--trace-sample must not be negative")
+        put("trace", None if self.trace is None else os.fspath(self.trace))
+        put("dtb", None if self.dtb is None else os.fspath(self.dtb))
+
+    # -- the machine ------------------------------------------------------------------------
+    def vm_description(self) -> tuple[VmDesc, Optional[str]]:
+        """The VM a VMM would configure for these options: the ``--vm`` file with the flags
+        applied over it, or the VM the flags imply.  Also returns the guest PMU version to
+        report when it is above KVM's cap (only without ``--vm``, see the module docstring)."""
+        above_cap = None
+        if self.vm is not None:
+            desc = parse_file(self.vm)
+            if self.pmu_version is not None:
+                desc.pmu_version = self.pmu_version
+        else:
+            desc = VmDesc(source="command line")
+            version = self.pmu_version or DEFAULT_PMU_VERSION
+            desc.host_pmus = [HostPmuDesc(type=IMPLIED_HOST_PMU_TYPE, version=version,
+                                          counters=DEFAULT_COUNTERS if self.counters is None else self.counters)]
+            if PMU_VERSIONS[version] > PMUVER_V3P5:
+                above_cap = version
+        if self.memory is not None:
+            desc.memory = self.memory
+        elif not MEMORY_MIN <= desc.memory <= MEMORY_MAX:
+            raise VmDescError(f"{desc.source}: memory = {format_size(desc.memory)} is outside what the "
+                              f"board supports ({format_size(MEMORY_MIN)}..{format_size(MEMORY_MAX)})")
+        if self.no_pmu:
+            desc.pmu = False
+        if self.counters is not None:
+            desc.counters = self.counters
+        if self.pmu_irq is not None:
+            desc.irq = self.pmu_irq
+        desc.filters = desc.filters + [(text, parse_filter(text)) for text in self.filters]
+        return desc, above_cap
+
+    def to_machine_config(self) -> MachineConfig:
+        """The :class:`~vpmu.config.MachineConfig` of a run with these options (see the module
+        docstring).  Raises :class:`vpmu.errors.UsageError` / :class:`vpmu.vmdesc.VmDescError`
+        (status 2) or :class:`vpmu.kvm.KvmAttrError` / ``KvmExitFailEntry`` (status 105)."""
+        desc, above_cap = self.vm_description()
+        cfg = build(desc)
+        if above_cap is not None and cfg.pmu.present:
+            cfg.pmu.version = above_cap
+        cfg.cycles = self.cycles or CycleModel()
+        cfg.cache = self.cache or CacheModel()
+        cfg.append, cfg.dtb_path = self.append, self.dtb
+        cfg.xen, cfg.xen_domid, cfg.xen_vpmu = self.xen, self.xen_domid, self.xen_vpmu
+        cfg.max_insns, cfg.trace_path = self.max_insns, self.trace
+        cfg.trace_pmu_regs, cfg.trace_sample = self.trace_pmu_regs, self.trace_sample
+        cfg.defer = not self.eager
+        return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks of single values
+
+def _check_int(name: str, value: Any, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"--{name.replace('_', '-')} must be an integer, not {value!r}")
+
+
+def _filters(items: Any) -> tuple:
+    if items is None:
+        return ()
+    if isinstance(items, str):
+        raise UsageError(f"filters must be a list of 'allow|deny:FIRST[-LAST]' items, not the string {items!r}")
+    out = tuple(items)
+    for text in out:
+        try:
+            parse_filter(text)
+        except ValueError as e:
+            raise UsageError(f"--filter: {e}") from None
+    return out
+
+
+def _model(value: Any, cls: type, parse: Callable[[str], Any]) -> Any:
+    if value is None or isinstance(value, cls):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse(value)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    raise UsageError(f"expected a {cls.__name__} or its text form, not {value!r}")
+
+
+def _memory(value: Union[int, str, None]) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = parse_size(value)
+        except ValueError as e:
+            raise UsageError(f"--memory: {e}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"--memory must be a size, not {value!r}")
+    if not MEMORY_MIN <= value <= MEMORY_MAX or value % 4096:
+        raise UsageError(f"--memory must be a multiple of 4 KiB between 1M and 4G (got {value:#x})")
+    return value
+

@@ -47,7 +47,8 @@ def build_one(src: Path, force: bool) -> str | None:
     opts = _options(src)
     deps = [src, *RUNTIME, RT / "link.ld.in", RT / "vpmu.h", Path(__file__)]
     newest = max(p.stat().st_mtime for p in deps)
-    outs = [elf] + ([OUT / f"{name}.bin"] if "flat" in opts else []) + ([OUT / f"{name}.img"] if "image" in opts else [])
+    outs = [elf] + ([OUT / f"{name}.bin"] if "flat" in opts else []) \
+        + ([OUT / f"{name}.img"] if "image" in opts else [])
     if not force and all(o.exists() and o.stat().st_mtime >= newest for o in outs):
         return None
     objs = [] if "noruntime" in opts else [str(p) for p in RUNTIME]

@@ -529,7 +529,8 @@ QEMU = shutil.which("qemu-system-aarch64")
 QEMU_ARGS = ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-icount", "shift=0", "-m", "128M", "-display",
              "none", "-no-reboot", "-net", "none", "-chardev", "stdio,id=c0,mux=on", "-serial", "chardev:c0",
              "-semihosting-config", "enable=on,target=native,chardev=c0"]
-IDENTICAL_ON_QEMU = [("board_uart", ""), ("board_el0", ""), ("board_store_abort", ""), ("board_exc", ""), ("board_sp0", ""), ("board_irq", ""),
+IDENTICAL_ON_QEMU = [("board_uart", ""), ("board_el0", ""), ("board_store_abort", ""), ("board_exc", ""),
+                     ("board_sp0", ""), ("board_irq", ""),
                      ("board_timer", ""), ("board_spin", ""), ("board_exit", "exit=0"), ("board_exit", "exit=7"),
                      ("board_exit", "exit=300"), ("board_exit", "sysexit=9"), ("board_exit", "reason=0x20023"),
                      ("board_exit", "psci=off"), ("board_exit", "psci=reset"), ("hello", "")]

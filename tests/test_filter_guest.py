@@ -28,7 +28,8 @@ def allowed_set(filters):
 
 def mask(pmceid0, pmceid1, allowed):
     m0 = sum(1 << e for e in range(32) if e in allowed) | sum(1 << (32 + e) for e in range(32) if 0x4000 + e in allowed)
-    m1 = sum(1 << e for e in range(32) if 32 + e in allowed) | sum(1 << (32 + e) for e in range(32) if 0x4020 + e in allowed)
+    m1 = (sum(1 << e for e in range(32) if 32 + e in allowed)
+          | sum(1 << (32 + e) for e in range(32) if 0x4020 + e in allowed))
     return pmceid0 & m0, pmceid1 & m1
 
 
@@ -57,7 +58,7 @@ def base(vpmu_guest_dir):
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_filter_scenario(vpmu_run, base, name):
     filters, br, inst, swinc, cyc = SCENARIOS[name]
-    r = vpmu_run("pmu_filter", filters=[f"{a}:{f:#x}-{l:#x}" for a, f, l in filters])
+    r = vpmu_run("pmu_filter", filters=[f"{a}:{first:#x}-{last:#x}" for a, first, last in filters])
     p0, p1 = mask(*base, allowed_set(filters))
     # PMEVTYPER keeps what the guest wrote even when the event is denied
     assert_kv(r, br=br, inst=inst, swinc=swinc, cycles=cyc, ccnt=cyc, pmceid0=p0, pmceid1=p1, typer0=BR)

@@ -35,7 +35,8 @@ N_WORD_CASES = 300
 N_ELF_CASES = 200
 
 # Failures known and pinned elsewhere, which the fuzz tests count instead of failing on
-# (none at present: the fetch-from-MMIO and ELF-overflow cases found here are fixed).  Empty now: the two classes found so far
+# (none at present: the fetch-from-MMIO and ELF-overflow cases found here are fixed).
+# Empty now: the two classes found so far
 # (a fetch from a device stopped the run with status 106; ELF offsets overflowing
 # pyelftools were internal errors) are fixed and have regression tests,
 # test_branch_to_mmio_is_a_prefetch_abort below and

@@ -121,7 +121,8 @@ def test_lint_redundant_and_shadowed():
     # #2 changes nothing (default deny); #3 also undoes the first filter entirely: a cancel
     assert codes("allow:0x8", "deny:0x20", "deny:0x0-0x30") == ["redundant", "cancel", "sw-incr",
                                                                 "chain", "cpu-cycles"]
-    ws = policy.lint_policy([parse_filter(i) for i in ("allow:0x8", "allow:0x11", "deny:0x11", "allow:0x0-0x40")], 65536)
+    items = ("allow:0x8", "allow:0x11", "deny:0x11", "allow:0x0-0x40")
+    ws = policy.lint_policy([parse_filter(i) for i in items], 65536)
     shadowed = [w for w in ws if w.code == "shadowed"]
     assert [w.item for w in shadowed] == [2, 3]     # both rewritten by #4; #1 sets the default
     assert "filter #3 deny:0x11 is fully overridden by later filters" in shadowed[1].message

@@ -1,4 +1,6 @@
 """End-to-end smoke tests of the board and the counting path (real guests)."""
+import pytest
+
 from vpmu.testing import assert_irq_follows_overflows, assert_kv, assert_overflows
 
 
@@ -47,8 +49,6 @@ def test_periodic_timer_and_wfi(vpmu_run):
     assert_kv(r, cntfrq=62500000, ticks=50, idle_min_gap=1000003, idle_max_gap=1000004,
               busy_min_gap=2004, busy_max_gap=2004, busy_cycles_per_tick=32063, idle_cycles_per_tick=104)
 
-
-import pytest
 
 
 @pytest.mark.parametrize("opts, expect", [

@@ -34,6 +34,7 @@ def test_guest_console_version_and_shutdown(tmp_path):
         T.validate(rec)
     hc = [x for x in r.trace if x["type"] == "hypercall"]
     assert [(x["name"], x["op_name"], x["result"]) for x in hc] == [
-        ("console_io", "write", 0), ("xen_version", "version", XEN_VERSION[0] << 16 | XEN_VERSION[1]),   # as /hypervisor says
+        ("console_io", "write", 0),
+        ("xen_version", "version", XEN_VERSION[0] << 16 | XEN_VERSION[1]),   # as /hypervisor says
         ("sched_op", "shutdown", 0)]
     assert hc[2]["detail"] == {"shutdown": 0}

@@ -2,7 +2,8 @@
 
 Fixtures:
 - ``vpmu_run(guest, **options) -> RunResult``: run a guest with ``vpmu run``'s options as
-  keyword arguments (:class:`vpmu.options.RunOptions`, as ``vpmu.run()``); ``guest`` is a path or a bare name looked up in the guest directory
+  keyword arguments (:class:`vpmu.options.RunOptions`, as ``vpmu.run()``); ``guest`` is a path or a
+  bare name looked up in the guest directory
   (``--vpmu-guests DIR``, ini ``vpmu_guests``, default ``guests/build`` under the rootdir).
   A runner-side error (bad image, instruction limit...) fails the test with its one-line
   reason unless ``expect_error=True`` is passed.

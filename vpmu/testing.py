@@ -63,7 +63,8 @@ def assert_overflows(trace, counter: int, times: int) -> None:
         raise AssertionError("\n".join(msg))
 
 
-def assert_irq_follows_overflows(trace, intid: int = 23, within: int = 1, counters: Optional[Iterable[int]] = None) -> None:
+def assert_irq_follows_overflows(trace, intid: int = 23, within: int = 1,
+                                 counters: Optional[Iterable[int]] = None) -> None:
     """Every overflow (of `counters`, default all) is followed by an interrupt on `intid`
     taken within `within` retired instructions (0 = at the same instruction boundary)."""
     recs = _records(trace)
@@ -81,7 +82,8 @@ def assert_irq_follows_overflows(trace, intid: int = 23, within: int = 1, counte
                 break
         else:
             j = len(recs)
-        ok = j < len(recs) and recs[j].get("type") in ("irq", "xen_sample") and recs[j]["icount"] <= r["icount"] + within
+        ok = (j < len(recs) and recs[j].get("type") in ("irq", "xen_sample")
+              and recs[j]["icount"] <= r["icount"] + within)
         if not ok:
             raise AssertionError(f"overflow of counter {r['counter']} at icount {r['icount']} was not followed by an "
                                  f"interrupt on INTID {intid} within {within} instruction(s):\n{context(recs, i, 3)}")
@@ -122,7 +124,8 @@ def assert_traces_agree(a, b, upto: Optional[int] = None, ignore: Iterable[str] 
     cb = [r for r in rb if (upto is None or r["icount"] <= upto) and r.get("type") not in sk]
     left = context(ca, i) if i < len(ca) else f"  (trace A ends after {len(ca)} records)"
     right = context(cb, i) if i < len(cb) else f"  (trace B ends after {len(cb)} records)"
-    raise AssertionError(f"traces differ at record {i}" + (f" (compared up to icount {upto})" if upto is not None else "")
+    raise AssertionError(f"traces differ at record {i}"
+                         + (f" (compared up to icount {upto})" if upto is not None else "")
                          + f":\n trace A:\n{left}\n trace B:\n{right}")
 
 

@@ -12,7 +12,6 @@ faults again at once stops the run (``EXIT_FAULT_LOOP``) instead of looping for 
 from __future__ import annotations
 
 import ctypes
-import struct
 from typing import Callable, Optional
 
 from unicorn import arm64_const as R

@@ -12,7 +12,8 @@ caller passes, against :class:`~vpmu.board.env.GuestEnv`, which the machine impl
 delegating to its devices.
 
 Native hooks (``vpmu.pmu.hooks``) do the counting and classify code; Python runs only on
-rare events: exceptions and interrupts, device accesses, service calls, hypercalls, WFI.  Every Python callback runs under the one
+rare events: exceptions and interrupts, device accesses, service calls, hypercalls, WFI.
+Every Python callback runs under the one
 :class:`~vpmu.board.guard.CallbackGuard`: an exception raised in it is recorded, emulation
 is stopped and the run loop re-raises it after ``emu_start`` returns.
 """

@@ -54,7 +54,8 @@ from .uapi import (BAD_ADDRESS, INVALID_GPA, KVM_ARM_DEV_EL1_PTIMER, KVM_ARM_DEV
                    KVM_EXIT_FAIL_ENTRY, KVM_EXIT_FAIL_ENTRY_CPU_UNSUPPORTED, KVM_GET_DEVICE_ATTR,
                    KVM_HAS_DEVICE_ATTR, KVM_RUN, KVM_SET_DEVICE_ATTR, KVM_VGIC_V3_ADDR_TYPE_DIST,
                    KVM_VGIC_V3_ADDR_TYPE_REDIST, KVMIO, PAGE_SIZE, RAM_BASE, TIMER_NAMES,
-                   VGIC_MAX_RESERVED, VGIC_MAX_SPI, VGIC_NR_IRQS_LEGACY, VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS, KvmDeviceAttr, is_ppi,
+                   VGIC_MAX_RESERVED, VGIC_MAX_SPI, VGIC_NR_IRQS_LEGACY, VGIC_NR_PRIVATE_IRQS, VGIC_NR_SGIS,
+                   KvmDeviceAttr, is_ppi,
                    is_spi)
 from .vcpu import Vcpu
 from .vgic import VgicV3

@@ -21,6 +21,10 @@ from pathlib import Path
 
 from .errors import VpmuError
 
+# 10 instructions an iteration: 10**9 iterations are minutes per round at vpmu's speed
+MAX_ITERATIONS = 10**9
+MAX_ROUNDS = 1000
+
 
 def default_guest() -> str:
     return str(Path(__file__).resolve().parent.parent / "guests" / "build" / "bench.elf")
@@ -139,8 +143,9 @@ def measure(path: str, iterations: int, rounds: int) -> Measurement:
     """Alternate vpmu and plain-Unicorn rounds; VpmuError if the guest is not the benchmark."""
     if not os.path.exists(path):
         raise VpmuError(f"{path}: not found (build the guests: python3 dev.py setup)", 101)
-    if rounds < 1 or iterations < 1:
-        raise VpmuError("--rounds and --iterations must be at least 1", 2)
+    if not 1 <= rounds <= MAX_ROUNDS or not 1 <= iterations <= MAX_ITERATIONS:
+        raise VpmuError(f"--rounds must be in 1..{MAX_ROUNDS} and --iterations in 1..{MAX_ITERATIONS} "
+                        f"(got {rounds} and {iterations})", 2)
     runs_v, runs_p = [], []
     kv: dict = {}
     for _ in range(rounds):

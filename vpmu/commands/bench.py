@@ -11,9 +11,10 @@ def register(sub) -> None:
                        description=bench.__doc__.split("\n\n")[1])
     p.add_argument("guest", nargs="?", help="benchmark guest (default guests/build/bench.elf)")
     p.add_argument("--iterations", type=int, default=2_000_000, metavar="N",
-                   help="loop iterations per round (10 instructions each; default 2000000)")
+                   help=f"loop iterations per round (10 instructions each; 1..{bench.MAX_ITERATIONS}, default 2000000)")
     p.add_argument("--rounds", type=int, default=7, metavar="R",
-                   help="alternating vpmu / plain rounds; the median ratio is reported (default 7)")
+                   help=f"alternating vpmu / plain rounds; the median ratio is reported "
+                        f"(1..{bench.MAX_ROUNDS}, default 7)")
     p.add_argument("--startup", action="store_true", help="also measure cold and warm start-up of `vpmu run`")
     p.set_defaults(func=cmd_bench)
 

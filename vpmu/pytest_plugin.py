@@ -6,7 +6,8 @@ Fixtures:
   bare name looked up in the guest directory
   (``--vpmu-guests DIR``, ini ``vpmu_guests``, default ``guests/build`` under the rootdir).
   A runner-side error (bad image, instruction limit...) fails the test with its one-line
-  reason unless ``expect_error=True`` is passed.
+  reason unless ``expect_error=True`` is passed; so does a bad option value (``UsageError``,
+  ``KvmAttrError``: always, the run never started).  ``guest`` may be an ``os.PathLike``.
 - ``vpmu_guest_dir``: that directory.
 
 Assertion helpers live in :mod:`vpmu.testing` (overflow counts, interrupts following
@@ -47,8 +48,14 @@ def resolve_guest(guest_dir: Path, guest: str) -> str:
 def vpmu_run(vpmu_guest_dir):
     from vpmu import api
 
-    def run(guest: str, expect_error: bool = False, **options):
-        res = api.run(resolve_guest(vpmu_guest_dir, guest), **options)
+    from vpmu.errors import VpmuError
+
+    def run(guest, expect_error: bool = False, **options):
+        path = resolve_guest(vpmu_guest_dir, os.fspath(guest))
+        try:
+            res = api.run(path, **options)
+        except VpmuError as e:          # a bad option value, a VM KVM refuses: the test's input is wrong
+            pytest.fail(f"{guest}: {e}", pytrace=False)
         if res.error and not expect_error:
             tail = "\n".join(res.output.splitlines()[-10:])
             pytest.fail(f"{guest}: {res.error}\n--- guest output (tail) ---\n{tail}", pytrace=False)

@@ -155,7 +155,7 @@ def _cond_holds(uc, A, word):
 @njit(cache=True, _nrt=False, inline="always")
 def _defer_tally(A, e):
     """Block e completed: one more execution in the tally (kernels.defer_flush adds them)."""
-    i = I(A[L.BLK_DEF + e])
+    i = I(A[L.BLK_DEF + e * L.BW])
     if i != 0:
         A[L.DEF_CNT + i - 1] += ONE
     else:
@@ -174,7 +174,7 @@ def _defer_new(A, e):
         n = 0
     A[L.DEF_LIST + n] = U(e)
     A[L.DEF_CNT + n] = ONE
-    A[L.BLK_DEF + e] = U(n + 1)
+    A[L.BLK_DEF + e * L.BW] = U(n + 1)
     A[L.DEF_N] = U(n + 1)
 
 
@@ -186,31 +186,46 @@ def _fast(uc, addr, size, A):
     if A[L.CUR_VALID] == ZERO or A[L.CUR_FAST] == ZERO or A[L.CUR_DONE] != ZERO or A[L.DEF_BVALID] == ZERO:
         return _fast_slow(uc, addr, size, A)
     e_prev = I(A[L.CUR_ENTRY])
-    if (A[L.BLK_FAST + e_prev] & U(L.FAST_ODD_END)) != ZERO:
+    if (A[L.BLK_FAST + e_prev * L.BW] & U(L.FAST_ODD_END)) != ZERO:
         cnt.defer_flush(A)
         return False
     # the previous block completed: tally it (its bound was spent when it was admitted) and
     # let the predictor learn its branch, as on the eager path (no event can be counted)
     _defer_tally(A, e_prev)
-    bk = I(A[L.BLK_BK + e_prev])
+    rec = L.BLK + e_prev * L.BW
+    bk = I(A[rec + L.BK_FIELD])
     if bk != L.BK_NONE:
-        bp.bp_update(A, bk, A[L.CUR_START] + U(4) * (A[L.BLK_N + e_prev] - ONE), A[L.BLK_TGT + e_prev], addr, ZERO)
+        bp.bp_update(A, bk, A[L.CUR_START] + U(4) * (A[rec + L.N_FIELD] - ONE), A[rec + L.TGT_FIELD], addr, ZERO)
     A[L.CUR_VALID] = ZERO
-    return _admit(uc, addr, size, A)
+    return _admit(uc, addr, size, A, e_prev)
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _admit(uc, addr, size, A):
+def _successor(A, addr, size, e_prev):
+    """The slot of the block at addr: the one that followed e_prev last time if it is still
+    that block (no hash probe), else looked up and remembered as e_prev's successor."""
+    if e_prev >= 0:
+        s = I(A[L.BLK_SUCC + e_prev * L.BW]) - 1
+        if s >= 0 and A[L.BLK_KEY + s * L.BW] == addr + ONE and A[L.BLK_N + s * L.BW] == U(size) >> U(2):
+            return s
+    e = cc.blk_lookup(A, addr, size)
+    if e >= 0 and e_prev >= 0:
+        A[L.BLK_SUCC + e_prev * L.BW] = U(e + 1)
+    return e
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _admit(uc, addr, size, A, e_prev):
     """Start the block at addr deferred if it is known, nothing waits at this boundary and its
-    bound fits in the budget."""
+    bound fits in the budget.  e_prev: the block that just completed (-1: not known)."""
     if (A[L.EL_STALE] | A[L.IRQ_CAND] | A[L.EXIT_PENDING]) != ZERO:
         cnt.defer_flush(A)
         return False
-    e = cc.blk_lookup(A, addr, size)
-    if e < 0 or A[L.BLK_EPOCH + e] != A[L.XLAT_EPOCH]:
+    e = _successor(A, addr, size, e_prev)
+    if e < 0 or A[L.BLK_EPOCH + e * L.BW] != A[L.XLAT_EPOCH]:
         cnt.defer_flush(A)
         return False
-    f = A[L.BLK_FAST + e]
+    f = A[L.BLK_FAST + e * L.BW]
     if (f & U(L.FAST_PRECISE)) != ZERO or A[L.DEF_BVALID] == ZERO or (f & U(L.FAST_BOUND)) > A[L.DEF_BUDGET]:
         return _admit_slow(uc, addr, size, A, e)
     _start_deferred(A, addr, size, e, f & U(L.FAST_BOUND))
@@ -230,7 +245,7 @@ def _start_block(A, addr, size, e, precise, deferred):
     A[L.CUR_VALID] = ONE
     A[L.CUR_START] = addr
     A[L.CUR_SIZE] = U(size)
-    A[L.CUR_N] = A[L.BLK_N + e]
+    A[L.CUR_N] = A[L.BLK_N + e * L.BW]
     A[L.CUR_DONE] = ZERO
     A[L.CUR_ENTRY] = U(e)
     A[L.CUR_PRECISE] = ONE if precise else ZERO
@@ -239,7 +254,7 @@ def _start_block(A, addr, size, e, precise, deferred):
 
 @njit(cache=True, _nrt=False)
 def _admit_slow(uc, addr, size, A, e):
-    f = A[L.BLK_FAST + e]
+    f = A[L.BLK_FAST + e * L.BW]
     if (f & U(L.FAST_PRECISE)) == ZERO and A[L.DEF_BVALID] == ZERO:
         cnt.defer_flush(A)                  # (nothing is tallied while the budget is invalid)
         A[L.DEF_BUDGET] = cnt.defer_budget(A)
@@ -255,25 +270,29 @@ def _admit_slow(uc, addr, size, A, e):
 def _fast_slow(uc, addr, size, A):
     """_fast when the previous block was not admitted deferred, was partly committed, or the
     budget was reset while it ran (a flush for Python or a system-register access)."""
+    e_prev = -1
     if A[L.CUR_VALID] != ZERO:
-        if A[L.CUR_DONE] != ZERO or (A[L.BLK_FAST + I(A[L.CUR_ENTRY])] & U(L.FAST_ODD_END)) != ZERO:
+        e_prev = I(A[L.CUR_ENTRY])
+        if A[L.CUR_DONE] != ZERO or (A[L.BLK_FAST + e_prev * L.BW] & U(L.FAST_ODD_END)) != ZERO:
             cnt.defer_flush(A)
             return False                  # the eager path retires it (exclusive outcome, ...)
         blk.finish_block(A, addr)           # retire it now: commit and resolve its branch
         A[L.CUR_VALID] = ZERO
     else:
         bp.resolve_branch(A, addr)
-    return _admit(uc, addr, size, A)
+    return _admit(uc, addr, size, A, e_prev)
 
 
 @njit(cache=True, _nrt=False)
 def _block(uc, addr, size, A):
     # 1. the previous block retired completely; its branch resolves against addr
+    e_prev = I(A[L.CUR_ENTRY]) if A[L.CUR_VALID] != ZERO else -1
     if A[L.CUR_VALID] != ZERO:
         e_prev = I(A[L.CUR_ENTRY])
         if A[L.BLK_EXCL + e_prev] != ZERO:      # a store-exclusive judged at the block's end
             _exclusive_outcome(uc, A, A[L.BLK_EXCL + e_prev])
-        if A[L.BLK_BK + e_prev] == U(L.BK_COND) and A[L.BLK_TGT + e_prev] == A[L.CUR_START] + A[L.CUR_SIZE]:
+        rec = L.BLK + e_prev * L.BW
+        if A[rec + L.BK_FIELD] == U(L.BK_COND) and A[rec + L.TGT_FIELD] == A[L.CUR_START] + A[L.CUR_SIZE]:
             A[L.PB_OUTCOME] = U(COND_TAKEN) if _cond_holds(uc, A, A[L.BLK_WORD + e_prev]) else U(COND_NOT_TAKEN)
         blk.finish_block(A, addr)
     else:
@@ -290,6 +309,8 @@ def _block(uc, addr, size, A):
     if e < 0:
         stop_at(uc, A, addr, L.SR_UNCLASSIFIABLE, size)
         return
+    if e_prev >= 0:
+        A[L.BLK_SUCC + e_prev * L.BW] = U(e + 1)
     if A[L.NEW_N] != ZERO:                # new sites: their code hooks must exist before translation
         stop_at(uc, A, addr, L.SR_HOOKS, e)
         return

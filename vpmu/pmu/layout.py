@@ -156,19 +156,25 @@ CLS_ESIZE = _alloc(NCLS)   # element size in bytes of its data accesses (alignme
 CLS_N = _alloc(1)
 CLS_HKEY = _alloc(NCLS_H)  # class intern table: class key + 1 (0 = empty) ...
 CLS_HVAL = _alloc(NCLS_H)  # ... and its class id
-BLK_KEY = _alloc(NBLK)     # start VA + 1 (0 = empty)
-BLK_SIZE = _alloc(NBLK)
-BLK_N = _alloc(NBLK)
-BLK_IOFF = _alloc(NBLK)
-BLK_BK = _alloc(NBLK)      # branch kind of the last instruction
-BLK_TGT = _alloc(NBLK)     # its direct target
+# the block cache: what the block hook touches for every block is one 64-byte record (BW words)
+# so that a block costs one cache line; the rest is in per-field tables.  Record fields:
+# A[BLK_x + e * BW] (or A[BLK + e * BW + x_FIELD]).
+BW = 8
+KEY_FIELD, N_FIELD, FAST_FIELD, EPOCH_FIELD, DEF_FIELD, BK_FIELD, TGT_FIELD, SUCC_FIELD = range(BW)
+BLK = _alloc(NBLK * BW)
+BLK_KEY = BLK + KEY_FIELD      # start VA + 1 (0 = empty)
+BLK_N = BLK + N_FIELD          # instructions (the block is 4 * N bytes: A64 instructions are 4 bytes)
+BLK_FAST = BLK + FAST_FIELD    # deferred counting: bound | FAST_PRECISE | FAST_ODD_END (below)
+BLK_EPOCH = BLK + EPOCH_FIELD  # XLAT_EPOCH at which the block's code was last checked (0 = must check)
+BLK_DEF = BLK + DEF_FIELD      # 1 + index in DEF_LIST while the block is tallied, else 0
+BLK_BK = BLK + BK_FIELD        # branch kind of the last instruction
+BLK_TGT = BLK + TGT_FIELD      # its direct target
+BLK_SUCC = BLK + SUCC_FIELD    # 1 + the slot of the block that last followed this one (0 = none)
+BLK_IOFF = _alloc(NBLK)    # -- per-field tables: A[BLK_x + e]
 BLK_NMEM = _alloc(NBLK)
 BLK_WORD = _alloc(NBLK)    # the last instruction's encoding (conditional branch to the next insn)
 BLK_EXCL = _alloc(NBLK)    # a store-exclusive judged when the block completes: its check word (XCHK)
 BLK_FLAGS = _alloc(NBLK)   # BF_*
-BLK_EPOCH = _alloc(NBLK)   # XLAT_EPOCH at which the block's code was last checked (0 = must check)
-BLK_FAST = _alloc(NBLK)    # deferred counting: bound | FAST_PRECISE | FAST_ODD_END (below)
-BLK_DEF = _alloc(NBLK)     # 1 + index in DEF_LIST while the block is tallied, else 0
 DEF_LIST = _alloc(NDEF)    # tallied blocks (slots) ...
 DEF_CNT = _alloc(NDEF)     # ... and how many times each completed
 BLK_TOT = _alloc(NBLK * C.NS)

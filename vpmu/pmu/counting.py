@@ -36,7 +36,7 @@ _pycall = native.pycall
 
 
 @njit(cache=True, _nrt=False)
-def ring_put(A, rtype, a, b, c, d, e):
+def ring_put(A, rtype, a, b, c, d, e, f=0, g=0):
     n = I(A[L.RING_N])
     if n >= L.NRING:
         _pycall(L.PC_RING_FULL, A.ctypes)
@@ -50,6 +50,8 @@ def ring_put(A, rtype, a, b, c, d, e):
     A[o + 3] = U(c)
     A[o + 4] = U(d)
     A[o + 5] = U(e)
+    A[o + 6] = U(f)
+    A[o + 7] = U(g)
     A[L.RING_N] = U(n + 1)
 
 

@@ -30,8 +30,10 @@ import numpy as np
 from numba import carray, cfunc, njit
 from unicorn import arm64_const as R
 
+from .. import arch as X
 from .. import native
 from . import blocks as blk
+from . import channels as C
 from . import caches
 from . import codecache as cc
 from . import counting as cnt
@@ -54,8 +56,6 @@ PSTATE_EL_SHIFT = U(2)
 # UC_HOOK_INSN's uc_arm64_cp_reg: crn, crm, op0, op1, op2 (uint32 each), then val (uint64)
 CP_CRN, CP_CRM, CP_OP0, CP_OP1, CP_OP2, CP_VAL_LO, CP_VAL_HI = 0, 1, 2, 3, 4, 6, 7
 CRN_CACHE, CRN_TLBI = 7, 8                # SYS: DC/IC (CRn 7), TLBI (CRn 8)
-EXCP_UDEF = 1                             # QEMU's exception number for UNDEFINED
-ESR_IL, ESR_EC_SYSREG = 1 << 25, 0x18     # ESR_ELx.IL; EC of a trapped MSR/MRS/system instruction
 COND_NOT_TAKEN, COND_TAKEN = 1, 2         # PB_OUTCOME of a conditional branch to the next insn
 
 
@@ -398,15 +398,15 @@ def _raise_undef(A, key, h, is_read, el, reg):
     inside the hook and longjmps out of the translated block; the PC is already the access's).
     An EL0 generic-timer access refused by CNTKCTL_EL1 traps with EC 0x18 and the access in the
     ISS (Arm ARM D17.2.37); every other refusal is UNDEFINED (EC 0x00), as KVM injects it."""
-    syndrome = ESR_IL                                       # EC 0x00, unknown reason
+    syndrome = X.ESR_UNKNOWN                                # EC 0x00, unknown reason
     if el == 0 and h >= regs.H_TIMER_FIRST and h <= regs.H_TIMER_LAST:
         rule = A[L.RULE + key]
         need = rule & U(rg.EL0_NEED) if is_read else (rule >> U(15)) & U(rg.EL0_NEED)
         if need != ZERO and need != U(regs.NEVER):
-            syndrome = (ESR_EC_SYSREG << 26) | ESR_IL | ((key >> 14) & 3) << 20 | (key & 7) << 17 \
+            syndrome = (X.EC_SYSREG << X.EC_SHIFT) | X.IL | ((key >> 14) & 3) << 20 | (key & 7) << 17 \
                 | ((key >> 11) & 7) << 14 | ((key >> 7) & 15) << 10 | _gpr_number(reg) << 5 \
                 | ((key >> 3) & 15) << 1 | (1 if is_read else 0)
-    native.exception_with_syndrome(native.as_ptr(A[L.ENV_ADDR]), EXCP_UDEF, syndrome, 1)
+    native.exception_with_syndrome(native.as_ptr(A[L.ENV_ADDR]), X.EXCP_UDEF, syndrome, 1)
 
 
 @njit(cache=True)                 # carray() of Unicorn's register struct needs NRT
@@ -568,3 +568,71 @@ def edge_hook(uc, cur_tb, prev_tb, user):
     A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
     tb = carray(cur_tb, 2, dtype=np.uint64)        # uc_tb: pc, then icount (u16) and size (u16)
     cc.on_new_tb(A, tb[0], (tb[1] >> U(8 * (native.UC_TB_SIZE_OFFSET - 8))) & U(0xFFFF))
+
+
+# ---- synchronous exceptions ------------------------------------------------------------------------
+@njit(cache=True, _nrt=False)
+def _insn_at(A, pc):
+    """The encoding of the instruction at pc in the current block, -1 if pc is not in it."""
+    start = A[L.CUR_START]
+    if A[L.CUR_VALID] == ZERO or pc < start or pc >= start + A[L.CUR_SIZE]:
+        return I(-1)
+    return I(A[L.POOL_W + I(A[L.BLK_IOFF + I(A[L.CUR_ENTRY])]) + I((pc - start) >> U(2))])
+
+
+@njit(cache=True, _nrt=False)
+def _intr(uc, intno, A):
+    """A synchronous exception Unicorn hands over instead of taking it (UC_HOOK_INTR).  SVC,
+    BRK, UNDEFINED instructions, refused system-register accesses and aborts are taken here:
+    the instructions before it retire (and the SVC itself), QEMU's own exception entry does the
+    architectural part (ESR/FAR/ELR/SPSR_EL1, SP banking, PSTATE, the vector: arm_cpu_do_interrupt
+    with the syndrome QEMU computed), EXC_TAKEN counts it at the exception level it was taken
+    from, and the trace gets its record.  The board's services (HVC, SMC, semihosting), the EL0
+    DAIF trap Unicorn's translator gets wrong, a fault at a vector just entered (no usable vector
+    table) and anything unusual go to Python (PC_INTR), as every exception used to."""
+    pc = _read_reg(uc, A, REG_PC)
+    el = (_read_reg(uc, A, REG_PSTATE) >> PSTATE_EL_SHIFT) & U(3)
+    syn = native.peek32(A[L.SYN_ADDR])
+    ec = I((syn >> U(X.EC_SHIFT)) & U(0x3F))
+    fault_pc = pc
+    retired = False
+    far = ZERO
+    kind = 0
+    if intno == X.EXCP_SWI:                       # the PC is already the preferred return address
+        kind = L.EK_SVC
+        fault_pc = pc - U(X.INSN_SIZE)
+        retired = True
+    elif intno == X.EXCP_BKPT:
+        kind = L.EK_BRK
+    elif intno == X.EXCP_DATA_ABORT or intno == X.EXCP_PREFETCH_ABORT:
+        kind = L.EK_DATA_ABORT if intno == X.EXCP_DATA_ABORT else L.EK_PREFETCH_ABORT
+        far = native.peek64(A[L.VADDR_ADDR])
+    elif intno == X.EXCP_UDEF:
+        w = _insn_at(A, pc)
+        if w >= 0 and not (el >= ONE and ((w & X.HVC_MASK) == X.HVC or w == X.HLT_SEMIHOSTING)) \
+                and not (el == ZERO and ec == X.EC_UNKNOWN and (w & X.MSR_DAIF_MASK) == X.MSR_DAIF):
+            kind = L.EK_SYSREG_TRAP if ec == X.EC_SYSREG else L.EK_UNDEF
+    if kind == 0 or (A[L.LAST_VEC] == fault_pc + ONE and A[L.LAST_VEC_IC] == A[L.ICOUNT]):
+        A[L.PY_ARG] = U(intno)
+        _pycall(L.PC_INTR, A.ctypes)
+        return
+    blk.end_block_at(A, fault_pc, retired)
+    native.do_interrupt(native.as_ptr(A[L.CPU_ADDR]))
+    vector = _read_reg(uc, A, REG_PC)
+    elr = _read_reg(uc, A, R.UC_ARM64_REG_ELR_EL1)
+    esr = _read_reg(uc, A, R.UC_ARM64_REG_ESR_EL1)
+    ic = A[L.ICOUNT]
+    cnt.ring_put(A, L.RT_EXCEPTION, U(kind) | (el << U(8)), esr, elr, far, vector, ic)
+    A[L.LAST_VEC] = vector + ONE
+    A[L.LAST_VEC_IC] = ic
+    # EXC_TAKEN is attributed to the exception level the exception was taken from
+    A[L.CUR_EL] = el
+    cnt.dyn_event(A, C.D_EXC_TAKEN, ONE, elr, ic)
+    A[L.CUR_EL] = ONE
+    A[L.EL_NOW] = ONE
+
+
+@cfunc(native.HOOK_INTR_SIG, cache=True)
+def intr_hook(uc, intno, user):
+    A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
+    _intr(uc, intno, A)

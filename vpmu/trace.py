@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
-from typing import IO, Iterable, Iterator, Optional
+from typing import IO, Callable, Iterable, Iterator, Optional
 
 from .config import TraceLimit
 from .schema import Check, compile_schema
@@ -94,7 +94,21 @@ class TraceWriter:
             raise VpmuError(f"--trace {path}: cannot write ({getattr(e, 'strerror', None) or e})",
                             EXIT_USAGE) from None
 
+    _earlier: Optional[Callable[[], None]] = None
+    _draining = False
+
+    def set_earlier(self, drain: Callable[[], None]) -> None:
+        """Records queued elsewhere (the native hooks' ring) happened before anything added
+        from now on: ``drain()`` moves them into the trace, and runs before every add."""
+        self._earlier = drain
+
     def add(self, rec: dict) -> None:
+        if self._earlier is not None and not self._draining:
+            self._draining = True
+            try:
+                self._earlier()
+            finally:
+                self._draining = False
         final = rec.get("type") in FINAL_TYPES
         if self.truncated and not final:
             return

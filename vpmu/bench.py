@@ -143,8 +143,10 @@ def measure(path: str, iterations: int, rounds: int) -> Measurement:
     """Alternate vpmu and plain-Unicorn rounds; VpmuError if the guest is not the benchmark."""
     if not os.path.exists(path):
         raise VpmuError(f"{path}: not found (build the guests: python3 dev.py setup)", 101)
-    if not 1 <= rounds <= MAX_ROUNDS or not 1 <= iterations <= MAX_ITERATIONS:
-        raise VpmuError(f"--rounds must be in 1..{MAX_ROUNDS} and --iterations in 1..{MAX_ITERATIONS} "
+    if rounds < 1 or iterations < 1:
+        raise VpmuError("--rounds and --iterations must be at least 1", 2)
+    if rounds > MAX_ROUNDS or iterations > MAX_ITERATIONS:
+        raise VpmuError(f"--rounds must be at most {MAX_ROUNDS} and --iterations at most {MAX_ITERATIONS} "
                         f"(got {rounds} and {iterations})", 2)
     runs_v, runs_p = [], []
     kv: dict = {}

@@ -35,7 +35,7 @@ def stream(path: str) -> Iterator[dict]:
 
 
 def load(path: str, limit: int = MAX_LOADED_RECORDS) -> list[dict]:
-    out = []
+    out: list[dict] = []
     for rec in stream(path):
         if len(out) >= limit:
             raise VpmuError(f"{path}: more than {limit} records, too many to hold in memory (record a shorter "

@@ -384,6 +384,17 @@ def test_default_trace_limit_bounds_a_sampled_run(vpmu_guest_dir):
     assert TraceLimit().records == TraceLimit.DEFAULT_RECORDS == 1_000_000
 
 
+def test_sampling_stops_at_the_trace_limit(vpmu_guest_dir):
+    """Past the limit no sample is recorded, so none is asked for: 5x10^6 instructions with
+    --trace-sample 1 run at full speed after the first 1000 records (a Python call per
+    instruction before)."""
+    t = time.monotonic()
+    r = vpmu.run(str(vpmu_guest_dir / "bench.elf"), append="n=500000", trace_sample=1, trace_limit=1000)
+    assert r.exit_status == 0 and r.icount > 5_000_000
+    assert len(r.trace) == 1002 and r.trace[-2]["type"] == "truncated"
+    assert time.monotonic() - t < 60
+
+
 def test_output_is_stored_compactly(tmp_path):
     """RunResult keeps the guest's output as bytes (was a list of one-byte objects, 85 bytes
     per byte of output) and decodes it once, on first use."""

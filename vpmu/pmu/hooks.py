@@ -15,6 +15,8 @@
 - ``edge_hook`` (UC_HOOK_EDGE_GENERATED, once per new translation): the code cache checks the
   block's words again.
 - ``mem_hook`` (only while a counter needs data addresses): cache model, unaligned.
+- ``watch_hook`` (only on the physical ranges behind armed watchpoints, ``vpmu.board.debug``):
+  Python judges the access; a Watchpoint exception is raised before the access is performed.
 
 Python runs only for rare events.  Hooks never raise; what a guest does wrong becomes
 an architectural outcome decided by the kernels.
@@ -55,6 +57,7 @@ PSTATE_EL_SHIFT = U(2)
 CP_CRN, CP_CRM, CP_OP0, CP_OP1, CP_OP2, CP_VAL_LO, CP_VAL_HI = 0, 1, 2, 3, 4, 6, 7
 CRN_CACHE, CRN_TLBI = 7, 8                # SYS: DC/IC (CRn 7), TLBI (CRn 8)
 EXCP_UDEF = 1                             # QEMU's exception number for UNDEFINED
+EXCP_DATA_ABORT = 4                       # ... for a data abort (a Watchpoint exception is one)
 ESR_IL, ESR_EC_SYSREG = 1 << 25, 0x18     # ESR_ELx.IL; EC of a trapped MSR/MRS/system instruction
 COND_NOT_TAKEN, COND_TAKEN = 1, 2         # PB_OUTCOME of a conditional branch to the next insn
 
@@ -283,7 +286,17 @@ def _block(uc, addr, size, A):
     if A[L.EL_STALE] != ZERO:
         A[L.EL_NOW] = (_read_reg(uc, A, REG_PSTATE) >> PSTATE_EL_SHIFT) & U(3)
         A[L.EL_STALE] = ZERO
+        if A[L.WATCH_ON] != ZERO:
+            # the exception return may make a new mapping of a watched address current
+            # (a page mapped by the handler): the board re-places the watch hooks first
+            stop_at(uc, A, addr, L.SR_DEBUG, 0)
+            return
     A[L.CUR_EL] = A[L.EL_NOW]
+    if size == 0:
+        # a translation without instructions: QEMU's software step in the active-pending
+        # state raises the step exception before the first instruction (translate-a64.c
+        # aarch64_tr_translate_insn); nothing starts, the board takes the exception
+        return
     # 2. find the block in the code cache (classified natively the first time, its words
     #    checked again after TLB maintenance or a new translation)
     e = cc.ensure(uc, A, addr, size)
@@ -388,6 +401,38 @@ def _raise_undef(A, key, h, is_read, el, reg):
     native.exception_with_syndrome(native.as_ptr(A[L.ENV_ADDR]), EXCP_UDEF, syndrome, 1)
 
 
+@njit(cache=True, _nrt=False)
+def _watch_xlat_changed(uc, A):
+    """A write that may change translations retires (it ends its block): with watchpoints
+    armed the board re-places its hooks before the next instruction."""
+    if A[L.WATCH_ON] != ZERO and A[L.STOP_REASON] == U(L.SR_NONE):
+        A[L.STOP_REASON] = U(L.SR_DEBUG)
+        _emu_stop(uc)
+
+
+@njit(cache=True, _nrt=False)
+def _watch_ask(A, access, addr, size):
+    """Python judges a data access against the watchpoints (PC_WATCH); a match raises the
+    Watchpoint exception here, before the access is performed: QEMU's helper longjmps out of
+    the translated block with the PC of the accessing instruction (synchronised before any
+    memory hook and before the SYS hook), so it does not retire and memory is unchanged."""
+    A[L.PY_ARG] = U(access)
+    A[L.PY_ARG + 1] = addr
+    A[L.PY_ARG + 2] = U(size)
+    A[L.PY_ARG + 4] = ZERO
+    _pycall(L.PC_WATCH, A.ctypes)
+    syndrome = A[L.PY_ARG + 4]
+    if syndrome != ZERO:
+        native.exception_with_syndrome(native.as_ptr(A[L.ENV_ADDR]), EXCP_DATA_ABORT, syndrome, 1)
+
+
+@cfunc(native.HOOK_MEM_SIG, cache=True)
+def watch_hook(uc, access, addr, size, value, user):
+    A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
+    _watch_ask(A, access, addr, size)
+    return True
+
+
 @njit(cache=True)                 # carray() of Unicorn's register struct needs NRT
 def _sysreg(uc, reg, cp, A, is_read):
     c = carray(cp, 8, dtype=np.uint32)
@@ -398,6 +443,7 @@ def _sysreg(uc, reg, cp, A, is_read):
     if h >= regs.H_OBS_MMU:               # observed only: QEMU performs the access
         if h == regs.H_OBS_MMU and not is_read:
             cc.bump_epoch(A)              # SCTLR/TTBR/TCR: a VA may now translate elsewhere
+            _watch_xlat_changed(uc, A)
         return 0
     pc = _read_reg(uc, A, REG_PC)
     blk.sync_to(A, pc)
@@ -484,7 +530,11 @@ def _sys(uc, cp, A):
     xt = U(c[CP_VAL_LO]) | (U(c[CP_VAL_HI]) << U(32))
     if crn == CRN_TLBI:
         cc.on_tlbi(A, op1, crm, op2, xt)
+        _watch_xlat_changed(uc, A)
         return 0                                # QEMU performs the instruction
+    if A[L.WATCH_ON] != ZERO and crn == CRN_CACHE and op1 == 3 and crm == 4 and op2 == 1:
+        # DC ZVA: Unicorn zeroes the block without a memory hook (helper_dc_zva)
+        _watch_ask(A, L.WATCH_ZVA, xt, 0)
     if crn != CRN_CACHE:
         return 0
     op = caches.maintenance_op(op1, crm, op2)

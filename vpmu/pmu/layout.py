@@ -87,6 +87,8 @@ ID_AA64DFR0_BASE = _alloc(1)   # the CPU model's ID register values (PMU fields 
 ID_DFR0_BASE = _alloc(1)
 NEXT_SAMPLE = _alloc(1)    # --trace-sample: next icount at which Python records all counters
 ENV_ADDR = _alloc(1)       # Unicorn's CPUARMState of this engine (native.cpu_and_env)
+WATCH_ON = _alloc(1)       # watchpoints are armed (vpmu.board.debug): DC ZVA asks Python, and a
+                           # translation change (TTBR/TCR/SCTLR write, TLBI, ERET) stops with SR_DEBUG
 # deferred counting (kernels.defer_*): completed blocks are tallied per block and added to the
 # counters at the next point that could observe them
 DEF_ENABLE = _alloc(1)     # the run allows deferred counting (MachineConfig.defer)
@@ -248,9 +250,13 @@ BK_NONE, BK_COND, BK_B, BK_BL, BK_BR, BK_BLR, BK_RET, BK_ERET = 0, 1, 2, 3, 4, 5
 SR_NONE, SR_HOOKS, SR_PRECISE_ON, SR_PRECISE_OFF, SR_MEMHOOK, SR_LIMIT = 0, 1, 2, 3, 4, 5
 SR_RESTART = 8             # Python: resume at the PC an exception handler wrote
 SR_UNCLASSIFIABLE = 9      # the code cache cannot hold the block (class table full)
+SR_DEBUG = 10              # the debug unit must (re)place its hooks before the guest goes on
 
 # vpmu_pycall kinds
 PC_SYSREG, PC_IRQ, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE = 2, 3, 5, 6, 7, 8
+PC_WATCH = 9               # a data access (or DC ZVA) the watchpoints may match: PY_ARG = (access, address,
+                           # size); Python answers the Watchpoint exception's syndrome (0: none) in PY_ARG + 4
+WATCH_ZVA = 0              # PC_WATCH access kind of a DC ZVA (else Unicorn's UC_MEM_READ / UC_MEM_WRITE)
 
 # hooks.entry operations (Python -> native)
 E_RECONFIGURE, E_IRQ_UPDATE, E_END_BLOCK_AT, E_FINISH_BLOCK, E_DYN_EVENT = 1, 2, 3, 4, 5

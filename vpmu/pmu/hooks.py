@@ -27,11 +27,12 @@ hooks).  ``stop_at`` uses that to hand control to the Python main loop at an exa
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import carray, cfunc
 from unicorn import arm64_const as R
 
 from .. import arch as X
 from .. import native
+from .jit import inline_kernel, kernel, nrt_kernel
 from . import blocks as blk
 from . import channels as C
 from . import caches
@@ -59,20 +60,20 @@ CRN_CACHE, CRN_TLBI = 7, 8                # SYS: DC/IC (CRn 7), TLBI (CRn 8)
 COND_NOT_TAKEN, COND_TAKEN = 1, 2         # PB_OUTCOME of a conditional branch to the next insn
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _read_reg(uc, A, reg):
     A[L.SCRATCH] = ZERO
     _reg_read(uc, reg, A[L.SCRATCH:].ctypes)
     return A[L.SCRATCH]
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _write_reg(uc, A, reg, val):
     A[L.SCRATCH + 1] = val
     _reg_write(uc, reg, A[L.SCRATCH + 1:].ctypes)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def stop_at(uc, A, pc, reason, arg):
     """Hand control to the Python main loop, resuming later at pc."""
     A[L.STOP_REASON] = U(reason)
@@ -81,14 +82,14 @@ def stop_at(uc, A, pc, reason, arg):
     _emu_stop(uc)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def irq_deliverable(uc, A):
     if A[L.IRQ_CAND] == ZERO:
         return False
     return (_read_reg(uc, A, REG_PSTATE) & PSTATE_I) == ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _xreg(rs):
     """Unicorn's register id of Xrs (X0..X28 are consecutive, X29/X30 are not)."""
     if rs <= 28:
@@ -96,7 +97,7 @@ def _xreg(rs):
     return R.UC_ARM64_REG_X29 if rs == 29 else R.UC_ARM64_REG_X30
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _exclusive_outcome(uc, A, v):
     """The store-exclusive of check word v (codecache.XCHK_*) in the current block executed: if
     its status register says it failed, it retires as the "failed" class (no store, no data
@@ -114,7 +115,7 @@ def _exclusive_outcome(uc, A, v):
         cnt.commit_ex(A, I(A[L.CUR_DONE]), idx + 1, idx, I((v >> U(cc.XCHK_FAIL)) & U(0xFFF)))
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _cond_holds(uc, A, word):
     """Did the conditional branch `word` (the last instruction, just executed) see its
     condition hold?  Its inputs are still intact at the next block boundary."""
@@ -152,7 +153,7 @@ def _cond_holds(uc, A, word):
     return ((val >> bit) & ONE == ZERO) != ((word >> U(24)) & ONE == ONE)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def _defer_tally(A, e):
     """Block e completed: one more execution in the tally (kernels.defer_flush adds them)."""
     i = I(A[L.BLK_DEF + e * L.BW])
@@ -162,7 +163,7 @@ def _defer_tally(A, e):
         _defer_new(A, e)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _defer_new(A, e):
     n = I(A[L.DEF_N])
     if n == 0:
@@ -178,7 +179,7 @@ def _defer_new(A, e):
     A[L.DEF_N] = U(n + 1)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def _fast(uc, addr, size, A):
     """The deferred block boundary (kernels.defer_flush explains the scheme): the common case
     here, the rest in _fast_slow.  Returns False (nothing tallied) when the eager path must
@@ -200,7 +201,7 @@ def _fast(uc, addr, size, A):
     return _admit(uc, addr, size, A, e_prev)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def _successor(A, addr, size, e_prev):
     """The slot of the block at addr: the one that followed e_prev last time if it is still
     that block (no hash probe), else looked up and remembered as e_prev's successor."""
@@ -214,7 +215,7 @@ def _successor(A, addr, size, e_prev):
     return e
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def _admit(uc, addr, size, A, e_prev):
     """Start the block at addr deferred if it is known, nothing waits at this boundary and its
     bound fits in the budget.  e_prev: the block that just completed (-1: not known)."""
@@ -232,14 +233,14 @@ def _admit(uc, addr, size, A, e_prev):
     return True
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def _start_deferred(A, addr, size, e, bound):
     A[L.DEF_BUDGET] -= bound
     A[L.DEF_BLOCKS] += ONE
     _start_block(A, addr, size, e, False, True)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def _start_block(A, addr, size, e, precise, deferred):
     """The block at addr (slot e) starts executing."""
     A[L.CUR_VALID] = ONE
@@ -252,7 +253,7 @@ def _start_block(A, addr, size, e, precise, deferred):
     A[L.CUR_FAST] = ONE if deferred else ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _admit_slow(uc, addr, size, A, e):
     f = A[L.BLK_FAST + e * L.BW]
     if (f & U(L.FAST_PRECISE)) == ZERO and A[L.DEF_BVALID] == ZERO:
@@ -266,7 +267,7 @@ def _admit_slow(uc, addr, size, A, e):
     return False
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _fast_slow(uc, addr, size, A):
     """_fast when the previous block was not admitted deferred, was partly committed, or the
     budget was reset while it ran (a flush for Python or a system-register access)."""
@@ -283,7 +284,7 @@ def _fast_slow(uc, addr, size, A):
     return _admit(uc, addr, size, A, e_prev)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _block(uc, addr, size, A):
     # 1. the previous block retired completely; its branch resolves against addr
     e_prev = I(A[L.CUR_ENTRY]) if A[L.CUR_VALID] != ZERO else -1
@@ -354,7 +355,7 @@ def block_hook(uc, addr, size, user):
     _block(uc, addr, size, A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _code(uc, addr, A):
     xchk = cc.xchk_at(A, addr)
     if xchk != ZERO:
@@ -380,7 +381,7 @@ def code_hook(uc, addr, size, user):
     _code(uc, addr, A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _gpr_number(reg):
     """Rt of a system-register access from Unicorn's register id (XZR = 31)."""
     if reg == REG_XZR:
@@ -392,7 +393,7 @@ def _gpr_number(reg):
     return reg - R.UC_ARM64_REG_X0
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _raise_undef(A, key, h, is_read, el, reg):
     """Take the exception for a refused access right at the instruction (QEMU raises it from
     inside the hook and longjmps out of the translated block; the PC is already the access's).
@@ -409,7 +410,7 @@ def _raise_undef(A, key, h, is_read, el, reg):
     native.exception_with_syndrome(native.as_ptr(A[L.ENV_ADDR]), X.EXCP_UDEF, syndrome, 1)
 
 
-@njit(cache=True)                 # carray() of Unicorn's register struct needs NRT
+@nrt_kernel                 # carray() of Unicorn's register struct needs NRT
 def _sysreg(uc, reg, cp, A, is_read):
     c = carray(cp, 8, dtype=np.uint32)
     key = (I(c[CP_OP0]) << 14) | (I(c[CP_OP1]) << 11) | (I(c[CP_CRN]) << 7) | (I(c[CP_CRM]) << 3) | I(c[CP_OP2])
@@ -498,7 +499,7 @@ def mem_hook(uc, access, addr, size, value, user):
     return True
 
 
-@njit(cache=True)                 # carray() of Unicorn's register struct needs NRT
+@nrt_kernel                 # carray() of Unicorn's register struct needs NRT
 def _sys(uc, cp, A):
     c = carray(cp, 8, dtype=np.uint32)
     crn, crm, op1, op2 = c[CP_CRN], c[CP_CRM], c[CP_OP1], c[CP_OP2]
@@ -521,7 +522,7 @@ def sys_hook(uc, reg, cp, user):
 
 
 # ---- the one entry point for Python -> native calls ----------------------------------------------
-@njit(cache=True, _nrt=False)
+@kernel
 def _entry(A, op):
     a0, a1, a2, a3 = A[L.ENTRY_ARG], A[L.ENTRY_ARG + 1], A[L.ENTRY_ARG + 2], A[L.ENTRY_ARG + 3]
     cnt.defer_flush(A)                      # Python sees (and changes) counted state only
@@ -571,7 +572,7 @@ def edge_hook(uc, cur_tb, prev_tb, user):
 
 
 # ---- synchronous exceptions ------------------------------------------------------------------------
-@njit(cache=True, _nrt=False)
+@kernel
 def _insn_at(A, pc):
     """The encoding of the instruction at pc in the current block, -1 if pc is not in it."""
     start = A[L.CUR_START]
@@ -580,7 +581,7 @@ def _insn_at(A, pc):
     return I(A[L.POOL_W + I(A[L.BLK_IOFF + I(A[L.CUR_ENTRY])]) + I((pc - start) >> U(2))])
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _intr(uc, intno, A):
     """A synchronous exception Unicorn hands over instead of taking it (UC_HOOK_INTR).  SVC,
     BRK, UNDEFINED instructions, refused system-register accesses and aborts are taken here:

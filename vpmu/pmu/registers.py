@@ -6,8 +6,9 @@ UNDEF rules (kvm-pmu.md 3.1-3.9).  Handlers are the named ``regs.H_*`` ids.
 """
 from __future__ import annotations
 
-from numba import njit
 
+
+from .jit import inline_kernel, kernel
 from . import channels as C
 from . import counting as cnt
 from . import layout as L
@@ -21,13 +22,13 @@ SEL_MASK = 31                         # PMSELR_EL0.SEL
 EL0_NEED = 0x7FFF                     # regs.el0_rule_table: 15-bit EL0 requirement fields
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def pmev_index(key):
     """Counter index n of a PMEVCNTR<n>/PMEVTYPER<n> key (regs.pmev_index)."""
     return I(((key >> 3) & 3) << 3 | (key & 7))
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def event_allowed(A, ev):
     """KVM filter (kvm-pmu.md 2): no filter = allowed; else the bitmap bit."""
     if A[L.FILT_ON] == ZERO:
@@ -37,7 +38,7 @@ def event_allowed(A, ev):
     return (A[L.FILT + (ev >> 6)] >> U(ev & 63)) & ONE != ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def reconfigure(A):
     """Recompute what each counter counts from PMCR/PMCNTEN/PMINTEN/PMEVTYPER/PMCCFILTR,
     the filter, the PMU version and the frozen flag (KVM re-evaluates on every such change)."""
@@ -111,7 +112,7 @@ def reconfigure(A):
     A[L.DEF_OK] = ONE if cnt.defer_ok(A) else ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def access_undef(A, key, h, is_read, el):
     """Does this access UNDEF?  kvm-pmu.md 3.1 (EL0 table, checked first) and 3.2 (index)."""
     rule = A[L.RULE + key]
@@ -148,13 +149,13 @@ def access_undef(A, key, h, is_read, el):
     return False
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def pmcr_read(A):
     # N replaced by the configured counter number; P and C read 0; IDCODE/IMP read 0 (KVM).
     return (A[L.PMCR] & U(0xFF & ~(regs.PMCR_P | regs.PMCR_C))) | (A[L.NCNT] << U(11))
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def pmu_read(A, h, key):
     vm = cnt.valid_mask(A)
     if h == regs.H_PMCR:
@@ -190,13 +191,13 @@ def pmu_read(A, h, key):
     return ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def typer_mask(A):
     # P | U | evtCount (10 or 16 bits); NSK/NSU/NSH/M read 0 for an EL1 guest (kvm-pmu.md 3.6).
     return regs.TY_P | regs.TY_U | A[L.EVMASK]
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def swinc(A, v, pc):
     """PMSWINC_EL0 write (kvm-pmu.md 3.8 step 6): ignores P/U and the filter."""
     cnt.defer_irq(A)
@@ -204,7 +205,7 @@ def swinc(A, v, pc):
     cnt.release_irq(A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _swinc(A, v, pc):
     if (A[L.PMCR] & U(regs.PMCR_E)) == ZERO or A[L.FROZEN] != ZERO:
         return
@@ -216,7 +217,7 @@ def _swinc(A, v, pc):
                 cnt.on_overflow(A, c, pc, A[L.ICOUNT])
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def pmu_write(A, h, key, val, pc):
     vm = cnt.valid_mask(A)
     if h == regs.H_PMCR:
@@ -295,7 +296,7 @@ def pmu_write(A, h, key, val, pc):
         return
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def timer_read(A, h):
     t = cnt.now(A) // A[L.TICK_DIV]
     if h == regs.H_CNTFRQ:
@@ -321,7 +322,7 @@ def timer_read(A, h):
     return ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def id_read(A, h, qemu_value):
     if h == regs.H_ID_AA64DFR0:   # ID_AA64DFR0_EL1.PMUVer [11:8]
         pv = A[L.PMUVER] if A[L.PMU_PRESENT] != ZERO else ZERO

@@ -114,6 +114,7 @@ class MachineConfig:
     defer: bool = True                      # deferred counting (kernels.defer_flush); False = eager
     append: Optional[str] = None            # /chosen/bootargs
     dtb_path: Optional[str] = None          # replace the generated device tree
+    initrd_path: Optional[str] = None       # initial RAM disk (QEMU -initrd), Linux boots only
     # Xen frontend
     xen: bool = False
     xen_domid: int = 0

@@ -464,8 +464,9 @@ def ensure(uc, A, addr, size):
         if A[L.BLK_DEF + e * L.BW] != ZERO:
             cnt.defer_flush(A)            # its tally must be added with its old totals
         return classify(uc, A, addr, size, e)
-    if e <= -2:
+    if e <= -2:                           # a new translation of other extent at this address
         e = -2 - e
+        A[L.CC_CHANGED] += ONE
         if A[L.BLK_DEF + e * L.BW] != ZERO:
             cnt.defer_flush(A)
         return classify(uc, A, addr, size, e)

@@ -17,7 +17,7 @@ def register(sub) -> None:
                     "PMU and readings are untouched). By default only while the guest's PMCR_EL0.E is 1, "
                     "so the counts equal what the guest reads itself; --window run counts every instruction. "
                     "More events than free counters (31 - N): the deterministic guest runs once per group, "
-                    "exact counts, 100%% running. The table goes to stderr (or -o FILE), the guest's output "
+                    "exact counts, 100% running. The table goes to stderr (or -o FILE), the guest's output "
                     "to stdout; the exit status is the guest's, or the runner's error status.")
     p.add_argument("guest", metavar="GUEST", help="guest image")
     g = p.add_argument_group("stat")

@@ -14,7 +14,7 @@ from .. import errors, native
 from ..config import PMU_VERSIONS
 from ..pmu import decode, events, regs
 from ..pmu import layout as L
-from . import arch as X
+from .. import arch as X
 from . import memmap as MM
 from .env import PmuRegs
 
@@ -54,7 +54,10 @@ class PmuDevice:
             A[L.RULE + k] |= np.uint64(regs.RULE_NOIMP_READ)
         for k in native.unimplemented(regs.HANDLER, False):
             A[L.RULE + k] |= np.uint64(regs.RULE_NOIMP_WRITE)
-        A[L.ENV_ADDR] = native.cpu_and_env(self.uc)[1]
+        cpu, env = native.cpu_and_env(self.uc)
+        lay = native.cpu_layout()
+        A[L.CPU_ADDR], A[L.ENV_ADDR] = cpu, env
+        A[L.SYN_ADDR], A[L.VADDR_ADDR] = env + lay.syndrome, env + lay.vaddress
         A[L.EV_S:L.EV_S + events.NSLOT] = L.NOCH
         A[L.EV_D:L.EV_D + events.NSLOT] = L.NOCH
         for e in events.CATALOGUE:          # the catalogue drives counting (and PMCEID below)
@@ -143,7 +146,7 @@ class PmuDevice:
             return
         recs = A[L.RING:L.RING + n * L.RING_W].reshape(n, L.RING_W).tolist()
         A[L.RING_N] = 0
-        for t, a, b, c, d, e in recs:
+        for t, a, b, c, d, e, f, _g in recs:
             if t == L.RT_OVERFLOW:
                 self.trace.add({"type": "overflow", "icount": int(c), "counter": int(a), "value": int(b), "pc": int(d)})
             elif t == L.RT_IRQ_LEVEL:
@@ -151,6 +154,10 @@ class PmuDevice:
             elif t == L.RT_PMU_REG:
                 self.trace.add({"type": "pmu_reg", "icount": int(d), "reg": regs.name(int(a)),
                                 "dir": "r" if b else "w", "value": int(c), "pc": int(e)})
+            elif t == L.RT_EXCEPTION:
+                self.trace.add({"type": "exception", "icount": int(f), "kind": L.EXCEPTION_KINDS[int(a) & 0xFF],
+                                "esr": int(b), "elr": int(c), "far": int(d), "from_el": int(a) >> 8,
+                                "vector": int(e)})
 
     def sample(self) -> None:
         """--trace-sample N: every counter at the first block boundary at or after each

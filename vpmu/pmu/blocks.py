@@ -24,9 +24,9 @@ def finish_block(A, next_pc):
 def _finish_block(A, next_pc):
     if A[L.CUR_VALID] != ZERO:
         e = I(A[L.CUR_ENTRY])
-        n = I(A[L.BLK_N + e])
+        n = I(A[L.BLK_N + e * L.BW])
         cnt.commit(A, I(A[L.CUR_DONE]), n)
-        bk = A[L.BLK_BK + e]
+        bk = A[L.BLK_BK + e * L.BW]
         A[L.CUR_VALID] = ZERO
         if bk == U(L.BK_ERET):
             A[L.EL_STALE] = ONE               # ERET changed the exception level: re-read PSTATE
@@ -34,7 +34,7 @@ def _finish_block(A, next_pc):
             A[L.PB_VALID] = ONE
             A[L.PB_KIND] = bk
             A[L.PB_PC] = A[L.CUR_START] + U(4 * (n - 1))
-            A[L.PB_TARGET] = A[L.BLK_TGT + e]
+            A[L.PB_TARGET] = A[L.BLK_TGT + e * L.BW]
             A[L.PB_EL] = A[L.CUR_EL]
     bp.resolve_branch(A, next_pc)
 
@@ -74,7 +74,7 @@ def needs_precise(A, e):
     """Could something that must happen *between* two instructions of block e happen before
     its last instruction retires?  (A watched counter overflowing, a timer deadline, the
     instruction limit.)  Then the block runs with a sync point before every instruction."""
-    n = I(A[L.BLK_N + e])
+    n = I(A[L.BLK_N + e * L.BW])
     if A[L.ICOUNT] + U(n) > A[L.INSN_LIMIT]:
         return True
     if n <= 1 or (A[L.IRQ_WATCH] == ZERO and A[L.NEXT_DEADLINE] == cnt.M64):

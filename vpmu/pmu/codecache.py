@@ -101,9 +101,9 @@ def blk_lookup(A, addr, size):
     keyv = addr + ONE
     i = _home(addr, L.NBLK)
     for _ in range(L.NBLK):
-        k = A[L.BLK_KEY + i]
+        k = A[L.BLK_KEY + i * L.BW]
         if k == keyv:
-            return i if A[L.BLK_SIZE + i] == U(size) else -2 - i
+            return i if A[L.BLK_N + i * L.BW] == U(size) >> U(2) else -2 - i
         if k == ZERO:
             return -1
         i = (i + 1) & (L.NBLK - 1)
@@ -113,7 +113,7 @@ def blk_lookup(A, addr, size):
 @njit(cache=True, _nrt=False)
 def _free_slot(A, addr):
     i = _home(addr, L.NBLK)
-    while A[L.BLK_KEY + i] != ZERO:
+    while A[L.BLK_KEY + i * L.BW] != ZERO:
         i = (i + 1) & (L.NBLK - 1)
     return i
 
@@ -124,7 +124,7 @@ def flush(A):
     and precise ranges stay."""
     cnt.defer_flush(A)                    # tallies name block slots
     for i in range(L.NBLK):
-        A[L.BLK_KEY + i] = ZERO
+        A[L.BLK_KEY + i * L.BW] = ZERO
     for i in range(L.NCPAGE):
         A[L.CPAGE_KEY + i] = ZERO
     A[L.BLK_USED] = ZERO
@@ -145,7 +145,7 @@ def on_new_tb(A, pc, size):
     """Unicorn translated the block at pc (again): its words may have changed."""
     e = blk_lookup(A, pc, size)
     if e >= 0:
-        A[L.BLK_EPOCH + e] = ZERO
+        A[L.BLK_EPOCH + e * L.BW] = ZERO
 
 
 # TLBI <op>, Xt by VA (op1 = 0, CRn = 8): CRm 3 (Inner Shareable) or 7, op2 odd: VAE1, VAAE1,
@@ -273,10 +273,10 @@ def set_precise(A, start, size, on):
     if e >= 0:
         if on:
             A[L.BLK_FLAGS + e] |= U(L.BF_PRECISE)
-            A[L.BLK_FAST + e] |= U(L.FAST_PRECISE)
+            A[L.BLK_FAST + e * L.BW] |= U(L.FAST_PRECISE)
         else:
             A[L.BLK_FLAGS + e] &= ~U(L.BF_PRECISE)
-            A[L.BLK_FAST + e] &= ~U(L.FAST_PRECISE)
+            A[L.BLK_FAST + e * L.BW] &= ~U(L.FAST_PRECISE)
     return True
 
 
@@ -334,7 +334,8 @@ def classify(uc, A, addr, size, slot):
     n = I(size) >> 2
     if n <= 0 or n > MAX_INSNS:
         return -1
-    same_extent = slot >= 0 and A[L.BLK_SIZE + slot] == U(size) and A[L.BLK_KEY + slot] == addr + ONE
+    same_extent = (slot >= 0 and A[L.BLK_N + slot * L.BW] == U(n)
+                   and A[L.BLK_KEY + slot * L.BW] == addr + ONE)
     if (not same_extent) and (I(A[L.POOL_TOP]) + n > L.NPOOL or I(A[L.BLK_USED]) >= L.NBLK * 3 // 4):
         flush(A)
         slot = -1
@@ -404,12 +405,12 @@ def classify(uc, A, addr, size, slot):
             _want_hook(A, addr + U(4 * (i + 1)))
     if last_x == n - 1:
         excl_last = pending
-    A[L.BLK_KEY + e] = addr + ONE
-    A[L.BLK_SIZE + e] = U(size)
-    A[L.BLK_N + e] = U(n)
+    A[L.BLK_KEY + e * L.BW] = addr + ONE
+    A[L.BLK_SUCC + e * L.BW] = ZERO
+    A[L.BLK_N + e * L.BW] = U(n)
     A[L.BLK_IOFF + e] = U(off)
-    A[L.BLK_BK + e] = last_bk
-    A[L.BLK_TGT + e] = last_tgt
+    A[L.BLK_BK + e * L.BW] = last_bk
+    A[L.BLK_TGT + e * L.BW] = last_tgt
     A[L.BLK_NMEM + e] = nmem
     A[L.BLK_WORD + e] = last_w
     A[L.BLK_EXCL + e] = excl_last
@@ -423,10 +424,10 @@ def classify(uc, A, addr, size, slot):
         bound = U(L.FAST_BOUND)
     odd = (excl_last != ZERO or last_bk == U(L.BK_ERET)
            or (last_bk == U(L.BK_COND) and last_tgt == addr + U(size)))
-    A[L.BLK_FAST + e] = (bound | (U(L.FAST_PRECISE) if precise else ZERO)
+    A[L.BLK_FAST + e * L.BW] = (bound | (U(L.FAST_PRECISE) if precise else ZERO)
                          | (U(L.FAST_ODD_END) if odd else ZERO))
-    A[L.BLK_EPOCH + e] = A[L.XLAT_EPOCH]
-    A[L.BLK_DEF + e] = ZERO
+    A[L.BLK_EPOCH + e * L.BW] = A[L.XLAT_EPOCH]
+    A[L.BLK_DEF + e * L.BW] = ZERO
     set_add(A, L.CPAGE_KEY, L.NCPAGE, addr >> U(PAGE_SHIFT))
     set_add(A, L.CPAGE_KEY, L.NCPAGE, (addr + U(size) - ONE) >> U(PAGE_SHIFT))
     A[L.CC_CLASSIFIED] += ONE
@@ -451,20 +452,20 @@ def ensure(uc, A, addr, size):
     A[L.NEW_N] = ZERO
     e = blk_lookup(A, addr, size)
     if e >= 0:
-        if A[L.BLK_EPOCH + e] == A[L.XLAT_EPOCH]:
+        if A[L.BLK_EPOCH + e * L.BW] == A[L.XLAT_EPOCH]:
             return e
         A[L.CC_CHECKED] += ONE
         if _same_words(uc, A, e, addr, size):
-            A[L.BLK_EPOCH + e] = A[L.XLAT_EPOCH]
+            A[L.BLK_EPOCH + e * L.BW] = A[L.XLAT_EPOCH]
             set_add(A, L.CPAGE_KEY, L.NCPAGE, addr >> U(PAGE_SHIFT))
             return e
         A[L.CC_CHANGED] += ONE
-        if A[L.BLK_DEF + e] != ZERO:
+        if A[L.BLK_DEF + e * L.BW] != ZERO:
             cnt.defer_flush(A)            # its tally must be added with its old totals
         return classify(uc, A, addr, size, e)
     if e <= -2:
         e = -2 - e
-        if A[L.BLK_DEF + e] != ZERO:
+        if A[L.BLK_DEF + e * L.BW] != ZERO:
             cnt.defer_flush(A)
         return classify(uc, A, addr, size, e)
     return classify(uc, A, addr, size, -1)

@@ -36,7 +36,7 @@ _pycall = native.pycall
 
 
 @njit(cache=True, _nrt=False)
-def ring_put(A, rtype, a, b, c, d, e):
+def ring_put(A, rtype, a, b, c, d, e, f=0, g=0):
     n = I(A[L.RING_N])
     if n >= L.NRING:
         _pycall(L.PC_RING_FULL, A.ctypes)
@@ -50,6 +50,8 @@ def ring_put(A, rtype, a, b, c, d, e):
     A[o + 3] = U(c)
     A[o + 4] = U(d)
     A[o + 5] = U(e)
+    A[o + 6] = U(f)
+    A[o + 7] = U(g)
     A[L.RING_N] = U(n + 1)
 
 
@@ -250,8 +252,8 @@ def defer_flush(A):
     for i in range(n):
         e = I(A[L.DEF_LIST + i])
         k = A[L.DEF_CNT + i]
-        A[L.BLK_DEF + e] = ZERO
-        ic += k * A[L.BLK_N + e]
+        A[L.BLK_DEF + e * L.BW] = ZERO
+        ic += k * A[L.BLK_N + e * L.BW]
         cyc += k * A[L.BLK_TOT + e * C.NS + C.S_CYC]
         for j in range(nact):
             d = A[L.ACT + j]
@@ -374,7 +376,7 @@ def _commit_ex(A, i0, i1, oi, oc):
     if i1 <= i0:
         return
     e = I(A[L.CUR_ENTRY])
-    n = I(A[L.BLK_N + e])
+    n = I(A[L.BLK_N + e * L.BW])
     elbit = U(1) << (A[L.CUR_EL] + U(16))
     start = A[L.CUR_START]
     icount0 = A[L.ICOUNT]

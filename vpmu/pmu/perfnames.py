@@ -277,8 +277,7 @@ def parse(text: str) -> EventSpec:
     if low in _GENERIC_LC:
         return EventSpec(tok, events.BY_NAME[GENERIC[_GENERIC_LC[low]]].number, tok, "generic", user, kernel)
     if low in GENERIC_UNSUPPORTED:
-        return EventSpec(tok, None, tok, "generic", user, kernel,
-                         f"{body}: the armv8_pmuv3 driver maps no event to it")
+        return EventSpec(tok, None, tok, "generic", user, kernel, "the armv8_pmuv3 driver maps no event to it")
     if _NAME_RE.match(body) and _by_name(body) is not None:
         return EventSpec(tok, events.BY_NAME[body.upper()].number, tok, "name", user, kernel)
     c = _cache(body)
@@ -286,7 +285,7 @@ def parse(text: str) -> EventSpec:
         arm = CACHE_MAP.get(c)
         if arm is None:
             return EventSpec(tok, None, tok, "cache", user, kernel,
-                             f"{body}: the armv8_pmuv3 driver maps no event to {cache_name(*c)}")
+                             f"the armv8_pmuv3 driver maps no event to {cache_name(*c)}")
         return EventSpec(tok, events.BY_NAME[arm].number, tok, "cache", user, kernel)
     if re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", body):
         hint = _spelling_hint(body)

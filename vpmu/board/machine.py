@@ -239,6 +239,10 @@ class Machine:
     def stats(self) -> dict:
         return self.pmu.stats()
 
+    def observed(self) -> list[int]:
+        """vpmu stat's observer counters (config.Observers), in order."""
+        return self.pmu.observed()
+
     def pmu_snapshot(self) -> PmuRegs:
         return self.pmu.snapshot()
 

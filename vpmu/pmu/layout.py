@@ -137,6 +137,10 @@ ACT_N = _alloc(1)          # number of counters counting a static channel
 ACT = _alloc(32)           # their descriptors: counter | static channel << 8 | EL mask << 16 | ovf64 << 24
 DYN_LISTEN = _alloc(C.ND)  # per dynamic channel: bitmask of counters counting it
 IRQ_WATCH = _alloc(1)      # counters whose overflow raises the interrupt line (or a Xen sample)
+# observer counters (vpmu stat): counters at indices >= PMCR_EL0.N, which the guest cannot see,
+# counting the events the runner programmed in their TYPER words through the same commit path
+OBS_MASK = _alloc(1)       # bit c: counter c is an observer (always >= NCNT, never 31)
+OBS_ALWAYS = _alloc(1)     # 1: observers count the whole run; 0: only while the guest's PMCR.E is set
 IRQ_DEFER = _alloc(1)      # inside a commit: the line's new level is told to Python afterwards
 
 # --- generic timer -------------------------------------------------------------------------

@@ -51,11 +51,24 @@ def reconfigure(A):
     watch = ZERO
     evmask = A[L.EVMASK]
     pmcr = A[L.PMCR]
+    obs = A[L.OBS_MASK]
+    obs_on = e_on or A[L.OBS_ALWAYS] != ZERO
     for c in range(32):
         A[L.C_S + c] = U(L.NOCH)
         A[L.C_D + c] = U(L.NOCH)
         bit = ONE << U(c)
-        if c == L.CCNT:
+        if (obs & bit) != ZERO:
+            # An observer (vpmu stat): beyond PMCR.N, so no guest access, PMCR.P, PMCNTEN,
+            # PMINTEN, PMOVS or CHAIN reaches it; 64 bits wide, so it never overflows (no
+            # PMU_OVFS, no trace record); the guest's filter does not apply (a host-side count).
+            A[L.C_OVF64 + c] = ONE
+            A[L.C_WMASK + c] = cnt.M64
+            ty = A[L.TYPER + c]
+            A[L.C_EL + c] = U((1 if (ty & regs.TY_U) == ZERO else 0) | (2 if (ty & regs.TY_P) == ZERO else 0))
+            if not obs_on:
+                continue
+            ev = I(ty & U(0xFFFF))
+        elif c == L.CCNT:
             A[L.C_OVF64 + c] = U(1) if (pmcr & U(regs.PMCR_LC)) != ZERO else ZERO
             A[L.C_WMASK + c] = cnt.M64
             ev = 0x11                       # the cycle counter counts CPU_CYCLES
@@ -63,23 +76,24 @@ def reconfigure(A):
             A[L.C_OVF64 + c] = U(1) if ((pmcr & U(regs.PMCR_LP)) != ZERO and A[L.EVCNT64] != ZERO) else ZERO
             A[L.C_WMASK + c] = cnt.M64 if A[L.EVCNT64] != ZERO else cnt.M32
             ev = I(A[L.TYPER + c] & evmask)
-        ty = A[L.TYPER + c]
-        # EL filter for a guest without EL2/EL3: counts at EL1 iff P == NSK (NSK reads 0),
-        # at EL0 iff U == NSU (NSU reads 0) (kvm-pmu.md 3.6).
-        elm = 0
-        if (ty & regs.TY_U) == ZERO:
-            elm |= 1
-        if (ty & regs.TY_P) == ZERO:
-            elm |= 2
-        A[L.C_EL + c] = U(elm)
-        if not e_on or (A[L.CNTEN] & bit & vm) == ZERO:
-            continue
-        if (A[L.INTEN] & bit) != ZERO:
-            watch |= bit
-        if ev == 0 or ev == 0x1E:           # SW_INCR / CHAIN: software, never filtered
-            continue
-        if not event_allowed(A, ev):        # denied: never counts, reads/writes still work
-            continue
+        if (obs & bit) == ZERO:
+            ty = A[L.TYPER + c]
+            # EL filter for a guest without EL2/EL3: counts at EL1 iff P == NSK (NSK reads 0),
+            # at EL0 iff U == NSU (NSU reads 0) (kvm-pmu.md 3.6).
+            elm = 0
+            if (ty & regs.TY_U) == ZERO:
+                elm |= 1
+            if (ty & regs.TY_P) == ZERO:
+                elm |= 2
+            A[L.C_EL + c] = U(elm)
+            if not e_on or (A[L.CNTEN] & bit & vm) == ZERO:
+                continue
+            if (A[L.INTEN] & bit) != ZERO:
+                watch |= bit
+            if ev == 0 or ev == 0x1E:           # SW_INCR / CHAIN: software, never filtered
+                continue
+            if not event_allowed(A, ev):        # denied: never counts, reads/writes still work
+                continue
         sl = -1
         if ev < 64:
             sl = ev
@@ -92,7 +106,7 @@ def reconfigure(A):
         A[L.C_S + c] = s
         A[L.C_D + c] = dch
         if s != U(L.NOCH):
-            A[L.ACT + nact] = U(c) | (s << U(8)) | (U(elm) << U(16)) | (A[L.C_OVF64 + c] << U(24))
+            A[L.ACT + nact] = U(c) | (s << U(8)) | (A[L.C_EL + c] << U(16)) | (A[L.C_OVF64 + c] << U(24))
             nact += 1
         if dch != U(L.NOCH):
             A[L.DYN_LISTEN + I(dch)] |= bit

@@ -20,7 +20,8 @@
  * - with the MMU on: a watched virtual address and another alias of the same memory, an
  *   unaligned access, a range over two pages mapped apart, and translation changes the board
  *   must follow: a remapped page (TLBI), a page mapped by the data abort handler (no TLBI:
- *   the exception return), and a switch of TTBR0;
+ *   the exception return), a switch of TTBR0, and an EL1-only address watched while EL0 runs
+ *   (stored to by the handler of an SVC from EL0);
  * - exactness: an EL0 sequence whose store takes a Watchpoint exception retires the same
  *   number of instructions (PMU, EL0 only) as without the watchpoint.
  *
@@ -78,6 +79,8 @@ __asm__(".text\n"
         /* EL0: no PSTATE.D there */
         ".global el0_st8\nel0_st8:\n.global el0_st8_at\nel0_st8_at:\n  str x1, [x0]\n  ret\n"
         ".global el0_ld8\nel0_ld8:\n.global el0_ld8_at\nel0_ld8_at:\n  ldr x0, [x0]\n  ret\n"
+        /* EL0: asks EL1 for the access (svc_action) */
+        ".global el0_svc33\nel0_svc33:\n  svc #0x33\n  ret\n"
         /* EL0, for the count: 6 instructions with the trampoline's SVC */
         ".global el0_seq\nel0_seq:\n  mov x1, #0x77\n.global el0_seq_at\nel0_seq_at:\n  str x1, [x0]\n"
         "  add x2, x2, #1\n  add x2, x2, #1\n  ret\n");
@@ -87,7 +90,7 @@ typedef u64 (*acc_fn)(u64 addr, u64 val);
 DECL(st1) DECL(st2) DECL(st4) DECL(st8) DECL(ld1) DECL(ld2) DECL(ld4) DECL(ld8) DECL(stp16) DECL(ldp16)
 DECL(ldtr8) DECL(sttr8) DECL(zva) DECL(ld_v1) DECL(ld_lane) DECL(st_pre) DECL(ld_post) DECL(st_reg) DECL(st_v4)
 DECL(ld_lit) DECL(el0_st8) DECL(el0_ld8)
-u64 xchg(u64, u64), el0_seq(u64);
+u64 xchg(u64, u64), el0_seq(u64), el0_svc33(u64);
 extern char xchg_ld_at[], xchg_st_at[], lit_data[], el0_seq_at[];
 
 struct acc { acc_fn fn; const char *at; u64 size; int store; const char *name; };
@@ -139,6 +142,7 @@ static volatile u8 *probe;
 static volatile u64 probe_len;
 static volatile u8 h_mem[80];
 static void (*abort_fix)(void);
+static void (*svc_action)(void);
 
 static void handler(struct exc_frame *f, int vec)
 {
@@ -157,6 +161,10 @@ static void handler(struct exc_frame *f, int vec)
             wp_off();               /* from EL0: PSTATE.D would not mask it */
         else
             f->spsr |= SPSR_D;      /* the access completes when it runs again */
+        return;
+    }
+    if (ec == 0x15 && (f->esr & 0xffff) == 0x33 && svc_action) {   /* SVC #0x33 from EL0 */
+        svc_action();
         return;
     }
     if (ec == 0x25 && abort_fix) {  /* data abort, current EL: the test maps the page */
@@ -503,15 +511,23 @@ static void t_enables(void)
 #define PTE_BLOCK 1UL
 #define PTE_NORMAL ((1UL << 2) | (3UL << 8) | (1UL << 10))   /* AttrIndx 1, inner shareable, AF */
 #define PTE_DEVICE (1UL << 10)
+#define PTE_EL0_RW (1UL << 6)                                 /* AP[2:1] = 0b01 */
 #define WIN 0x80000000UL                  /* a 2 MiB window of 4 KiB pages (level 3) */
 #define ALIAS 0x4000000000UL              /* RAM again, as a 1 GiB block (256 GiB) */
 static u64 l1a[512] ALIGNED(4096), l1b[512] ALIGNED(4096), l2ram[512] ALIGNED(4096);
 static u64 l2a[512] ALIGNED(4096), l2b[512] ALIGNED(4096), l3a[512] ALIGNED(4096), l3b[512] ALIGNED(4096);
-static u8 pages[4][4096] ALIGNED(4096);
+static u8 pages[5][4096] ALIGNED(4096);
 
 static void tlbi_all(void) { __asm__ volatile("dsb sy\n tlbi vmalle1\n dsb sy\n isb" ::: "memory"); }
 static void tlbi_va(u64 va) { __asm__ volatile("dsb sy\n tlbi vae1, %0\n dsb sy\n isb" :: "r"(va >> 12) : "memory"); }
 static void map_win_page0_p0(void) { l3a[0] = (u64)pages[0] | PTE_NORMAL | PTE_PAGE; dsb(); isb(); }
+static u64 kvar_hits;
+static void kvar_store(void)
+{
+    u64 h0 = hits;
+    access("el1-after-el0", st8, st8_at, (u64)buf + 0xA00, 5, 1, (u64)buf + 0xA00, ESR_WP_CUR, (u64)buf + 0xA00, 8);
+    kvar_hits += hits - h0;
+}
 
 static void t_mmu(void)
 {
@@ -529,6 +545,8 @@ static void t_mmu(void)
     l2b[0] = (u64)l3b | PTE_TABLE;
     l3a[0] = (u64)pages[0] | PTE_NORMAL | PTE_PAGE;
     l3a[1] = (u64)pages[2] | PTE_NORMAL | PTE_PAGE;           /* WIN + 4K: not after pages[0] */
+    l3a[3] = (u64)pages[4] | PTE_NORMAL | PTE_PAGE | PTE_EL0_RW; /* WIN + 12K: an EL0 stack */
+    l3b[3] = l3a[3];
     l3b[0] = (u64)pages[1] | PTE_NORMAL | PTE_PAGE;
     dsb();
     write_sysreg(mair_el1, 0xff00UL);
@@ -583,6 +601,15 @@ static void t_mmu(void)
     write_sysreg(ttbr0_el1, (u64)l1a);
     tlbi_all();
     access(what, ld8, ld8_at, WIN + 0x10, 0, 0, WIN + 0x10, ESR_WP_CUR, 0, 0);
+    wp_off();
+
+    /* an EL1-only address watched while EL0 runs (EL0 cannot translate it): an SVC from EL0,
+     * taken without the board, then the store at EL1 */
+    wp(0, WCR_E | PAC_EL1 | LSC_LDST | BAS(0xFF), (u64)buf + 0xA00);
+    svc_action = kvar_store;
+    el0_call(el0_svc33, 0, WIN + 0x4000);
+    svc_action = 0;
+    EXPECT(kvar_hits == 1, "EL1 store after EL0: %lu hits", kvar_hits);
     wp_off();
 
     write_sysreg(sctlr_el1, read_sysreg(sctlr_el1) & ~1UL);

@@ -26,7 +26,7 @@ starts a step), and ignores the OS lock.  This device supplies what is missing:
   TCG's cmpxchg); the decode makes them stores.
   The placement is redone whenever a translation may have changed: after a write of TTBR0/1,
   TCR or SCTLR, after a TLBI, after an ERET (a handler may have mapped the page: the native
-  hooks stop with ``SR_DEBUG``), on every exception entry, and on every debug register write.
+  hooks stop with ``SR_DEBUG``), and on every debug register write (``place``).
   While a watchpoint is armed a hook exists (an anchor on an address nothing uses), so every
   translated block takes Unicorn's out-of-line memory path, where hooks are checked.
 - *Software step* (Arm ARM D2.12) is QEMU's: a step runs as a one-instruction translation
@@ -48,7 +48,7 @@ from unicorn import unicorn_const as UC
 from .. import errors, native
 from ..pmu import layout as L
 from ..pmu import regs
-from . import arch as X
+from .. import arch as X
 from .ldst import Footprint, footprint
 
 PAGE = 0x1000
@@ -117,7 +117,7 @@ class DebugUnit:
         self._hooks: dict[tuple[int, int], int] = {}            # physical [begin, end] -> watch hook
         self._anchor: Optional[int] = None
         self._step_hook: Optional[int] = None
-        self._far: Optional[int] = None
+        self._far = 0                      # FAR_EL1 of the last watchpoint hit
         self._push_mdscr()
 
     # ---- registers ----------------------------------------------------------------------------
@@ -202,11 +202,18 @@ class DebugUnit:
                                self._arena_addr, begin, end)
 
     def place(self) -> None:
-        """Hook the physical ranges behind the armed watchpoints under the current translation."""
+        """Hook the physical ranges behind the armed watchpoints under the current translation.
+        Translations change only by EL1 instructions (which stop the run: TTBR/TCR/SCTLR
+        writes, TLBI) or by page-table writes that an exception return makes visible (ERET
+        stops); at EL1 the placement is made afresh.  At EL0 QEMU's translation refuses EL1-only
+        pages, so the ranges found are added to those placed at EL1 (a hook on memory no watched
+        address reaches only costs a call: the decode compares virtual addresses)."""
         want: set[tuple[int, int]] = set()
         mmu = self.mem.mmu_on()
         for lo, hi, _wcr in self._ranges:
             want |= self._physical(max(lo - (FOOTPRINT_MAX - 1), 0), hi, mmu)
+        if (self.uc.reg_read(R.UC_ARM64_REG_PSTATE) >> X.PSTATE_EL_SHIFT) & 3 == 0 and self._ranges:
+            want |= set(self._hooks)
         if want == set(self._hooks):
             return
         for k in set(self._hooks) - want:
@@ -238,16 +245,13 @@ class DebugUnit:
                 out.append([b, e])
         return {(b, e) for b, e in out}
 
-    def exception_entered(self) -> None:
-        """The exception level (and with it what is translatable) changed."""
-        if self._ranges:
-            self.place()
-
     # ---- watchpoint matching -----------------------------------------------------------------------
     def on_access(self) -> None:
-        """PC_WATCH: judge the access described in PY_ARG; answer the syndrome (0: none)."""
+        """PC_WATCH: judge the access described in PY_ARG; answer the syndrome (0: none) and
+        the fault address."""
         A = self.A
         A[L.PY_ARG + 4] = self._judge(int(A[L.PY_ARG]), int(A[L.PY_ARG + 1]))
+        A[L.PY_ARG + 5] = self._far
 
     def _judge(self, access: int, addr: int) -> int:
         if not self._ranges:
@@ -269,6 +273,9 @@ class DebugUnit:
                 break
         else:
             return 0
+        # FAR_EL1: the first byte the access touches in the range of the lowest-numbered
+        # watchpoint it matches (an address both accessed and watched, Arm ARM D2.10.5; QEMU 7.2
+        # reports the same when the watchpoints were written in register order)
         self._far = max(va, lo)
         ec = X.EC_WATCHPOINT_CUR if el == 1 else X.EC_WATCHPOINT_LOW
         return (ec << X.EC_SHIFT) | X.IL | (X.ISS_WNR if fp.write else 0) | X.FSC_DEBUG
@@ -320,16 +327,6 @@ class DebugUnit:
             return False
         bvr = self.uc.cpr_read(2, 0, 0, lbn, DBGBVR_OP2)
         return (self.uc.cpr_read(*X.CONTEXTIDR_EL1) & 0xFFFFFFFF) == (bvr & 0xFFFFFFFF)
-
-    def take_far(self) -> int:
-        """FAR_EL1 of the Watchpoint exception being taken: the first byte the access touches
-        in the range of the lowest-numbered watchpoint it matches (an address both accessed and
-        watched, Arm ARM D2.10.5; QEMU 7.2 reports the same when the watchpoints were written in
-        register order)."""
-        far, self._far = self._far, None
-        if far is None:
-            raise errors.VpmuError("a Watchpoint exception without a watchpoint hit")
-        return far
 
     # ---- software step ---------------------------------------------------------------------------------
     def step_active(self, ps: int) -> bool:

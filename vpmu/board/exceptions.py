@@ -23,7 +23,7 @@ from .. import errors, native
 from ..pmu import channels as C
 from ..pmu import layout as L
 from ..pmu import regs
-from . import arch as X
+from .. import arch as X
 from .env import InterruptedContext
 
 class ExceptionModel:
@@ -33,13 +33,12 @@ class ExceptionModel:
         """``sync()`` brings the counts and the trace up to date before an exception is taken;
         ``smc(pc)``, ``hvc[imm](pc)`` and ``semihosting(pc)`` answer the service calls made
         from EL1 by the instruction at pc (HVC immediates without a handler are UNDEFINED);
-        ``debug`` is the debug unit (the Watchpoint exception's FAR, step state)."""
+        ``debug`` is the debug unit (whether software step is active)."""
         self.uc, self.A, self.N, self.gic, self.mem, self.trace, self.guard = uc, A, N, gic, mem, trace, guard
         self.sync = sync
         self.smc, self.hvc, self.semihosting = smc, hvc, semihosting
         self.debug = debug
         self.fault: Optional[tuple] = None       # (access, address, size) of an access to nothing
-        self._last_vector: Optional[tuple[int, int]] = None
         lay = native.cpu_layout()
         env = native.cpu_and_env(uc)[1]
         self._syndrome_addr, self._vaddress_addr = env + lay.syndrome, env + lay.vaddress
@@ -92,7 +91,6 @@ class ExceptionModel:
         self.N.dyn_event(C.D_EXC_TAKEN, 1, elr, int(self.A[L.ICOUNT]))
         self.A[L.CUR_EL] = 1
         self.A[L.EL_NOW] = 1
-        self.debug.exception_entered()
         return vector
 
     def take_irq(self, pc: int) -> None:
@@ -102,17 +100,18 @@ class ExceptionModel:
         self._enter("irq", X.VEC_IRQ, None, pc, None)
         self.trace.add({"type": "irq", "icount": int(self.A[L.ICOUNT]), "intid": intid if intid is not None else -1,
                         "pc": pc, "from_el": el})
-        self._last_vector = None
+        self.A[L.LAST_VEC] = 0
 
     def take_sync(self, kind: str, esr: int, elr: int, far: Optional[int], fault_pc: Optional[int] = None) -> None:
         el = self.current_el()
         fpc = elr if fault_pc is None else fault_pc
-        if self._last_vector is not None and self._last_vector == (fpc, int(self.A[L.ICOUNT])):
+        A = self.A
+        if int(A[L.LAST_VEC]) == fpc + 1 and int(A[L.LAST_VEC_IC]) == int(A[L.ICOUNT]):
             raise errors.GuestStop(f"recursive {kind} exception at the vector {fpc:#x}: no usable vector table "
                                    f"(VBAR_EL1 = {self.uc.reg_read(R.UC_ARM64_REG_VBAR_EL1):#x})",
                                    errors.EXIT_FAULT_LOOP)
         vector = self._enter(kind, X.VEC_SYNC, esr, elr, far)
-        self._last_vector = (vector, int(self.A[L.ICOUNT]))
+        A[L.LAST_VEC], A[L.LAST_VEC_IC] = vector + 1, A[L.ICOUNT]
         self.trace.add({"type": "exception", "icount": int(self.A[L.ICOUNT]), "kind": kind, "esr": esr, "elr": elr,
                         "far": far if far is not None else 0, "from_el": el, "vector": vector})
 
@@ -148,9 +147,9 @@ class ExceptionModel:
             self.smc(pc - 4)
             return
         if intno == X.EXCP_UDEF and ec in (X.EC_SOFTSTEP_LOW, X.EC_SOFTSTEP_CUR):
-            # QEMU's software step: after a stepped instruction (ISV = 1, PC is the next one)
-            # or before any (ISV = 0, active-pending); either way pc does not retire
-            self.N.end_block_at(pc, False)
+            # QEMU's software step: its one-instruction block completed (ISV = 1, pc is where
+            # it went) or none ran (ISV = 0, active-pending)
+            self.N.finish_block(pc)
             self.take_sync("software_step", syn, pc, None)
             return
         word = self.mem.insn_word(pc)
@@ -179,7 +178,7 @@ class ExceptionModel:
                 syn = X.ESR_UNKNOWN
             self.take_sync("sysreg_trap" if syn >> X.EC_SHIFT == X.EC_SYSREG else "undef", syn, pc, None)
         elif intno == X.EXCP_DATA_ABORT and ec in (X.EC_WATCHPOINT_LOW, X.EC_WATCHPOINT_CUR):
-            self.take_sync("watchpoint", syn, pc, self.debug.take_far())
+            self.take_sync("watchpoint", syn, pc, vaddr)             # set by the watch hook
         elif intno == X.EXCP_PREFETCH_ABORT and ec in (X.EC_BREAKPOINT_LOW, X.EC_BREAKPOINT_CUR):
             self.take_sync("breakpoint", syn, pc, vaddr)        # QEMU's breakpoints: FAR 0
         elif intno in (X.EXCP_DATA_ABORT, X.EXCP_PREFETCH_ABORT):

@@ -31,13 +31,15 @@ class RunResult:
       pmuserenr, pmccntr, pmccfiltr, evcntr[list], evtyper[list], n, pmceid0/1);
     - ``trace``: the trace records (dicts), as in ``--trace`` (up to its ``trace_limit``);
       ``trace_error``: a write error of the ``--trace`` file (the run itself completed);
-    - ``stats``: how the run was counted (blocks counted deferred, flushes; not in the trace).
+    - ``stats``: how the run was counted (blocks counted deferred, flushes; not in the trace);
+    - ``observed``: the observer counters of ``config.observe`` (vpmu stat), in order;
+    - ``guest_ns``: guest time at the end (cycles + WFI idle, 1 GHz clock).
     """
 
     def __init__(self, exit_status: int, output: Union[bytes, bytearray, str] = b"", reason: str = "",
                  icount: int = 0, cycles: int = 0, pmu: Optional[dict] = None, trace: Optional[list] = None,
                  error: Optional[str] = None, stats: Optional[dict] = None, source: Optional[str] = None,
-                 trace_error: Optional[str] = None):
+                 trace_error: Optional[str] = None, observed: Optional[list] = None, guest_ns: int = 0):
         self.exit_status = exit_status
         self._text: Optional[str] = output if isinstance(output, str) else None
         self.output_bytes = output.encode("utf-8", "surrogateescape") if isinstance(output, str) else bytes(output)
@@ -47,6 +49,8 @@ class RunResult:
         self.error, self.trace_error = error, trace_error
         self.stats = {} if stats is None else stats
         self.source = source or (SOURCE_RUNNER if error is not None else SOURCE_GUEST)
+        self.observed = [] if observed is None else observed
+        self.guest_ns = guest_ns
 
     @property
     def output(self) -> str:
@@ -113,7 +117,8 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
     return RunResult(exit_status=status, output=out, reason=reason,
                      icount=int(m.A[L.ICOUNT]) if m else 0, cycles=int(m.A[L.CYCLES]) if m else 0,
                      pmu=m.pmu_state() if m else {}, trace=m.trace.records if m else [], error=error,
-                     stats=m.stats() if m else {}, trace_error=trace.write_error if trace else None)
+                     stats=m.stats() if m else {}, trace_error=trace.write_error if trace else None,
+                     observed=m.observed() if m else [], guest_ns=m.now_ns() if m else 0)
 
 
 def run(elf: Union[str, "os.PathLike[str]"], **options) -> RunResult:

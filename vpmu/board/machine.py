@@ -4,8 +4,9 @@ It creates the Unicorn engine (cortex-a57, AArch64 EL1 without EL3), the PMU mod
 and its native hooks, and the board's devices, each in its own module: guest memory
 (``memory.py``), the PL011 (``pl011.py``), the GICv3 (``gic.py``), the generic and one-shot
 timers with WFI (``timers.py``), the PMU seen from Python (``pmu_device.py``), the block
-cache (``codecache.py``), the exception model (``exceptions.py``), semihosting
-(``semihosting.py``) and PSCI/SMCCC/PV time (``smccc.py``).  It wires them to one another
+cache (``codecache.py``), self-hosted debug (``debug.py``: watchpoints, software step, the OS
+lock), the exception model (``exceptions.py``), semihosting (``semihosting.py``) and
+PSCI/SMCCC/PV time (``smccc.py``).  It wires them to one another
 and to Unicorn's hooks, loads the image and the device tree, and attaches a hypervisor
 frontend (Xen) if the configuration asks for one; the frontend is built by a factory the
 caller passes, against :class:`~vpmu.board.env.GuestEnv`, which the machine implements by
@@ -19,6 +20,7 @@ is stopped and the run loop re-raises it after ``emu_start`` returns.
 """
 from __future__ import annotations
 
+import dataclasses
 import struct
 import sys
 from typing import Callable, Optional
@@ -34,8 +36,10 @@ from ..pmu import layout as L
 from ..pmu import regs
 from ..trace import SCHEMA_VERSION, TraceWriter
 from .. import arch as X
+from . import fdtedit
 from . import memmap as MM
 from .codecache import CodeCache
+from .debug import DebugUnit
 from .env import Frontend, GuestExit, InterruptedContext, PmuRegs
 from .exceptions import ExceptionModel
 from .gic import INTID_MASK, Gic
@@ -117,12 +121,13 @@ class Machine:
             native.hook_add(uc, UC.UC_HOOK_INSN, H.sys_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_SYS),
             native.hook_add(uc, UC.UC_HOOK_EDGE_GENERATED, H.edge_hook.address, self._arena_addr),
         ]
+        self.debug = DebugUnit(uc, A, self.N, self.mem, self.guard, self.code, H, self._arena_addr)
         self.semihosting = Semihosting(cfg, uc, self.mem, self.timers, image, self.out, self.err)
         self.smccc = Smccc(cfg, uc, A, self.mem, self.timers, self.trace)
         self.exc = ExceptionModel(uc, A, self.N, self.gic, self.mem, self.trace, self.guard, sync=self._sync,
                                   smc=lambda pc: self.smccc.call(pc, "smc"),
                                   hvc={X.HVC_SMCCC: lambda pc: self.smccc.call(pc, "hvc")},
-                                  semihosting=self.semihosting.call)
+                                  semihosting=self.semihosting.call, debug=self.debug)
         self._hooks.append(native.hook_add(uc, UC.UC_HOOK_INTR, H.intr_hook.address, self._arena_addr))
         # Accesses to nothing: bounded to the addresses around RAM.  Unicorn keeps every store to
         # an address any memory hook covers on its slow path (notdirty_write: a flat-view
@@ -139,10 +144,13 @@ class Machine:
             L.PC_TIMER: self.timers.on_event,
             L.PC_SAMPLE: self.pmu.sample,
             L.PC_INTR: lambda: self.exc.on_intr(self.uc, int(A[L.PY_ARG]), None),
+            L.PC_WATCH: self.debug.on_access,
         }
 
         # ---- image, device tree, frontend ----------------------------------------------------------
         image.load(self)
+        if cfg.initrd_path is not None:
+            image.load_initrd(self, cfg.initrd_path)
         blob, mem_size = self._device_tree()
         self.entry = image.place_dtb(self, blob, mem_size)
         if cfg.xen:
@@ -152,23 +160,34 @@ class Machine:
             self.exc.hvc[X.HVC_XEN] = self._hypercall
 
     def _device_tree(self) -> tuple[bytes, int]:
-        """The generated tree (in QEMU's 1 MiB buffer), or --dtb FILE (2 x (size + 10000)
-        bytes in memory as QEMU allocates it), with /chosen/bootargs from --append."""
+        """The generated tree (in QEMU's 1 MiB buffer), or --dtb FILE with QEMU's edits
+        (``fdtedit``: /memory, /chosen bootargs and initrd, /psci; 2 x (size + 10000) bytes in
+        memory as QEMU allocates it); returns the blob and its size in guest memory."""
         from .. import dtb as D
-        if self.cfg.dtb_path:
-            try:
-                with open(self.cfg.dtb_path, "rb") as f:
-                    blob = f.read()
-            except OSError as e:
-                raise errors.ImageError(f"{self.cfg.dtb_path}: cannot read ({e.strerror})") from None
-            if blob[:4] != DTB_MAGIC:
-                raise errors.ImageError(f"{self.cfg.dtb_path}: not a device tree blob")
-            return blob, 2 * (len(blob) + 10000)
         try:
             spec = D.BoardSpec.from_config(self.cfg)
+            if self.image.initrd is not None:
+                spec = dataclasses.replace(spec, initrd=self.image.initrd)
         except ValueError as e:
             raise errors.VpmuError(f"device tree: {e}", errors.EXIT_USAGE) from None
-        blob = D.build_dtb(spec, total_size=D.QEMU_DTB_TOTAL_SIZE)
+        if not self.cfg.dtb_path:
+            blob = D.build_dtb(spec, total_size=D.QEMU_DTB_TOTAL_SIZE)
+            return blob, len(blob)
+        path = self.cfg.dtb_path
+        try:
+            with open(path, "rb") as f:
+                user = f.read()
+        except OSError as e:
+            raise errors.ImageError(f"{path}: cannot read ({e.strerror})") from None
+        if user[:4] != DTB_MAGIC:
+            raise errors.ImageError(f"{path}: not a device tree blob")
+        psci = fdtedit.parse(D.build_dtb(spec)).root.child("psci")
+        assert psci is not None                 # the generated tree always has one
+        try:
+            blob = fdtedit.qemu_edits(user, ram_base=self.ram_base, ram_size=self.ram_size,
+                                      bootargs=spec.bootargs, initrd=spec.initrd, psci=psci)
+        except fdtedit.FdtError as e:
+            raise errors.ImageError(f"{path}: {e}") from None
         return blob, len(blob)
 
     def _mmio(self, read, write, before=None):
@@ -224,6 +243,10 @@ class Machine:
     def stats(self) -> dict:
         return self.pmu.stats()
 
+    def observed(self) -> list[int]:
+        """vpmu stat's observer counters (config.Observers), in order."""
+        return self.pmu.observed()
+
     def pmu_snapshot(self) -> PmuRegs:
         return self.pmu.snapshot()
 
@@ -262,7 +285,8 @@ class Machine:
 
     def _python_sysreg(self) -> None:
         """A trapped system-register access the kernels leave to Python: the GIC CPU
-        interface, and writes of the timer registers (``timers.py``); anything else reads 0."""
+        interface, the debug registers (``debug.py``), and writes of the timer registers
+        (``timers.py``); anything else reads 0."""
         A = self.A
         key, is_read, val = int(A[L.PY_ARG]), bool(A[L.PY_ARG + 1]), int(A[L.PY_ARG + 2])
         h = regs.HANDLER.get(key, 0)
@@ -275,6 +299,12 @@ class Machine:
                         and (val & INTID_MASK) == XEN_EVTCHN_PPI):
                     self.xen.sync_upcall_line()     # the upcall line follows evtchn_upcall_pending
                 self.gic.sysreg_write(name, val)
+            return
+        if h == regs.H_DEBUG:
+            if is_read:
+                A[L.PY_ARG + 4] = self.debug.read(name)
+            else:
+                self.debug.write(name, val)
             return
         if not is_read and self.timers.write_sysreg(h, val):
             return
@@ -335,6 +365,8 @@ class Machine:
             while True:
                 if int(A[L.MEMHOOK_WANT]) != int(A[L.MEMHOOK_ON]):
                     self.code.update_memhook()
+                if self.debug.pending:
+                    self.debug.apply()
                 A[L.STOP_REASON] = L.SR_NONE
                 self.exc.fault = None
                 try:
@@ -364,6 +396,8 @@ class Machine:
                     self.code.precise(int(A[L.STOP_ARG]), True)
                 elif reason == L.SR_PRECISE_OFF:
                     self.code.precise(int(A[L.STOP_ARG]), False)
+                elif reason == L.SR_DEBUG:
+                    self.debug.pending = True       # re-place the watchpoint hooks (loop top)
                 elif reason == L.SR_LIMIT:
                     raise errors.GuestStop(f"instruction limit reached ({int(A[L.INSN_LIMIT])} instructions) "
                                            f"at PC {pc:#x}", errors.EXIT_INSN_LIMIT)

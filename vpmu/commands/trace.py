@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import sys
 
-from .. import tracecmd
+from .. import report, tracecmd
 from ..testing import context, first_difference
 from ..errors import UsageError
-from ..tracecmd import check_plot_size, load, plot, stream, summary
+from ..tracecmd import check_plot_size, load, plot, stream
+from .output import add_format_options, render
 
 
 def cmd_summary(args) -> int:
-    sys.stdout.write(summary(stream(args.trace)))
+    data = tracecmd.summary_data(stream(args.trace))      # any length: the records are read once
+    sys.stdout.write(render(args, data, lambda: tracecmd.summary_text(data),
+                            lambda sep: report.records_to_sv(data["counters"], sep, tracecmd.SUMMARY_COLUMNS)))
     return 0
 
 
@@ -49,6 +52,7 @@ def register(sub) -> None:
     tsub.required = True
     s = tsub.add_parser("summary", help="per-counter final values, overflows and interrupts")
     s.add_argument("trace")
+    add_format_options(s, "the summary (-x: the counter table)")
     s.set_defaults(func=cmd_summary)
     d = tsub.add_parser("diff", help="first divergence between two traces (exit 1 if they differ)")
     d.add_argument("a")

@@ -3,8 +3,9 @@ exception; and deciding when a block needs per-instruction sync points (precise 
 """
 from __future__ import annotations
 
-from numba import njit
 
+
+from .jit import kernel
 from . import channels as C
 from . import counting as cnt
 from . import layout as L
@@ -12,7 +13,7 @@ from . import predictor as bp
 from .counting import I, ONE, U, ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def finish_block(A, next_pc):
     """Retire the rest of the current block; its final branch resolves against next_pc."""
     cnt.defer_irq(A)
@@ -20,7 +21,7 @@ def finish_block(A, next_pc):
     cnt.release_irq(A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _finish_block(A, next_pc):
     if A[L.CUR_VALID] != ZERO:
         e = I(A[L.CUR_ENTRY])
@@ -39,7 +40,7 @@ def _finish_block(A, next_pc):
     bp.resolve_branch(A, next_pc)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def end_block_at(A, pc, retired):
     """A synchronous exception at pc: instructions before it retire, and pc itself if
     `retired` (SVC/HVC/SMC and handled semihosting calls complete; aborts/UNDEF/BRK do not).
@@ -54,7 +55,7 @@ def end_block_at(A, pc, retired):
     finish_block(A, pc)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def sync_to(A, pc):
     """Commit the current block's instructions before pc (pc inside the block)."""
     cnt.defer_flush(A)
@@ -69,7 +70,7 @@ def sync_to(A, pc):
         cnt.commit(A, done, idx)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def needs_precise(A, e):
     """Could something that must happen *between* two instructions of block e happen before
     its last instruction retires?  (A watched counter overflowing, a timer deadline, the

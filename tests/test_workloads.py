@@ -122,9 +122,9 @@ def test_measure_alternates_rounds_and_reports_medians(vpmu_guest_dir):
 
 def test_arguments_scale_and_overrides():
     w = W.get("mmu")
-    assert w.arguments() == {"mb": 8, "r": 1, "touch": 16}
-    assert w.arguments(scale=16) == {"mb": 128, "r": 1, "touch": 16}
-    assert w.arguments(overrides={"r": "3"}) == {"mb": 8, "r": 3, "touch": 16}
+    assert w.arguments() == {"mb": 4, "r": 1, "touch": 16}
+    assert w.arguments(scale=32) == {"mb": 128, "r": 1, "touch": 16}
+    assert w.arguments(overrides={"r": "3"}) == {"mb": 4, "r": 3, "touch": 16}
     with pytest.raises(VpmuError, match="no argument 'size'"):
         w.arguments(overrides={"size": 1})
     with pytest.raises(VpmuError, match="unknown workload 'nope'"):

@@ -13,6 +13,11 @@
  * BR_RETIRED: the blr (fn's ret is fn's own).  No load or store in the window is the
  * wrapper's.  vpmu/workloads.py uses the same constant for the plain-Unicorn instruction count.
  *
+ * Around bench_measure (outside the counted window, inside the marker lines) the guest
+ * reads semihosting SYS_ELAPSED and prints the difference as `elapsed` (SYS_TICKFREQ ticks
+ * per second, printed as `tickfreq`): QEMU answers with its host clock, which times QEMU
+ * without the delays of its console output; vpmu answers with guest time (cycles).
+ *
  * Everything here runs unchanged on qemu-system-aarch64 -M virt,gic-version=3 -semihosting. */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
@@ -62,14 +67,26 @@ static inline __attribute__((unused)) void bench_prepare(void)
     isb();
 }
 
+/* Semihosting SYS_ELAPSED (0x30): a 64-bit tick count (SYS_TICKFREQ ticks per second). */
+static inline __attribute__((unused)) u64 bench_elapsed(void)
+{
+    u64 t = 0;
+    semi_call(0x30, (u64)&t);
+    return t;
+}
+
 /* bench_prepare, the markers around bench_measure, then the counts and the call itself
  * (fn, a0..a2: what plain Unicorn is given) as key=value lines. */
 static inline __attribute__((unused)) u64 bench_run(bench_fn fn, u64 a, u64 b, u64 c)
 {
     bench_prepare();
     printf("bench: start\n");
+    u64 t0 = bench_elapsed();
     u64 r = bench_measure(fn, a, b, c);
+    u64 t1 = bench_elapsed();
     printf("bench: end\n");
+    kv_u64("elapsed", t1 - t0);
+    kv_u64("tickfreq", semi_call(0x31, 0));
     kv_u64("inst", pmu_read_counter(0));
     kv_u64("cpu_cycles", pmu_read_counter(1));
     kv_u64("br", pmu_read_counter(2));

@@ -460,7 +460,7 @@ def format_measurement(w: Workload, m: Measurement, path: str = "") -> str:
     n = len(m.vpmu_seconds)
     lines = [f"{w.name}: {w.what}",
              f"  guest: {path or w.guest_path()} {append_string(m.args)}",
-             f"  counters: 6 event counters + cycle counter; {n} rounds (times: the fastest)",
+             f"  counters: 6 event counters + cycle counter; {n} round{'s' if n != 1 else ''} (times: the fastest)",
              f"  vpmu : {m.insns:>11} instructions in {min(m.vpmu_seconds):7.3f} s = {m.vpmu_mips:7.2f} MIPS  "
              f"(machine set-up {min(m.vpmu_setup):.3f} s)"]
     if m.plain_seconds:

@@ -149,3 +149,12 @@ def test_workload_runs_on_qemu(vpmu_guest_dir, name):
     # the results, and the guests' own checks, agree
     for key in ("sum", "bad", "syscalls", "faults", "brks", "udfs", "reclaims"):
         assert q.kv.get(key) == v.kv.get(key), key
+
+
+def test_plain_unicorn_is_bounded(vpmu_guest_dir, monkeypatch):
+    w = W.get("loop6")
+    v = W.run_vpmu(w.guest_path(vpmu_guest_dir), w.arguments(overrides={"n": 3_000_000}))
+    monkeypatch.setattr(W, "PLAIN_TIMEOUT", 0.001)
+    with pytest.raises(VpmuError, match="did not return within 0.001 s") as e:
+        W.run_plain(w.guest_path(vpmu_guest_dir), w.plain, v.kv)
+    assert e.value.status == 101

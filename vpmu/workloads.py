@@ -57,6 +57,8 @@ BENCH_OVERHEAD = 4                  # instructions of bench_measure in the count
 START, END = "bench: start", "bench: end"
 COUNT_KEYS = ("inst", "cpu_cycles", "br", "ld", "st", "mem", "cycles")
 DEFAULT_MEMORY = 512 << 20          # both boards get the same RAM (QEMU: -m 512)
+PLAIN_TIMEOUT = 120.0               # seconds plain Unicorn may take for one call
+EXIT_QEMU = EXIT_USAGE              # QEMU missing or failing: as `vpmu qemu-diff`
 QEMU_ARGS = ("-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-nographic", "-icount", "shift=0",
              "-semihosting", "-nic", "none")
 
@@ -195,17 +197,16 @@ class VpmuRound:
 class _Marks:
     """Guest output sink that notes when the "bench: start" / "bench: end" lines complete."""
 
-    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+    def __init__(self):
         self.out = bytearray()
         self.t: dict = {}
-        self.clock = clock
 
     def __call__(self, b: bytes) -> None:
         self.out += b
         if b.endswith(b"\n"):
             line = self.out[self.out.rfind(b"\n", 0, len(self.out) - 1) + 1:-1].rstrip(b"\r")
             if line in (b"bench: start", b"bench: end"):
-                self.t[line.decode()] = self.clock()
+                self.t[line.decode()] = time.perf_counter()
 
 
 def _board_run(path: str, append: str, memory: int, eager: bool, out: Callable[[bytes], None]) -> tuple[int, float]:
@@ -284,7 +285,19 @@ def run_plain(path: str, plain: Plain, kv: dict, *, memory: int = DEFAULT_MEMORY
             uc.reg_write(R.UC_ARM64_REG_X0 + i, v)
         uc.reg_write(R.UC_ARM64_REG_SP, sym["__stack_top"])
         uc.reg_write(R.UC_ARM64_REG_LR, stop)
-        uc.emu_start(addr, stop)
+        # Bounded by a watchdog thread: emu_start's own `count` adds a hook per instruction
+        # and its `timeout` was measured to slow the loops by a third.
+        watchdog = threading.Timer(PLAIN_TIMEOUT, uc.emu_stop)
+        watchdog.start()
+        try:
+            uc.emu_start(addr, stop)
+        except unicorn.UcError as e:
+            raise VpmuError(f"{path}: plain Unicorn stopped at {uc.reg_read(R.UC_ARM64_REG_PC):#x}: {e}",
+                            EXIT_BAD_IMAGE) from None
+        finally:
+            watchdog.cancel()
+        if uc.reg_read(R.UC_ARM64_REG_PC) != stop:
+            raise VpmuError(f"{path}: plain Unicorn did not return within {PLAIN_TIMEOUT:g} s", EXIT_BAD_IMAGE)
 
     for name, regs in plain.setup:
         call(sym[name], tuple(regs))
@@ -346,11 +359,11 @@ def run_qemu(qemu: str, path: str, args: dict, *, memory: int = DEFAULT_MEMORY, 
     if START not in t or END not in t:
         why = f"killed after {timeout:.0f} s" if total >= timeout else f"exit status {status}"
         raise VpmuError(f"QEMU did not run {Path(path).name} to its end ({why}): "
-                        f"{msg.splitlines()[-1] if msg else ' | '.join(lines[-3:])}", EXIT_BAD_IMAGE)
+                        f"{msg.splitlines()[-1] if msg else ' | '.join(lines[-3:])}", EXIT_QEMU)
     kv = _kv("\n".join(lines))
     if "elapsed" not in kv or _int(kv, "tickfreq") <= 0:
         raise VpmuError(f"QEMU: {Path(path).name} printed no elapsed=/tickfreq= (not a benchmark guest?)",
-                        EXIT_BAD_IMAGE)
+                        EXIT_QEMU)
     return QemuRound(seconds=_int(kv, "elapsed") / _int(kv, "tickfreq"), line_seconds=t[END] - t[START],
                      startup=t[START] - t0, total=total, kv=kv, status=status)
 

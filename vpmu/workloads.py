@@ -1,0 +1,505 @@
+"""Named benchmark workloads for ``vpmu bench``: guests that look like test software and OS
+code, timed under vpmu, on plain Unicorn and on QEMU TCG ``-icount``.
+
+Every workload is a guest in ``guests/src/bench*.c`` that measures one function through
+``bench_measure`` (guests/src/bench_common.h): it prints ``bench: start``, enables six event
+counters (INST_RETIRED, CPU_CYCLES, BR_RETIRED, LD_RETIRED, ST_RETIRED, MEM_ACCESS) and the
+cycle counter, calls the function, disables them, prints ``bench: end`` and then the counts
+and the call itself (``fn``, ``a0``..``a2``) as key=value lines.  Sizes come from the
+command line (``--append "n=..."``), so a round can be scaled up.
+
+Three ways to run one round:
+
+- :func:`run_vpmu`: the guest under vpmu, timed on the host between the completion of the
+  ``bench: start`` and ``bench: end`` UART lines; the instructions are the guest's own
+  INST_RETIRED count of that window.
+- :func:`run_plain`: the same function, with the same argument registers, on a plain
+  Unicorn engine without any hook, over the same memory image (the ELF's segments), timed
+  around ``emu_start``; the guest's own set-up functions (``mmu_enable``...) run first,
+  untimed.  Its instructions are the vpmu window's minus the wrapper's BENCH_OVERHEAD, and
+  its return value must equal the guest's ``sum`` (else the comparison is refused).
+  Workloads that need the board (exceptions, interrupts, the timer) cannot run there:
+  plain Unicorn reports exceptions to a hook instead of taking them to VBAR_EL1.
+- :func:`run_qemu`: ``qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a57 -m 512
+  -nographic -icount shift=0 -semihosting -kernel GUEST -append ARGS``.  The window is timed
+  by the guest itself: bench_common.h reads semihosting SYS_ELAPSED right after ``bench:
+  start`` and right before ``bench: end`` and prints the difference (``elapsed``, in
+  SYS_TICKFREQ ticks); QEMU 7.2 answers SYS_ELAPSED with its host clock in nanoseconds
+  (measured: a code-generation run of 2.1 million instructions, 2 ms of -icount time, read
+  0.95 s).  The host times at which the two marker lines arrive on QEMU's stdout (read line
+  by line) are kept too, but they are not used: QEMU's console output can arrive late (an
+  exception-heavy window of 0.85 ms showed both lines within microseconds).  QEMU's
+  start-up (spawn to the arrival of ``bench: start``) and the whole process are reported
+  apart.  (Under vpmu, SYS_ELAPSED is guest time, which is why vpmu is timed by the lines.)
+
+:func:`measure` alternates the three for a number of rounds (the machine is shared and
+noisy): the ratios reported are medians of per-round ratios, each comparing runs made
+moments apart.  It also checks that every round's counts are identical (the guests are
+deterministic under vpmu).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import EXIT_BAD_IMAGE, EXIT_USAGE, VpmuError
+
+GUEST_DIR = Path(__file__).resolve().parent.parent / "guests" / "build"
+BENCH_OVERHEAD = 4                  # instructions of bench_measure in the counted window (bench_common.h)
+START, END = "bench: start", "bench: end"
+COUNT_KEYS = ("inst", "cpu_cycles", "br", "ld", "st", "mem", "cycles")
+DEFAULT_MEMORY = 512 << 20          # both boards get the same RAM (QEMU: -m 512)
+PLAIN_TIMEOUT = 120.0               # seconds plain Unicorn may take for one call
+EXIT_QEMU = EXIT_USAGE              # QEMU missing or failing: as `vpmu qemu-diff`
+QEMU_ARGS = ("-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-nographic", "-icount", "shift=0",
+             "-semihosting", "-nic", "none")
+
+
+@dataclass(frozen=True)
+class Plain:
+    """How plain Unicorn runs a workload's measured function.
+
+    ``func`` is the function's symbol; its argument registers x0..x2 are the ones the guest
+    passed (its ``a0``..``a2`` lines).  ``setup``: the guest's own functions run first, in
+    order, untimed, with their x0.. arguments (they bring the CPU and memory to the state
+    the function expects, e.g. the MMU on)."""
+    func: str
+    setup: tuple = ()               # ((symbol, (x0, x1, ...)), ...)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    guest: str                      # guests/build/<guest>.elf
+    args: tuple                     # default guest arguments: ((key, value), ...)
+    scale: str                      # the argument --scale multiplies
+    what: str                       # one line: what it models
+    plain: Optional[Plain] = None
+    no_plain: str = ""              # why plain Unicorn cannot run it (plain is None)
+
+    def guest_path(self, guest_dir: Path | str | None = None) -> str:
+        return str(Path(guest_dir or GUEST_DIR) / f"{self.guest}.elf")
+
+    def arguments(self, scale: float = 1.0, overrides: dict | None = None) -> dict:
+        """The guest arguments: defaults, the scale argument multiplied by ``scale``, then
+        ``overrides`` (key -> int)."""
+        a = dict(self.args)
+        if scale != 1.0:
+            a[self.scale] = max(1, round(a[self.scale] * scale))
+        for k, v in (overrides or {}).items():
+            if k not in a:
+                raise VpmuError(f"workload {self.name}: no argument {k!r} (it takes "
+                                f"{', '.join(sorted(a))})", EXIT_USAGE)
+            a[k] = int(v)
+        return a
+
+
+_NO_PLAIN_BOARD = ("needs the board: plain Unicorn reports exceptions and interrupts to a hook "
+                   "instead of taking them to VBAR_EL1, and has no GIC or timer")
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("loop10", "bench", (("n", 2_000_000),), "n",
+             "the 10-instruction loop (2 loads, 2 stores, ALU, a conditional branch): guests/src/bench.c",
+             Plain("bench_loop")),
+    Workload("loop6", "bench_loops", (("k", 6), ("n", 3_000_000)), "n",
+             "issue 10's 6-instruction loop (add, ldr, add, str, subs, b.ne): one block per iteration",
+             Plain("loop6")),
+    Workload("loop4", "bench_loops", (("k", 4), ("n", 4_000_000)), "n",
+             "a 4-instruction loop (ldr, add, subs, b.ne): one block per iteration",
+             Plain("loop4")),
+    Workload("mmu", "bench_mmu", (("mb", 4), ("r", 1), ("touch", 16)), "mb",
+             "MMU set-up: map MB MiB page by page, each PTE write followed by dsb ishst; "
+             "tlbi vaae1is; dsb ish (kvm-unit-tests/Linux style), touch, unmap; R rounds",
+             Plain("mmu_rounds", (("mmu_enable", (0,)), ("mmu_setup", ())))),
+    Workload("icache", "bench_icache", (("n", 100), ("len", 32), ("pages", 16)), "n",
+             "code generation: write a LEN-instruction function, dc cvau + ic ivau per line, dsb ish, isb, "
+             "call it (Linux caches_clean_inval_pou style); N times over PAGES pages",
+             Plain("icache_run", (("mmu_enable", (0,)),))),
+    Workload("timer_syscalls", "bench_syscalls", (("n", 2000), ("k", 2000)), "n",
+             "an EL1 kernel and an EL0 program (MMU on, user pages with AP bits) making a system call "
+             "every K instructions, a 250 Hz virtual-timer tick through the GICv3",
+             no_plain=_NO_PLAIN_BOARD),
+    Workload("exceptions", "bench_exceptions", (("n", 200), ("k", 200)), "n",
+             "EL0 demand paging with frame reclaim (data abort, PTE write, tlbi vale1is) and BRK/UDF traps "
+             "the kernel skips: N exceptions, one every K instructions",
+             no_plain=_NO_PLAIN_BOARD),
+)
+
+BY_NAME = {w.name: w for w in WORKLOADS}
+
+
+def get(name: str) -> Workload:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise VpmuError(f"unknown workload {name!r} (known: {', '.join(BY_NAME)})", EXIT_USAGE) from None
+
+
+def parse_spec(spec: str) -> tuple[Workload, dict]:
+    """``NAME`` or ``NAME:KEY=VALUE,...`` (the command line's workload arguments)."""
+    name, _, rest = spec.partition(":")
+    over = {}
+    for item in filter(None, rest.split(",")):
+        k, sep, v = item.partition("=")
+        try:
+            over[k.strip()] = int(v, 0)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise VpmuError(f"workload {spec!r}: expected NAME:KEY=NUMBER,... (got {item!r})", EXIT_USAGE)
+    return get(name), over
+
+
+def append_string(args: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in args.items())
+
+
+def _kv(text: str) -> dict:
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep and k and " " not in k:
+            out[k] = v.strip()
+    return out
+
+
+def _int(kv: dict, key: str) -> int:
+    return int(kv[key], 0)
+
+
+def counts(kv: dict) -> dict:
+    """The guest's counter values (COUNT_KEYS) as ints."""
+    return {k: _int(kv, k) for k in COUNT_KEYS if k in kv}
+
+
+# ============================================================================== vpmu
+@dataclass
+class VpmuRound:
+    seconds: float                  # "bench: start" to "bench: end"
+    setup: float                    # building the machine (image, device tree, engine, hooks)
+    insns: int                      # the guest's INST_RETIRED over the window
+    kv: dict                        # the guest's key=value lines
+    status: int
+
+    @property
+    def mips(self) -> float:
+        return self.insns / self.seconds / 1e6
+
+
+class _Marks:
+    """Guest output sink that notes when the "bench: start" / "bench: end" lines complete."""
+
+    def __init__(self):
+        self.out = bytearray()
+        self.t: dict = {}
+
+    def __call__(self, b: bytes) -> None:
+        self.out += b
+        if b.endswith(b"\n"):
+            line = self.out[self.out.rfind(b"\n", 0, len(self.out) - 1) + 1:-1].rstrip(b"\r")
+            if line in (b"bench: start", b"bench: end"):
+                self.t[line.decode()] = time.perf_counter()
+
+
+def _board_run(path: str, append: str, memory: int, eager: bool, out: Callable[[bytes], None]) -> tuple[int, float]:
+    """The one place that drives the board: run the guest with the default PMU, its output
+    to ``out``; returns the guest's exit status and the seconds spent building the machine."""
+    from .board.loader import open_image
+    from .board.machine import Machine
+    from .options import RunOptions
+    t = time.perf_counter()
+    cfg = RunOptions(memory=memory, append=append, eager=eager).to_machine_config()
+    m = Machine(cfg, open_image(path), out=out, err=out)
+    setup = time.perf_counter() - t
+    try:
+        return m.run(), setup
+    finally:
+        m.close()
+
+
+def run_vpmu(path: str, args: dict, *, memory: int = DEFAULT_MEMORY, eager: bool = False) -> VpmuRound:
+    marks = _Marks()
+    status, setup = _board_run(path, append_string(args), memory, eager, marks)
+    text = marks.out.decode("utf-8", "replace")
+    if START not in marks.t or END not in marks.t:
+        raise VpmuError(f"{path}: no '{START}' / '{END}' lines (not a benchmark guest?)", EXIT_BAD_IMAGE)
+    kv = _kv(text)
+    if status != 0 or "inst" not in kv:
+        tail = " | ".join(text.splitlines()[-3:])
+        raise VpmuError(f"{path}: the guest failed under vpmu (exit status {status}): {tail}", EXIT_BAD_IMAGE)
+    return VpmuRound(seconds=marks.t[END] - marks.t[START], setup=setup, insns=_int(kv, "inst"), kv=kv,
+                     status=status)
+
+
+# ============================================================================== plain Unicorn
+@dataclass
+class PlainRound:
+    seconds: float
+    insns: int
+    result: int                     # x0 after the function returned
+
+    @property
+    def mips(self) -> float:
+        return self.insns / self.seconds / 1e6
+
+
+def _symbols(path: str) -> dict:
+    from elftools.elf.elffile import ELFFile
+    with open(path, "rb") as f:
+        st = ELFFile(f).get_section_by_name(".symtab")
+        return {s.name: s["st_value"] for s in st.iter_symbols()} if st else {}
+
+
+def run_plain(path: str, plain: Plain, kv: dict, *, memory: int = DEFAULT_MEMORY) -> PlainRound:
+    """The measured function on Unicorn without hooks, as the guest called it (``kv``: the
+    guest's output under vpmu: its call and its instruction count)."""
+    import unicorn
+    from unicorn import arm64_const as R
+    from unicorn import unicorn_const as UC
+    from .board.loader import open_image
+    from .board.memmap import RAM_BASE
+    sym = _symbols(path)
+    need = {plain.func, "bench_plain_return", "__stack_top", *(s for s, _ in plain.setup)}
+    if not need <= set(sym):
+        raise VpmuError(f"{path}: symbols missing for plain Unicorn: {', '.join(sorted(need - set(sym)))}",
+                        EXIT_BAD_IMAGE)
+    if _int(kv, "fn") != sym[plain.func]:
+        raise VpmuError(f"{path}: the guest measured {kv['fn']}, not {plain.func}", EXIT_BAD_IMAGE)
+    uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
+    uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
+    uc.cpr_write(3, 6, 1, 1, 0, 1 << 10)    # SCR_EL3.RW: an AArch64 EL1, as the board (its comment says why)
+    uc.mem_map(RAM_BASE, memory)
+    for paddr, blob, _memsz in open_image(path).segments:
+        uc.mem_write(paddr, blob)           # the rest of RAM (.bss) is zero, as after start.S
+    stop = sym["bench_plain_return"]
+
+    def call(addr: int, regs: tuple) -> None:
+        for i, v in enumerate(regs):
+            uc.reg_write(R.UC_ARM64_REG_X0 + i, v)
+        uc.reg_write(R.UC_ARM64_REG_SP, sym["__stack_top"])
+        uc.reg_write(R.UC_ARM64_REG_LR, stop)
+        # Bounded by a watchdog thread: emu_start's own `count` adds a hook per instruction
+        # and its `timeout` was measured to slow the loops by a third.
+        watchdog = threading.Timer(PLAIN_TIMEOUT, uc.emu_stop)
+        watchdog.start()
+        try:
+            uc.emu_start(addr, stop)
+        except unicorn.UcError as e:
+            raise VpmuError(f"{path}: plain Unicorn stopped at {uc.reg_read(R.UC_ARM64_REG_PC):#x}: {e}",
+                            EXIT_BAD_IMAGE) from None
+        finally:
+            watchdog.cancel()
+        if uc.reg_read(R.UC_ARM64_REG_PC) != stop:
+            raise VpmuError(f"{path}: plain Unicorn did not return within {PLAIN_TIMEOUT:g} s", EXIT_BAD_IMAGE)
+
+    for name, regs in plain.setup:
+        call(sym[name], tuple(regs))
+    regs = (_int(kv, "a0"), _int(kv, "a1"), _int(kv, "a2"))
+    t = time.perf_counter()
+    call(sym[plain.func], regs)
+    dt = time.perf_counter() - t
+    return PlainRound(seconds=dt, insns=_int(kv, "inst") - BENCH_OVERHEAD, result=uc.reg_read(R.UC_ARM64_REG_X0))
+
+
+# ============================================================================== QEMU
+@dataclass
+class QemuRound:
+    seconds: float                  # the window by QEMU's host clock (the guest's SYS_ELAPSED difference)
+    line_seconds: float             # "bench: start" to "bench: end" as the lines arrived (not reliable)
+    startup: float                  # spawn to "bench: start" (QEMU's start-up and the guest's own set-up)
+    total: float                    # spawn to exit
+    kv: dict
+    status: int
+
+
+def find_qemu(path: str | None = None) -> Optional[str]:
+    """qemu-system-aarch64 (``path`` or from PATH), or None."""
+    if path:
+        return path if os.path.exists(path) else shutil.which(path)
+    return shutil.which("qemu-system-aarch64")
+
+
+def qemu_command(qemu: str, path: str, args: dict, memory: int = DEFAULT_MEMORY) -> list[str]:
+    return [qemu, *QEMU_ARGS, "-m", f"{memory >> 20}M", "-kernel", path, "-append", append_string(args)]
+
+
+def run_qemu(qemu: str, path: str, args: dict, *, memory: int = DEFAULT_MEMORY, timeout: float = 300.0) -> QemuRound:
+    cmd = qemu_command(qemu, path, args, memory)
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        timer = threading.Timer(timeout, p.kill)
+        timer.start()
+        t: dict = {}
+        lines = []
+        try:
+            assert p.stdout is not None
+            for raw in iter(p.stdout.readline, b""):
+                now = time.perf_counter()
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if line in (START, END):
+                    t[line] = now
+                lines.append(line)
+            status = p.wait()
+        finally:
+            timer.cancel()
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        total = time.perf_counter() - t0
+        err.seek(0)
+        msg = err.read().decode("utf-8", "replace").strip()
+    if START not in t or END not in t:
+        why = f"killed after {timeout:.0f} s" if total >= timeout else f"exit status {status}"
+        raise VpmuError(f"QEMU did not run {Path(path).name} to its end ({why}): "
+                        f"{msg.splitlines()[-1] if msg else ' | '.join(lines[-3:])}", EXIT_QEMU)
+    kv = _kv("\n".join(lines))
+    if "elapsed" not in kv or _int(kv, "tickfreq") <= 0:
+        raise VpmuError(f"QEMU: {Path(path).name} printed no elapsed=/tickfreq= (not a benchmark guest?)",
+                        EXIT_QEMU)
+    return QemuRound(seconds=_int(kv, "elapsed") / _int(kv, "tickfreq"), line_seconds=t[END] - t[START],
+                     startup=t[START] - t0, total=total, kv=kv, status=status)
+
+
+# ============================================================================== rounds
+def _median(xs: list[float]) -> Optional[float]:
+    return statistics.median(xs) if xs else None
+
+
+@dataclass
+class Measurement:
+    workload: str
+    args: dict
+    rounds: int
+    counts: dict                    # the guest's counts (identical in every round)
+    insns: int                      # instructions of the vpmu window
+    vpmu_seconds: list = field(default_factory=list)
+    vpmu_setup: list = field(default_factory=list)      # building the machine, per round
+    plain_seconds: list = field(default_factory=list)
+    qemu_seconds: list = field(default_factory=list)
+    qemu_insns: int = 0             # QEMU's own INST_RETIRED count of the window (the guest's)
+    qemu_startup: list = field(default_factory=list)
+    plain_ratios: list = field(default_factory=list)     # vpmu MIPS / plain MIPS, per round
+    qemu_ratios: list = field(default_factory=list)      # vpmu time / QEMU time, per round
+    plain_skipped: str = ""         # why there is no plain-Unicorn comparison
+    qemu_skipped: str = ""          # why there is no QEMU comparison
+
+    @property
+    def vpmu_mips(self) -> float:
+        """The fastest round's."""
+        return self.insns / min(self.vpmu_seconds) / 1e6
+
+    @property
+    def plain_mips(self) -> Optional[float]:
+        return (self.insns - BENCH_OVERHEAD) / min(self.plain_seconds) / 1e6 if self.plain_seconds else None
+
+    @property
+    def plain_ratio(self) -> Optional[float]:
+        return _median(self.plain_ratios)
+
+    @property
+    def qemu_ratio(self) -> Optional[float]:
+        return _median(self.qemu_ratios)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(vpmu_mips=self.vpmu_mips, plain_mips=self.plain_mips, plain_ratio=self.plain_ratio,
+                 qemu_ratio=self.qemu_ratio)
+        return d
+
+
+def measure(w: Workload, args: dict | None = None, *, rounds: int = 5, qemu: Optional[str] = None,
+            qemu_skipped: str = "", plain: bool = True, memory: int = DEFAULT_MEMORY,
+            guest_dir: Path | str | None = None, progress: Callable[[str], None] | None = None) -> Measurement:
+    """``rounds`` alternating rounds of vpmu, plain Unicorn (if the workload has a plain
+    function and ``plain``) and QEMU (if ``qemu`` is a path; ``qemu_skipped`` says why not)."""
+    if rounds < 1:
+        raise VpmuError("--rounds must be at least 1", EXIT_USAGE)
+    args = dict(args if args is not None else w.arguments())
+    path = w.guest_path(guest_dir)
+    if not os.path.exists(path):
+        raise VpmuError(f"{path}: not found (build the guests: python3 dev.py setup)", EXIT_BAD_IMAGE)
+    m: Optional[Measurement] = None
+    for r in range(rounds):
+        v = run_vpmu(path, args, memory=memory)
+        c = counts(v.kv)
+        if m is None:
+            m = Measurement(w.name, args, rounds, c, v.insns,
+                            plain_skipped="" if w.plain and plain else (w.no_plain or "not requested"),
+                            qemu_skipped="" if qemu else (qemu_skipped or "not requested"))
+        elif c != m.counts:
+            raise VpmuError(f"workload {w.name}: round {r + 1} counted {c}, round 1 {m.counts} "
+                            f"(the guest is not deterministic under vpmu)", EXIT_BAD_IMAGE)
+        m.vpmu_seconds.append(v.seconds)
+        m.vpmu_setup.append(v.setup)
+        if w.plain and plain:
+            p = run_plain(path, w.plain, v.kv, memory=memory)
+            if p.result != _int(v.kv, "sum"):
+                raise VpmuError(f"workload {w.name}: plain Unicorn returned {p.result:#x}, the guest under vpmu "
+                                f"{v.kv['sum']} (not the same computation: no comparison)", EXIT_BAD_IMAGE)
+            m.plain_seconds.append(p.seconds)
+            m.plain_ratios.append(v.mips / p.mips)
+        if qemu:
+            q = run_qemu(qemu, path, args, memory=memory)
+            m.qemu_seconds.append(q.seconds)
+            m.qemu_insns = _int(q.kv, "inst")
+            m.qemu_startup.append(q.startup)
+            m.qemu_ratios.append(v.seconds / q.seconds)
+        if progress:
+            progress(f"{w.name}: round {r + 1}/{rounds}")
+    assert m is not None
+    return m
+
+
+# ============================================================================== reports
+def _r(x: float) -> str:
+    """A ratio: two decimals, or two significant digits below 0.1."""
+    return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
+
+
+def _range(xs: list) -> str:
+    return f"{_r(min(xs))}-{_r(max(xs))}"
+
+
+def format_measurement(w: Workload, m: Measurement, path: str = "") -> str:
+    """The text report of one workload (the loop benchmark's layout, one block per workload)."""
+    n = len(m.vpmu_seconds)
+    lines = [f"{w.name}: {w.what}",
+             f"  guest: {path or w.guest_path()} {append_string(m.args)}",
+             f"  counters: 6 event counters + cycle counter; {n} round{'s' if n != 1 else ''} (times: the fastest)",
+             f"  vpmu : {m.insns:>11} instructions in {min(m.vpmu_seconds):7.3f} s = {m.vpmu_mips:7.2f} MIPS  "
+             f"(machine set-up {min(m.vpmu_setup):.3f} s)"]
+    if m.plain_seconds:
+        lines.append(f"  plain: {m.insns - BENCH_OVERHEAD:>11} instructions in {min(m.plain_seconds):7.3f} s = "
+                     f"{m.plain_mips:7.2f} MIPS  (Unicorn, no hooks)")
+        lines.append(f"  ratio: {_r(m.plain_ratio)}  (median of {n} rounds, range {_range(m.plain_ratios)}; "
+                     f"fastest vpmu / fastest plain round {_r(m.vpmu_mips / m.plain_mips)})")
+    else:
+        lines.append(f"  plain: skipped: {m.plain_skipped}")
+    if m.qemu_seconds:
+        lines.append(f"  qemu : {m.qemu_insns:>11} instructions in {min(m.qemu_seconds):9.5f} s (TCG -icount shift=0, "
+                     f"QEMU's clock; start-up {min(m.qemu_startup):.3f} s)")
+        lines.append(f"  vpmu time / QEMU time: {m.qemu_ratio:.1f}  (median of {n} rounds, range "
+                     f"{_range(m.qemu_ratios)})")
+    else:
+        lines.append(f"  qemu : skipped: {m.qemu_skipped}")
+    lines.append("  counts: " + " ".join(f"{k}={v}" for k, v in m.counts.items()))
+    return "\n".join(lines)
+
+
+def format_summary(ms: list[Measurement]) -> str:
+    """One line per workload: vpmu MIPS, the plain-Unicorn ratio, the QEMU time ratio."""
+    out = [f"{'workload':<16} {'vpmu MIPS':>10} {'plain ratio':>12} {'QEMU time ratio':>16}"]
+    for m in ms:
+        pr = _r(m.plain_ratio) if m.plain_ratio is not None else "-"
+        qr = f"{m.qemu_ratio:.1f}" if m.qemu_ratio is not None else "-"
+        out.append(f"{m.workload:<16} {m.vpmu_mips:>10.2f} {pr:>12} {qr:>16}")
+    return "\n".join(out)

@@ -114,22 +114,94 @@ def test_measure_alternates_rounds_and_reports_medians(vpmu_guest_dir):
     assert len(m.vpmu_seconds) == len(m.plain_seconds) == len(m.plain_ratios) == 3
     assert m.plain_ratio == sorted(m.plain_ratios)[1]
     assert m.qemu_ratio is None and m.qemu_skipped == "qemu-system-aarch64 not found"
-    assert m.counts["inst"] == 6 * 3000 + 7 and m.vpmu_mips > 0 and m.plain_mips > 0
+    assert m.counts["inst"] == 6 * 3000 + 7 and m.plain_insns == 6 * 3000 + 3
+    assert m.vpmu_time == sorted(m.vpmu_seconds)[1] and m.vpmu_mips == m.insns / m.vpmu_time / 1e6
+    assert m.plain_mips is not None and m.plain_mips > 0
     d = m.to_dict()
     assert d["workload"] == "loop6" and d["args"] == {"k": 6, "n": 3000} and d["plain_ratio"] == m.plain_ratio
+    assert d["vpmu_mips"] == m.vpmu_mips and d["setup_time"] == m.setup_time
     m = W.measure(W.get("exceptions"), small("exceptions"), rounds=1, guest_dir=vpmu_guest_dir)
     assert m.plain_seconds == [] and m.plain_ratio is None and "VBAR_EL1" in m.plain_skipped
 
 
 def test_arguments_scale_and_overrides():
     w = W.get("mmu")
-    assert w.arguments() == {"mb": 4, "r": 1, "touch": 16}
-    assert w.arguments(scale=32) == {"mb": 128, "r": 1, "touch": 16}
-    assert w.arguments(overrides={"r": "3"}) == {"mb": 4, "r": 3, "touch": 16}
-    with pytest.raises(VpmuError, match="no argument 'size'"):
+    assert w.arguments() == {"mb": 128, "r": 8, "touch": 16}         # issue 10: a TLBI per page over 128 MiB
+    assert w.arguments(scale=0.125) == {"mb": 128, "r": 1, "touch": 16}
+    assert w.arguments(scale=0.01) == {"mb": 128, "r": 1, "touch": 16}   # never below 1
+    assert w.arguments(overrides={"r": "3"}) == {"mb": 128, "r": 3, "touch": 16}
+    with pytest.raises(VpmuError, match="no argument 'size'") as e:
         w.arguments(overrides={"size": 1})
+    assert e.value.status == 2
     with pytest.raises(VpmuError, match="unknown workload 'nope'"):
         W.get("nope")
+
+
+@pytest.mark.parametrize("name, over, message", [
+    ("mmu", {"mb": 2048}, r"mb=2048 is outside 1\.\.1024"),
+    ("mmu", {"mb": 0}, r"mb=0 is outside"),
+    ("loop6", {"k": 4}, r"k=4 is outside 6\.\.6"),
+    ("loop10", {"n": -1}, r"n=-1 is outside"),
+    ("icache", {"len": 65}, r"len=65 is outside 3\.\.64"),
+    ("timer_syscalls", {"n": 1_000_000, "k": 1_000_000}, r"about 1e\+12 instructions per round, more than"),
+    ("exceptions", {"n": 2}, r"n=2 is outside 4\.\."),
+])
+def test_arguments_are_bounded(name, over, message):
+    with pytest.raises(VpmuError, match=message) as e:
+        W.get(name).arguments(overrides=over)
+    assert e.value.status == 2
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), float("inf")])
+def test_scale_must_be_a_positive_number(scale):
+    with pytest.raises(VpmuError, match="--scale must be a positive number"):
+        W.get("loop6").arguments(scale=scale)
+
+
+def test_every_default_round_is_within_the_bounds():
+    for w in W.WORKLOADS:
+        a = w.arguments()
+        assert 0 < w.insns(a) <= W.MAX_ROUND_INSNS, w.name
+        limit, plain_s, qemu_s = W.round_limits(w, a)
+        assert limit > w.insns(a) and plain_s >= W.PLAIN_TIMEOUT and qemu_s >= W.QEMU_TIMEOUT
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_instruction_estimates_cover_the_counts(vpmu_guest_dir, name):
+    """The estimate that bounds a round (and sets its instruction limit) is at least what the
+    guest's window counts, and not wildly more."""
+    w = W.get(name)
+    v = W.run_vpmu(w.guest_path(vpmu_guest_dir), small(name))
+    assert v.insns <= w.insns(small(name)) + 1000 < 3 * v.insns + 1000
+
+
+def test_a_round_is_bounded_by_its_instruction_limit(vpmu_guest_dir):
+    w = W.get("loop6")
+    with pytest.raises(VpmuError) as e:
+        W.run_vpmu(w.guest_path(vpmu_guest_dir), small("loop6"), max_insns=5000)
+    assert e.value.status == 103
+
+
+def test_spec_parsing():
+    w, over = W.parse_spec("mmu:mb=16,r=0x2")
+    assert w.name == "mmu" and over == {"mb": 16, "r": 2}
+    assert W.parse_spec("loop6") == (W.get("loop6"), {})
+    for bad in ("mmu:mb", "mmu:mb=x", "mmu:=3", "loop6:n=1.5"):
+        with pytest.raises(VpmuError, match="expected NAME:KEY=NUMBER") as e:
+            W.parse_spec(bad)
+        assert e.value.status == 2
+
+
+def test_vpmu_times_exclude_the_runtime_load(vpmu_guest_dir):
+    """load_runtime runs once per process before any round; a round's start-up (machine set-up
+    and boot to 'bench: start') contains its set-up."""
+    w = W.get("loop4")
+    W.load_runtime(w.guest_path(vpmu_guest_dir))
+    assert W.load_runtime(w.guest_path(vpmu_guest_dir)) == 0.0
+    m = W.measure(w, small("loop4"), rounds=2, plain=False, guest_dir=vpmu_guest_dir)
+    assert m.vpmu_load == 0.0 and len(m.vpmu_setup) == len(m.vpmu_startup) == 2
+    assert all(0 < s < b for s, b in zip(m.vpmu_setup, m.vpmu_startup))
+    assert m.plain_skipped == "not requested" and m.plain_mips is None
 
 
 def test_qemu_missing_is_reported(tmp_path):

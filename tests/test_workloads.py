@@ -231,3 +231,16 @@ def test_plain_unicorn_is_bounded(vpmu_guest_dir, monkeypatch):
     with pytest.raises(VpmuError, match="did not return within 0.001 s") as e:
         W.run_plain(w.guest_path(vpmu_guest_dir), w.plain, v.kv)
     assert e.value.status == 101
+
+
+def test_bench_plan_applies_iterations_scale_and_specs():
+    from vpmu import bench
+    names = [w.name for w, _ in bench.plan([])]
+    assert names == [w.name for w in W.WORKLOADS] and names[0] == "loop10"   # the familiar one first
+    p = dict((w.name, a) for w, a in bench.plan(["loop10", "loop6:n=7", "mmu"], iterations=5))
+    assert p == {"loop10": {"n": 5}, "loop6": {"k": 6, "n": 7}, "mmu": {"mb": 128, "r": 8, "touch": 16}}
+    p = dict((w.name, a) for w, a in bench.plan(["icache", "mmu:r=2"], scale=2))
+    assert p["icache"]["n"] == 10_000 and p["mmu"]["r"] == 2
+    assert bench.resolve_qemu(None, use=False) == (None, "--no-qemu")
+    with pytest.raises(VpmuError, match="--rounds must be 1..100"):
+        list(bench.measure(bench.plan(["loop4"]), rounds=0))

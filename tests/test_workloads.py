@@ -8,6 +8,8 @@ own result.  The ``qemu`` tests run each workload on qemu-system-aarch64 to its 
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from vpmu import workloads as W
@@ -224,13 +226,18 @@ def test_workload_runs_on_qemu(vpmu_guest_dir, name):
         assert q.kv.get(key) == v.kv.get(key), key
 
 
-def test_plain_unicorn_is_bounded(vpmu_guest_dir, monkeypatch):
+@pytest.mark.parametrize("seconds", [0.0, 0.05])
+def test_plain_unicorn_is_bounded(vpmu_guest_dir, monkeypatch, seconds):
+    """A call that would run for minutes (10^9 iterations of loop6) is stopped by the watchdog,
+    also when the stop comes before emu_start has begun (0 s)."""
     w = W.get("loop6")
-    v = W.run_vpmu(w.guest_path(vpmu_guest_dir), w.arguments(overrides={"n": 3_000_000}))
-    monkeypatch.setattr(W, "PLAIN_TIMEOUT", 0.001)
-    with pytest.raises(VpmuError, match="did not return within 0.001 s") as e:
-        W.run_plain(w.guest_path(vpmu_guest_dir), w.plain, v.kv)
-    assert e.value.status == 101
+    v = W.run_vpmu(w.guest_path(vpmu_guest_dir), small("loop6"))
+    kv = dict(v.kv, a0=str(10**9))
+    monkeypatch.setattr(W, "PLAIN_TIMEOUT", seconds)
+    t = time.perf_counter()
+    with pytest.raises(VpmuError, match=f"did not return within {seconds:g} s") as e:
+        W.run_plain(w.guest_path(vpmu_guest_dir), w.plain, kv)
+    assert e.value.status == 101 and time.perf_counter() - t < 30
 
 
 def test_bench_plan_applies_iterations_scale_and_specs():

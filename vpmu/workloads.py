@@ -329,6 +329,28 @@ def _symbols(path: str) -> dict:
         return {s.name: s["st_value"] for s in st.iter_symbols()} if isinstance(st, SymbolTableSection) else {}
 
 
+class _Watchdog(threading.Thread):
+    """Stops a Unicorn engine after ``seconds``, and keeps stopping it every 10 ms until the
+    caller's emu_start has returned: a stop that lands before emu_start has begun (a busy
+    host may run this thread first) is forgotten by Unicorn."""
+
+    def __init__(self, uc, seconds: float):
+        super().__init__(daemon=True)
+        self.uc, self.seconds, self.done = uc, seconds, threading.Event()
+
+    def run(self) -> None:
+        if self.done.wait(self.seconds):
+            return
+        while True:
+            self.uc.emu_stop()
+            if self.done.wait(0.01):
+                return
+
+    def finish(self) -> None:
+        self.done.set()
+        self.join()
+
+
 def run_plain(path: str, plain: Plain, kv: dict, *, memory: int = DEFAULT_MEMORY,
               timeout: Optional[float] = None) -> PlainRound:
     """The measured function on Unicorn without hooks, as the guest called it (``kv``: the
@@ -338,7 +360,7 @@ def run_plain(path: str, plain: Plain, kv: dict, *, memory: int = DEFAULT_MEMORY
     import unicorn
     from unicorn import arm64_const as R
     from unicorn import unicorn_const as UC
-    from .board import arch as X
+    from . import arch as X
     from .board.loader import open_image
     from .board.memmap import RAM_BASE
     sym = _symbols(path)
@@ -364,7 +386,7 @@ def run_plain(path: str, plain: Plain, kv: dict, *, memory: int = DEFAULT_MEMORY
         uc.reg_write(R.UC_ARM64_REG_LR, stop)
         # Bounded by a watchdog thread: emu_start's own `count` adds a hook per instruction
         # and its `timeout` was measured to slow the loops by a third.
-        watchdog = threading.Timer(limit, uc.emu_stop)
+        watchdog = _Watchdog(uc, limit)
         watchdog.start()
         try:
             uc.emu_start(addr, stop)
@@ -372,7 +394,7 @@ def run_plain(path: str, plain: Plain, kv: dict, *, memory: int = DEFAULT_MEMORY
             raise VpmuError(f"{path}: plain Unicorn stopped at {uc.reg_read(R.UC_ARM64_REG_PC):#x}: {e}",
                             EXIT_BAD_IMAGE) from None
         finally:
-            watchdog.cancel()
+            watchdog.finish()
         if uc.reg_read(R.UC_ARM64_REG_PC) != stop:
             raise VpmuError(f"{path}: plain Unicorn did not return within {limit:g} s", EXIT_BAD_IMAGE)
 

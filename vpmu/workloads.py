@@ -165,11 +165,11 @@ WORKLOADS: tuple[Workload, ...] = (
              "call it (Linux caches_clean_inval_pou style); N times over PAGES pages",
              lambda a: a["n"] * (8 * a["len"] + 64),
              Plain("icache_run", (("mmu_enable", (0,)),))),
-    Workload("timer_syscalls", "bench_syscalls", (Arg("n", 2000, 1, _N), Arg("k", 2000, 4, 1_000_000)), "n",
+    Workload("timer_syscalls", "bench_syscalls", (Arg("n", 6000, 1, _N), Arg("k", 2000, 4, 1_000_000)), "n",
              "an EL1 kernel and an EL0 program (MMU on, user pages with AP bits) making a system call "
              "every K instructions, a 250 Hz virtual-timer tick through the GICv3",
              lambda a: a["n"] * (a["k"] + 256), no_plain=_NO_PLAIN_BOARD),
-    Workload("exceptions", "bench_exceptions", (Arg("n", 1600, 4, _N), Arg("k", 200, 4, 1_000_000)), "n",
+    Workload("exceptions", "bench_exceptions", (Arg("n", 8000, 4, _N), Arg("k", 200, 4, 1_000_000)), "n",
              "EL0 demand paging with frame reclaim (data abort, PTE write, tlbi vale1is) and BRK/UDF traps "
              "the kernel skips: N exceptions, one every K instructions",
              lambda a: a["n"] * (a["k"] + 64), no_plain=_NO_PLAIN_BOARD),

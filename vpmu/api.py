@@ -8,29 +8,60 @@ RunOptions, from :mod:`vpmu.kvm`'s ``Vcpu.run()`` or :mod:`vpmu.vmdesc`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+import os
+from typing import Optional, Union
 
 from .errors import VpmuError
 from .options import RunOptions
 
+SOURCE_GUEST, SOURCE_RUNNER = "guest", "runner"     # who chose a run's exit status
 
-@dataclass
+
 class RunResult:
-    exit_status: int                 # guest exit status (semihosting / PSCI), or the runner's error status
-    output: str                      # everything the guest wrote to the UART / semihosting console
-    reason: str                      # "exit", "system_off", "reset", or an error reason
-    icount: int                      # instructions retired
-    cycles: int                      # CPU cycles (cycle model)
-    pmu: dict = field(default_factory=dict)     # final PMU registers: pmcr, pmcntenset, pmintenset,
-                                                # pmovsset, pmselr, pmuserenr, pmccntr, pmccfiltr,
-                                                # evcntr[list], evtyper[list], n
-    trace: list = field(default_factory=list)   # trace records (dicts), as in --trace
-    error: Optional[str] = None                 # one-line error for runner-side failures
-    stats: dict = field(default_factory=dict)   # how the run was counted: blocks counted deferred,
-                                                # deferred flushes (not part of the trace)
-    observed: list = field(default_factory=list)  # config.observe's counters (vpmu stat), in order
-    guest_ns: int = 0                           # guest time at the end: cycles + WFI idle, 1 GHz clock
+    """The outcome of one run.
+
+    - ``exit_status``: the guest's exit status (semihosting / PSCI) when ``source`` is
+      ``"guest"``, the runner's documented status (vpmu.errors) when it is ``"runner"``;
+    - ``output``: everything the guest wrote to the UART / semihosting console, as text
+      (kept as bytes, ``output_bytes``, and decoded as UTF-8 with replacement on first use);
+    - ``reason``: "exit", "system_off", "reset", ... or "error"; ``error``: the one-line
+      reason of a runner-side failure, else None;
+    - ``icount``, ``cycles``: instructions retired, CPU cycles (cycle model);
+    - ``pmu``: the final PMU registers (pmcr, pmcntenset, pmintenset, pmovsset, pmselr,
+      pmuserenr, pmccntr, pmccfiltr, evcntr[list], evtyper[list], n, pmceid0/1);
+    - ``trace``: the trace records (dicts), as in ``--trace`` (up to its ``trace_limit``);
+      ``trace_error``: a write error of the ``--trace`` file (the run itself completed);
+    - ``stats``: how the run was counted (blocks counted deferred, flushes; not in the trace);
+    - ``observed``: the observer counters of ``config.observe`` (vpmu stat), in order;
+    - ``guest_ns``: guest time at the end (cycles + WFI idle, 1 GHz clock).
+    """
+
+    def __init__(self, exit_status: int, output: Union[bytes, bytearray, str] = b"", reason: str = "",
+                 icount: int = 0, cycles: int = 0, pmu: Optional[dict] = None, trace: Optional[list] = None,
+                 error: Optional[str] = None, stats: Optional[dict] = None, source: Optional[str] = None,
+                 trace_error: Optional[str] = None, observed: Optional[list] = None, guest_ns: int = 0):
+        self.exit_status = exit_status
+        self._text: Optional[str] = output if isinstance(output, str) else None
+        self.output_bytes = output.encode("utf-8", "surrogateescape") if isinstance(output, str) else bytes(output)
+        self.reason, self.icount, self.cycles = reason, icount, cycles
+        self.pmu = {} if pmu is None else pmu
+        self.trace = [] if trace is None else trace
+        self.error, self.trace_error = error, trace_error
+        self.stats = {} if stats is None else stats
+        self.source = source or (SOURCE_RUNNER if error is not None else SOURCE_GUEST)
+        self.observed = [] if observed is None else observed
+        self.guest_ns = guest_ns
+
+    @property
+    def output(self) -> str:
+        if self._text is None:
+            self._text = self.output_bytes.decode("utf-8", "replace")
+        return self._text
+
+    def __repr__(self) -> str:
+        return (f"RunResult(exit_status={self.exit_status}, source={self.source!r}, reason={self.reason!r}, "
+                f"icount={self.icount}, output={len(self.output_bytes)} bytes, trace={len(self.trace)} records"
+                + (f", error={self.error!r}" if self.error else "") + ")")
 
     @property
     def ok(self) -> bool:
@@ -49,10 +80,12 @@ class RunResult:
 
 def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, xen_factory=None,
                raise_errors: bool = False) -> RunResult:
-    """Run a guest image (path or loader.Image) with a prepared MachineConfig.
+    """Run a guest image (a path: str or os.PathLike, or a loader.Image) with a prepared
+    MachineConfig.
 
     A runner-side failure (bad image, instruction limit, ...) is returned as a RunResult with
-    ``error`` set and ``exit_status`` the runner's status, unless ``raise_errors``."""
+    ``error`` set and ``exit_status`` the runner's status, unless ``raise_errors``.  A write
+    error of the trace file does not stop the run: it is the result's ``trace_error``."""
     # Imported here, not at the top: the board loads Unicorn, numba and the compiled kernels,
     # which ``import vpmu`` (and ``vpmu --help``, ``vpmu policy``...) should not pay for.
     from .board.loader import open_image
@@ -60,12 +93,13 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
     from .pmu import layout as L
     from .trace import TraceWriter
 
-    out: list[bytes] = []
-    sink = out.append if capture else None
+    out = bytearray()                   # compact: one byte per byte the guest wrote
+    sink = out.extend if capture else None
     m = None
+    trace = None
     try:
-        img = open_image(image) if isinstance(image, str) else image
-        trace = TraceWriter(config.trace_path, keep=keep_trace)
+        img = open_image(os.fspath(image)) if isinstance(image, (str, os.PathLike)) else image
+        trace = TraceWriter(config.trace_path, keep=keep_trace, limit=config.trace_limit)
         if config.xen and xen_factory is None:
             from .xen import make_frontend as xen_factory    # the Xen package builds on the board
         m = Machine(config, img, out=sink, err=sink, trace=trace, xen_factory=xen_factory)
@@ -78,18 +112,22 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
     finally:
         if m is not None:
             m.close()
-    return RunResult(exit_status=status, output=b"".join(out).decode("utf-8", "replace"), reason=reason,
+        if trace is not None:
+            trace.close()                # a no-op after the machine's final record
+    return RunResult(exit_status=status, output=out, reason=reason,
                      icount=int(m.A[L.ICOUNT]) if m else 0, cycles=int(m.A[L.CYCLES]) if m else 0,
                      pmu=m.pmu_state() if m else {}, trace=m.trace.records if m else [], error=error,
-                     stats=m.stats() if m else {}, observed=m.observed() if m else [],
-                     guest_ns=m.now_ns() if m else 0)
+                     stats=m.stats() if m else {}, trace_error=trace.write_error if trace else None,
+                     observed=m.observed() if m else [], guest_ns=m.now_ns() if m else 0)
 
 
-def run(elf: str, **options) -> RunResult:
-    """Run a guest with ``vpmu run``'s options as keyword arguments (``vpmu run --help``,
-    :class:`vpmu.options.RunOptions`).  A misspelt option name raises TypeError naming the
-    nearest one; a bad value raises :class:`vpmu.errors.UsageError`, a VM KVM would refuse
-    :class:`vpmu.kvm.KvmAttrError`.  Runner-side failures of the run itself are returned as
-    a RunResult with ``error`` set."""
+def run(elf: Union[str, "os.PathLike[str]"], **options) -> RunResult:
+    """Run a guest (a path: str or os.PathLike) with ``vpmu run``'s options as keyword arguments
+    (``vpmu run --help``, :class:`vpmu.options.RunOptions`).  A misspelt option name raises
+    TypeError naming the nearest one, so does a guest that is not a path; a bad value raises
+    :class:`vpmu.errors.UsageError`, a VM KVM would refuse :class:`vpmu.kvm.KvmAttrError`.
+    Runner-side failures of the run itself are returned as a RunResult with ``error`` set."""
+    if not isinstance(elf, (str, os.PathLike)):
+        raise TypeError(f"the guest must be a path (str or os.PathLike), not {type(elf).__name__}")
     cfg = RunOptions.from_keywords(**options).to_machine_config()
     return run_config(elf, cfg)

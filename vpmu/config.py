@@ -6,8 +6,8 @@ and ``vpmu.run()`` (through ``vpmu.kvm``).  Nothing here touches Unicorn or numb
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass, field, fields
+from typing import ClassVar, Optional
 
 # ID_AA64DFR0_EL1.PMUVer values (Arm ARM D19.2, ID_AA64DFR0_EL1): the one definition.
 PMUVER_NI = 0x0             # no PMU
@@ -40,6 +40,19 @@ DEFAULT_MEMORY = 128 << 20
 MEMORY_MIN = 1 << 20
 MEMORY_MAX = 4 << 30
 
+# Limits of the numbers a run accepts.  Counts (the instruction limit, the sample period, trace
+# limits) live in uint64 arena words and are added to the instruction count: below 2**63 no sum
+# of two of them wraps.  A cycle-model cost is at most 32 bits, so a block's cycles (a few
+# thousand instructions times the costs) cannot overflow its uint64 bound either.
+COUNT_MAX = 2**63 - 1
+CYCLE_COST_MAX = 2**32 - 1
+# --append: /chosen/bootargs, placed with the tree in QEMU's 1 MiB device-tree buffer; Linux
+# itself keeps 2048 bytes of it (COMMAND_LINE_SIZE on arm64).
+APPEND_MAX = 64 * 1024
+# Xen domid_t: the ids from DOMID_FIRST_RESERVED (0x7FF0, xen.h) up are DOMID_SELF, DOMID_IO, ...
+# (vpmu.xen.abi lists them); a guest's own id is below.
+XEN_DOMID_MAX = 0x7FEF
+
 # Board interrupt numbers (QEMU virt): PPIs are INTID 16..31.
 DEFAULT_PMU_IRQ = 23
 DEFAULT_TIMER_PPIS = {"vtimer": 27, "ptimer": 30, "hvtimer": 28, "hptimer": 26}
@@ -67,6 +80,16 @@ class CycleModel:
     l1d_writeback: int = 0
     mispredict: int = 0
 
+    def problem(self) -> Optional[str]:
+        """Why the model cannot run (a one-line reason), or None."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= CYCLE_COST_MAX:
+                return f"{f.name.replace('_', '-')} must be an integer in 0..{CYCLE_COST_MAX} (got {v!r})"
+        if self.base < 1:
+            return "base must be at least 1"
+        return None
+
 
 @dataclass
 class CacheModel:
@@ -80,6 +103,47 @@ class CacheModel:
     l1i_ways: int = 2
     l1d_size: int = 32 * 1024
     l1d_ways: int = 4
+
+    def problem(self, max_lines: int) -> Optional[str]:
+        """Why the geometry cannot be modelled (a one-line reason), or None.  The model keeps
+        ``size / line`` lines in ``sets x ways`` (at most ``max_lines`` per cache) and finds a
+        line's set as ``line address % sets``: every cache needs at least one set."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name != "enabled" and (isinstance(v, bool) or not isinstance(v, int)):
+                return f"{f.name.replace('_', '-')} must be an integer (got {v!r})"
+        if not 4 <= self.line <= 1 << 20 or self.line & (self.line - 1):
+            return f"line must be a power of two in 4..1M (got {self.line})"
+        for name, size, ways in (("l1i", self.l1i_size, self.l1i_ways), ("l1d", self.l1d_size, self.l1d_ways)):
+            if ways < 1:
+                return f"{name}-ways must be at least 1 (got {ways})"
+            if size < self.line * ways or size % (self.line * ways):
+                return (f"{name}-size {size} is not a positive multiple of line x ways = {self.line * ways} "
+                        "(every set holds one line per way)")
+            if size // self.line > max_lines:
+                return f"{name}-size {size} is more than {max_lines} lines of {self.line} bytes"
+        return None
+
+
+@dataclass(frozen=True)
+class TraceLimit:
+    """``--trace-limit``: at most ``records`` trace records or ``size`` bytes of JSON Lines
+    (0 = no limit of that kind).  At the limit the trace gets a ``truncated`` record and then
+    only the final ``exit`` or ``error`` record."""
+    DEFAULT_RECORDS: ClassVar[int] = 1_000_000
+    records: int = DEFAULT_RECORDS
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("records", "size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= COUNT_MAX:
+                raise ValueError(f"{name} must be an integer in 0..2**63-1 (got {v!r})")
+
+    def __str__(self) -> str:
+        if self.size:
+            return f"{self.size} bytes"
+        return f"{self.records} records" if self.records else "no limit"
 
 
 @dataclass
@@ -121,6 +185,7 @@ class MachineConfig:
     trace_path: Optional[str] = None
     trace_pmu_regs: bool = False
     trace_sample: int = 0                   # record all counters every N instructions (0 = off)
+    trace_limit: TraceLimit = field(default_factory=TraceLimit)
     defer: bool = True                      # deferred counting (kernels.defer_flush); False = eager
     append: Optional[str] = None            # /chosen/bootargs
     dtb_path: Optional[str] = None          # replace the generated device tree

@@ -158,6 +158,12 @@ def check_filter(base_event: int, nevents: int, action: int, nr_events: int) -> 
     return 0
 
 
+# Fill patterns for the largest event space, sliced without copying (apply() is called once per
+# filter; a policy may hold many thousands).
+_ONES = memoryview(b"\x01" * 65536)
+_ZEROS = memoryview(bytes(65536))
+
+
 class EventFilter:
     """``kvm->arch.pmu_filter``: allowed/denied bit per host event number.
 
@@ -219,8 +225,8 @@ class EventFilter:
             self.default_allow = action == KVM_PMU_EVENT_DENY
             self.first_action = action
             self._bits = bytearray(b"\x01" if self.default_allow else b"\x00") * self.nr_events
-        value = b"\x01" if action == KVM_PMU_EVENT_ALLOW else b"\x00"
-        self._bits[base_event:base_event + nevents] = value * nevents
+        fill = _ONES if action == KVM_PMU_EVENT_ALLOW else _ZEROS
+        self._bits[base_event:base_event + nevents] = fill[:nevents]
 
     def apply_struct(self, f: KvmPmuEventFilter) -> None:
         self.apply(f.base_event, f.nevents, f.action)
@@ -243,6 +249,13 @@ class EventFilter:
         if not 0 <= event < self.nr_events:
             return False
         return bool(self._bits[event])
+
+    def all_set(self, first: int, last: int, allowed: bool) -> bool:
+        """Is every event of ``first..last`` already ``allowed`` (True) or denied (False)?  A
+        C-speed scan of that range only (no filter installed: everything is allowed)."""
+        if self._bits is None:
+            return allowed
+        return self._bits.find(b"\x00" if allowed else b"\x01", first, last + 1) < 0
 
     def bitmap(self) -> Optional[bytearray]:
         """Copy of the bitmap as 0/1 bytes (``PmuConfig.filter_bitmap``), None if no filter."""

@@ -31,10 +31,11 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional, Union
 
-from .config import (MEMORY_MAX, MEMORY_MIN, PMU_VERSIONS, PMUVER_V3P5, CacheModel,
-                     CycleModel, MachineConfig)
+from .config import (APPEND_MAX, COUNT_MAX, CYCLE_COST_MAX, MEMORY_MAX, MEMORY_MIN, PMU_VERSIONS,
+                     PMUVER_V3P5, XEN_DOMID_MAX, CacheModel, CycleModel, MachineConfig, TraceLimit)
 from .errors import UsageError
 from .filter import parse_filter
+from .pmu.layout import CACHE_MAX_LINES
 from .sizes import format_size, parse_size
 from .vmdesc import HostPmuDesc, VmDesc, VmDescError, build, parse_file
 
@@ -59,8 +60,10 @@ def parse_int(text: str) -> int:
         raise ValueError(f"not a number: {text!r}") from None
 
 
-def _kv_model(cls, spec: str, what: str, sizes: bool):
+def _kv_model(cls, spec: str, what: str, sizes: bool, limit: int):
     obj = cls()
+    if not isinstance(spec, str):
+        raise ValueError(f"{what}: expected text like 'name=value,...', not {spec!r}")
     for item in filter(None, (x.strip() for x in spec.split(","))):
         k, sep, v = item.partition("=")
         k = k.strip().replace("-", "_")
@@ -73,26 +76,49 @@ def _kv_model(cls, spec: str, what: str, sizes: bool):
             raise ValueError(f"{what}: {k} needs a number, got {v!r}") from None
         if val < 0:
             raise ValueError(f"{what}: {k} must not be negative")
+        if val > limit:
+            raise ValueError(f"{what}: {k.replace('_', '-')}={v.strip()} is too large (at most {limit})")
         setattr(obj, k, val)
     return obj
 
 
 def parse_cycle_model(spec: str) -> CycleModel:
     """``--cycles base=1,load=2,mispredict=10,l1d-refill=20`` (ValueError on a bad item)."""
-    m = _kv_model(CycleModel, spec, "--cycles", sizes=False)
-    if m.base < 1:
-        raise ValueError("--cycles: base must be at least 1")
+    m = _kv_model(CycleModel, spec, "--cycles", sizes=False, limit=CYCLE_COST_MAX)
+    problem = m.problem()
+    if problem:
+        raise ValueError(f"--cycles: {problem}")
     return m
 
 
 def parse_cache_model(spec: str) -> CacheModel:
     """``--cache line=64,l1d-size=32K,...`` (sizes as :func:`vpmu.sizes.parse_size`); the
     model is enabled from the start of the run."""
-    m = _kv_model(CacheModel, spec, "--cache", sizes=True)
+    m = _kv_model(CacheModel, spec, "--cache", sizes=True, limit=MEMORY_MAX)
     m.enabled = True
-    if m.line < 4 or m.line & (m.line - 1):
-        raise ValueError("--cache: line must be a power of two >= 4")
+    problem = m.problem(CACHE_MAX_LINES)
+    if problem:
+        raise ValueError(f"--cache: {problem}")
     return m
+
+
+def parse_trace_limit(text: str) -> TraceLimit:
+    """``--trace-limit``: a number of records (``100000``, ``0x1000``) or, with a byte unit, a
+    size of the trace file (``64MiB``, ``512KB``, ``4096B``; :func:`vpmu.sizes.parse_size`).
+    ``0`` means no limit."""
+    if not isinstance(text, str):
+        raise ValueError(f"--trace-limit: expected a number of records or a size in bytes, not {text!r}")
+    t = text.strip()
+    try:
+        is_size = t[-1:].lower() == "b" and not t[:2].lower() == "0x"
+        size, records = (parse_size(t), 0) if is_size else (0, int(t, 0))
+    except ValueError:
+        raise ValueError(f"--trace-limit: not a number of records or a size ending in B: {text!r} "
+                         "(e.g. 1000000 records, 64MiB)") from None
+    try:
+        return TraceLimit(records=records, size=size)
+    except ValueError as e:
+        raise ValueError(f"--trace-limit: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,6 +207,11 @@ class RunOptions:
     trace_sample: int = _option(
         0, group="run control", metavar="N", parse=parse_int,
         help="also record every counter each N retired instructions (at the next block boundary)")
+    trace_limit: TraceLimit = _option(
+        TraceLimit(), group="run control", metavar="N|SIZE", parse=parse_trace_limit,
+        help=f"stop recording after N trace records or SIZE bytes (e.g. 64MiB): a final 'truncated' "
+             f"record says so, the exit or error record still ends the trace; 0 = no limit "
+             f"(default {TraceLimit.DEFAULT_RECORDS} records)")
     eager: bool = _option(
         False, group="run control",
         help="count every block when it completes instead of deferring the adds to the next point "
@@ -220,10 +251,23 @@ class RunOptions:
         put("memory", _memory(self.memory))
         if self.xen_vpmu not in XEN_VPMU_MODES:
             raise UsageError(f"--xen-vpmu must be one of {', '.join(XEN_VPMU_MODES)} (got {self.xen_vpmu!r})")
-        if self.max_insns is not None and self.max_insns < 1:
-            raise UsageError(f"--max-insns must be at least 1 (got {self.max_insns})")
-        if self.trace_sample < 0:
-            raise UsageError("--trace-sample must not be negative")
+        # Numbers the model holds in uint64 arena words and adds to counts: below 2**63, so a
+        # sum with the instruction count cannot wrap.
+        if self.max_insns is not None and not 1 <= self.max_insns <= COUNT_MAX:
+            raise UsageError(f"--max-insns must be at least 1 (got {self.max_insns})" if self.max_insns < 1
+                             else f"--max-insns must be at most 2**63-1 (got {self.max_insns})")
+        if not 0 <= self.trace_sample <= COUNT_MAX:
+            raise UsageError("--trace-sample must not be negative" if self.trace_sample < 0
+                             else f"--trace-sample must be at most 2**63-1 (got {self.trace_sample})")
+        # KVM_ARM_VCPU_PMU_V3_IRQ reads an int: a value outside it cannot reach KVM at all
+        if self.pmu_irq is not None and not -2**31 <= self.pmu_irq < 2**31:
+            raise UsageError(f"--pmu-irq {self.pmu_irq} does not fit the attribute's int (KVM_ARM_VCPU_PMU_V3_IRQ)")
+        # domid_t: ids from DOMID_FIRST_RESERVED (0x7FF0) up are DOMID_SELF, DOMID_IO, ... (xen.h)
+        if not 0 <= self.xen_domid <= XEN_DOMID_MAX:
+            raise UsageError(f"--xen-domid must be a domain id in 0..{XEN_DOMID_MAX:#x} (got {self.xen_domid}; "
+                             "0x7ff0 and up are reserved ids such as DOMID_SELF)")
+        put("append", _append(self.append))
+        put("trace_limit", _trace_limit(self.trace_limit))
         put("trace", None if self.trace is None else os.fspath(self.trace))
         put("dtb", None if self.dtb is None else os.fspath(self.dtb))
         put("initrd", None if self.initrd is None else os.fspath(self.initrd))
@@ -273,6 +317,7 @@ class RunOptions:
         cfg.xen, cfg.xen_domid, cfg.xen_vpmu = self.xen, self.xen_domid, self.xen_vpmu
         cfg.max_insns, cfg.trace_path = self.max_insns, self.trace
         cfg.trace_pmu_regs, cfg.trace_sample = self.trace_pmu_regs, self.trace_sample
+        cfg.trace_limit = self.trace_limit
         cfg.defer = not self.eager
         return cfg
 
@@ -302,6 +347,10 @@ def _filters(items: Any) -> tuple:
 
 
 def _model(value: Any, cls: type, parse: Callable[[str], Any]) -> Any:
+    if isinstance(value, CycleModel) and value.problem():
+        raise UsageError(f"--cycles: {value.problem()}")
+    if isinstance(value, CacheModel) and value.problem(CACHE_MAX_LINES):
+        raise UsageError(f"--cache: {value.problem(CACHE_MAX_LINES)}")
     if value is None or isinstance(value, cls):
         return value
     if isinstance(value, str):
@@ -310,6 +359,37 @@ def _model(value: Any, cls: type, parse: Callable[[str], Any]) -> Any:
         except ValueError as e:
             raise UsageError(str(e)) from None
     raise UsageError(f"expected a {cls.__name__} or its text form, not {value!r}")
+
+
+def _append(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UsageError(f"--append must be text, not {value!r}")
+    if len(value) > APPEND_MAX:
+        raise UsageError(f"--append is {len(value)} characters; the device tree's /chosen/bootargs takes at "
+                         f"most {APPEND_MAX}")
+    bad = next((c for c in value if not " " <= c <= "~"), None)
+    if bad is not None:
+        raise UsageError(f"--append contains {bad!r}: only printable ASCII is supported (/chosen/bootargs)")
+    return value
+
+
+def _trace_limit(value: Any) -> TraceLimit:
+    if isinstance(value, TraceLimit):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_trace_limit(value)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return TraceLimit(records=value)
+        except ValueError as e:
+            raise UsageError(f"--trace-limit: {e}") from None
+    raise UsageError(f"--trace-limit must be a number of records, a size such as '64MiB' or a TraceLimit, "
+                     f"not {value!r}")
 
 
 def _memory(value: Union[int, str, None]) -> Optional[int]:

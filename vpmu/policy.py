@@ -23,7 +23,6 @@ import binascii
 import re
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import PMUVER_V3P7, event_space
@@ -85,13 +84,29 @@ def import_bytes(data: bytes) -> list[FilterRange]:
         raise PolicyError(str(e)) from None
 
 
+# A policy file is read whole: 16 MiB is two million binary structs, far beyond any VMM's list.
+MAX_POLICY_BYTES = 16 << 20
+
+
+def _read_input(path: str) -> bytes:
+    """A policy file or standard input ('-'), at most MAX_POLICY_BYTES."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_POLICY_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_POLICY_BYTES + 1)
+    except OSError as e:
+        raise PolicyError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{path}: larger than {MAX_POLICY_BYTES >> 20} MiB, not a filter policy")
+    return data
+
+
 def read_policy_file(path: str) -> list[FilterRange]:
     """``--policy FILE``: the binary export (it always contains NUL bytes: the pad), a hex
     dump of it, or text items.  ``-`` reads standard input."""
-    try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as e:
-        raise PolicyError(f"cannot read {path}: {e.strerror or e}") from None
+    data = _read_input(path)
     if b"\0" in data:
         return import_bytes(data)
     try:
@@ -105,10 +120,7 @@ def read_policy_file(path: str) -> list[FilterRange]:
 
 def bytes_from_file(path: str) -> bytes:
     """``import``'s input: the binary array, or a hex dump of it."""
-    try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as e:
-        raise PolicyError(f"cannot read {path}: {e.strerror or e}") from None
+    data = _read_input(path)
     if b"\0" in data or not data:
         return data
     try:
@@ -201,6 +213,11 @@ def lint_policy(ranges: Sequence[FilterRange], nr_events: int) -> list[LintWarni
     ``shadowed`` (every event it sets is overwritten later), ``sw-incr`` / ``chain`` (denied:
     no effect on counting, but hidden from PMCEID0), ``cpu-cycles`` (denied: also stops
     PMCCNTR_EL0).
+
+    Linear in the number of filters: each filter costs O(1) Python steps and C-speed scans
+    of its own range in three bitmaps (the replayed filter; the events later filters set,
+    built backwards; the part of the first filter undone so far), so a policy of 200,000
+    items is linted in seconds.
     """
     warns: list[LintWarning] = []
     valid = []
@@ -214,32 +231,44 @@ def lint_policy(ranges: Sequence[FilterRange], nr_events: int) -> list[LintWarni
     if not valid:
         return warns
 
-    # Replay, recording what each filter changed and what later filters overwrote.
+    # Replay, noting the filters that change nothing when applied.
     flt = EventFilter(nr_events)
+    redundant: set[int] = set()
     for i, r in valid:
-        before = flt.bitmap()
-        flt.apply_range(r)
-        after = flt.bitmap()
-        if before is not None and r.nevents and before[r.first:r.last + 1] == after[r.first:r.last + 1]:
+        if flt.installed and not r.nevents:
+            redundant.add(i)
+            warns.append(LintWarning("redundant", f"filter #{i} {r} covers no events; only a "
+                                     "first filter has an effect with nevents 0 (the default)", i))
+        elif flt.installed and flt.all_set(r.first, r.last, r.action == KVM_PMU_EVENT_ALLOW):
+            redundant.add(i)
             state = "allowed" if r.action == KVM_PMU_EVENT_ALLOW else "denied"
             warns.append(LintWarning("redundant", f"filter #{i} {r} changes nothing: those events "
                                      f"are already {state} at that point", i))
-        elif before is not None and not r.nevents:
-            warns.append(LintWarning("redundant", f"filter #{i} {r} covers no events; only a "
-                                     "first filter has an effect with nevents 0 (the default)", i))
-    redundant = {w.item for w in warns if w.code == "redundant"}
+        else:
+            flt.apply_range(r)
 
-    # Fully shadowed: every event of filter i is covered by some later filter.
-    for k, (i, r) in enumerate(valid):
-        if not r.nevents or i in redundant:
+    # Fully shadowed: every event of filter i is set again by some later filter.  Walk
+    # backwards, marking the events the filters after the current one set.
+    later_sets = bytearray(nr_events)
+    unset = nr_events                       # events no later filter sets
+    ones = memoryview(b"\x01" * nr_events)
+    shadowed: list[LintWarning] = []
+    for k in range(len(valid) - 1, 0, -1):
+        i, r = valid[k]
+        if not r.nevents:
             continue
-        later = valid[k + 1:]
-        if k == 0:
-            _lint_first(r, later, flt, warns)
-            continue
-        if _covered(r.first, r.last, [x for _, x in later]):
-            warns.append(LintWarning("shadowed", f"filter #{i} {r} is fully overridden by later "
-                                     "filters; it has no effect", i))
+        if i not in redundant and (not unset or later_sets.find(0, r.first, r.last + 1) < 0):
+            shadowed.append(LintWarning("shadowed", f"filter #{i} {r} is fully overridden by later "
+                                        "filters; it has no effect", i))
+        if unset:
+            newly = later_sets.count(0, r.first, r.last + 1)
+            if newly:
+                later_sets[r.first:r.last + 1] = ones[:r.nevents]
+                unset -= newly
+    first_i, first = valid[0]
+    if first.nevents:
+        _lint_first(first, valid[1:], flt, warns)
+    warns.extend(reversed(shadowed))
 
     bits = flt.bitmap()
     if bits is not None:
@@ -258,27 +287,22 @@ def lint_policy(ranges: Sequence[FilterRange], nr_events: int) -> list[LintWarni
     return warns
 
 
-def _covered(first: int, last: int, later: Sequence[FilterRange]) -> bool:
-    """Is every event of [first, last] inside one of ``later``?"""
-    spans = sorted((x.first, x.last) for x in later if x.nevents and x.last >= first and x.first <= last)
-    pos = first
-    for a, b in spans:
-        if a > pos:
-            return False
-        pos = max(pos, b + 1)
-        if pos > last:
-            return True
-    return pos > last
-
-
 def _lint_first(r: FilterRange, later: list, flt: EventFilter, warns: list) -> None:
-    """The first filter: is its range completely undone by later opposite filters?"""
-    opposite: list[FilterRange] = []
+    """The first filter: is its range completely undone by later opposite filters?  The first
+    one that completes the undoing is named."""
+    undone = bytearray(r.nevents)            # events of r set the other way by a filter so far
+    left = r.nevents
     for j, x in later:
-        if x.action == r.action:
+        if x.action == r.action or not x.nevents:
             continue
-        opposite.append(x)
-        if _covered(r.first, r.last, opposite):
+        a, b = max(x.first, r.first) - r.first, min(x.last, r.last) - r.first
+        if a > b:
+            continue
+        newly = undone.count(0, a, b + 1)
+        if newly:
+            undone[a:b + 1] = b"\x01" * (b - a + 1)
+            left -= newly
+        if left == 0:
             break
     else:
         return

@@ -6,7 +6,10 @@ Fixtures:
   bare name looked up in the guest directory
   (``--vpmu-guests DIR``, ini ``vpmu_guests``, default ``guests/build`` under the rootdir).
   A runner-side error (bad image, instruction limit...) fails the test with its one-line
-  reason unless ``expect_error=True`` is passed.
+  reason unless ``expect_error=True`` is passed.  A bad option value raises what ``vpmu.run()``
+  raises (:class:`vpmu.errors.UsageError` with the option's one-line message,
+  ``KvmAttrError``; a ``TypeError`` for a misspelt name), never another exception from inside
+  the runner.  ``guest`` may be an ``os.PathLike``.
 - ``vpmu_guest_dir``: that directory.
 
 Assertion helpers live in :mod:`vpmu.testing` (overflow counts, interrupts following
@@ -47,8 +50,8 @@ def resolve_guest(guest_dir: Path, guest: str) -> str:
 def vpmu_run(vpmu_guest_dir):
     from vpmu import api
 
-    def run(guest: str, expect_error: bool = False, **options):
-        res = api.run(resolve_guest(vpmu_guest_dir, guest), **options)
+    def run(guest, expect_error: bool = False, **options):
+        res = api.run(resolve_guest(vpmu_guest_dir, os.fspath(guest)), **options)
         if res.error and not expect_error:
             tail = "\n".join(res.output.splitlines()[-10:])
             pytest.fail(f"{guest}: {res.error}\n--- guest output (tail) ---\n{tail}", pytrace=False)

@@ -14,6 +14,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import IO
 
 from .api import run_config
 from .errors import VpmuError
@@ -59,6 +60,7 @@ def sweep(guests: list[str], policies: list[tuple[str, list[str]]], opts: dict, 
           progress: bool = True) -> list[dict]:
     work = [(g, name, items) for g in guests for name, items in policies]
     rows: list[dict] = [None] * len(work)   # type: ignore[list-item]
+    jobs = max(1, min(jobs, len(work)))     # a process pool forks all its workers up front
     t0 = time.time()
     if jobs <= 1:
         for k, w in enumerate(work):
@@ -90,10 +92,14 @@ def table(rows: list[dict]) -> str:
 
 
 def write_csv(rows: list[dict], path: str) -> None:
-    keys = sorted({k for r in rows for k in r["counters"]}, key=lambda k: (k == "ccnt", k))
     with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["guest", "policy", "filters", "status", "reason", "instructions", "error"] + keys)
-        for r in rows:
-            w.writerow([r["guest"], r["policy"], r["filters"], r["status"], r["reason"], r["instructions"],
-                        r.get("error", "")] + [r["counters"].get(k, "") for k in keys])
+        write_csv_to(rows, f)
+
+
+def write_csv_to(rows: list[dict], f: IO[str]) -> None:
+    keys = sorted({k for r in rows for k in r["counters"]}, key=lambda k: (k == "ccnt", k))
+    w = csv.writer(f)
+    w.writerow(["guest", "policy", "filters", "status", "reason", "instructions", "error"] + keys)
+    for r in rows:
+        w.writerow([r["guest"], r["policy"], r["filters"], r["status"], r["reason"], r["instructions"],
+                    r.get("error", "")] + [r["counters"].get(k, "") for k in keys])

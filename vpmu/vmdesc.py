@@ -162,6 +162,10 @@ def parse(text: str, source: str = "<string>") -> VmDesc:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise VmDescError(f"{source}: invalid TOML: {e}") from None
+    except RecursionError:              # tomllib parses nested arrays and inline tables recursively
+        raise VmDescError(f"{source}: invalid TOML: arrays or tables nested too deeply") from None
+    except ValueError as e:             # an integer of more than 4300 digits (sys.get_int_max_str_digits)
+        raise VmDescError(f"{source}: invalid TOML: {str(e).split(';')[0]}") from None
     d = VmDesc(source=source)
     for key, value in data.items():
         if key not in _SCHEMA:

@@ -70,7 +70,7 @@ class Machine:
         self.image = image
         self.out = out or (lambda b: (sys.stdout.buffer.write(b), sys.stdout.buffer.flush()))
         self.err = err or (lambda b: (sys.stderr.buffer.write(b), sys.stderr.buffer.flush()))
-        self.trace = trace or TraceWriter(cfg.trace_path)
+        self.trace = trace or TraceWriter(cfg.trace_path, limit=cfg.trace_limit)
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
         self.xen: Optional[Frontend] = None   # the hypervisor frontend, if any
@@ -410,7 +410,7 @@ class Machine:
         except errors.VpmuError as ve:
             self.pmu.drain_ring()
             self.trace.add({"type": "error", "icount": int(A[L.ICOUNT]), "reason": str(ve),
-                            "pc": uc.reg_read(R.UC_ARM64_REG_PC)})
+                            "pc": uc.reg_read(R.UC_ARM64_REG_PC), "status": ve.status})
             self.trace.close()
             raise
         return self.exit_status

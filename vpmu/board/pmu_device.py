@@ -168,7 +168,8 @@ class PmuDevice:
         self.trace.add({"type": "sample", "icount": ic, "evcntr": [int(A[L.CNT + i]) for i in range(n)],
                         "pmccntr": int(A[L.CNT + 31]), "pmovsset": int(A[L.OVS])})
         step = self.cfg.trace_sample
-        A[L.NEXT_SAMPLE] = (ic // step + 1) * step
+        # past --trace-limit no sample is recorded: stop asking for them (the run's speed returns)
+        A[L.NEXT_SAMPLE] = NONE64 if self.trace.truncated else (ic // step + 1) * step
 
     def state(self) -> dict:
         """The architectural PMU registers as a plain dict (RunResult.pmu, the exit record)."""

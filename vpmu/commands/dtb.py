@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 
-from ..config import DEFAULT_PMU_IRQ, MachineConfig
+from ..config import APPEND_MAX, DEFAULT_PMU_IRQ, MachineConfig
 from ..dtb import GIC_NUM_SPIS, BoardSpec, build_dtb, to_dts
 from ..sizes import parse_size
 
@@ -52,14 +53,16 @@ def _cmd_dtb(args: argparse.Namespace, prog: str) -> int:
                 cfg.pmu.irq = int(args.pmu_irq, 0)
             except ValueError:
                 return fail(f"--pmu-irq {args.pmu_irq!r} is not a number")
+        if args.append is not None and len(args.append) > APPEND_MAX:
+            return fail(f"--append is {len(args.append)} characters; /chosen/bootargs takes at most {APPEND_MAX}")
         cfg.append = args.append
         cfg.xen = args.xen
         spec = BoardSpec.from_config(cfg)
+        main_is_text = args.dts
+        payload = to_dts(spec).encode() if main_is_text else build_dtb(spec)
     except ValueError as e:
         return fail(str(e))
 
-    main_is_text = args.dts
-    payload = to_dts(spec).encode() if main_is_text else build_dtb(spec)
     out = args.output
     try:
         if out in (None, "-"):
@@ -78,7 +81,18 @@ def _cmd_dtb(args: argparse.Namespace, prog: str) -> int:
 
 
 def _write(path: str, data: bytes) -> None:
-    # Write then rename, so a failed run never leaves a truncated tree behind.
+    """Write ``data`` to ``path`` as any Unix tool does: through a symbolic link to its target,
+    straight into a device or FIFO.  A regular file (or a new one) is written to a temporary
+    file beside it and renamed over it, so a failed run never leaves a truncated tree."""
+    try:
+        st = os.stat(path)              # follows symbolic links
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(path, "wb") as f:     # /dev/stdout, /dev/full, a FIFO: no rename over it
+            f.write(data)
+        return
+    path = os.path.realpath(path)       # a link to a regular file: replace the target, keep the link
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "wb") as f:

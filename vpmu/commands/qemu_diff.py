@@ -9,7 +9,12 @@ from ..errors import VpmuError
 from ..qemudiff import compare, find_qemu, run_qemu, run_vpmu
 
 
+MAX_TIMEOUT = 24 * 3600.0
+
+
 def cmd_qemu_diff(args) -> int:
+    if not 0 < args.timeout <= MAX_TIMEOUT:          # also rejects nan (every comparison is false)
+        raise VpmuError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT:.0f} seconds (got {args.timeout})", 2)
     qemu = find_qemu(args.qemu)
     if qemu is None:
         sys.stderr.write("vpmu qemu-diff: qemu-system-aarch64 not found (install QEMU or pass --qemu PATH)\n")
@@ -35,5 +40,5 @@ def register(sub) -> None:
     p.add_argument("--qemu", default=None, help="qemu-system-aarch64 binary (default: from PATH)")
     p.add_argument("--pmu-version", default="3.0", help="vpmu's PMU version (default 3.0 = QEMU cortex-a57)")
     p.add_argument("--ignore", action="append", metavar="KEY", help="ignore KEY=... lines (repeatable)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds QEMU may run (default 60)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds QEMU may run, at most a day (default 60)")
     p.set_defaults(func=cmd_qemu_diff)

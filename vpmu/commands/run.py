@@ -1,12 +1,19 @@
 """``vpmu run``: run a guest.  The options come from one table, :class:`vpmu.options.RunOptions`
 (each field's :class:`~vpmu.options.CliForm`); this module only maps argparse onto it and
-prints ``--summary`` (text, ``--json`` or ``-x SEP``: vpmu.report)."""
+prints ``--summary`` (text, ``--json`` or ``-x SEP``: vpmu.report) and ``--status-json``.
+
+The exit status is the guest's own (semihosting, PSCI) or one of the runner's (vpmu.errors):
+the runner's always come with their one line on stderr, and ``--status-json FILE`` records
+which it was (``"source": "guest"`` or ``"runner"``), so a guest exiting with 106 cannot pass
+for an internal error.
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import fields
-from typing import Any, Callable
+from typing import IO, Any, Callable, Optional
 
 from .. import api, errors, report
 from ..options import RunOptions
@@ -22,6 +29,9 @@ def register(sub) -> None:
     add_run_options(r)
     r.add_argument("--summary", action="store_true", help="print the final PMU registers to stderr")
     add_format_options(r, "the --summary (implies --summary; still on stderr)")
+    r.add_argument("--status-json", metavar="FILE",
+                   help="write the exit status as JSON: the status, whether the guest or the runner chose it "
+                        "(source), the reason, the runner's error, instructions retired")
     r.set_defaults(func=cmd_run)
 
 
@@ -73,9 +83,44 @@ def _summary_sv(data: dict, sep: str) -> str:
     return report.records_to_sv(pmu["counters"], sep, report.SUMMARY_COLUMNS)
 
 
+def _open_status(path: Optional[str]) -> Optional[IO[str]]:
+    """The --status-json file, opened before the run so that an unwritable path costs no run."""
+    if path is None:
+        return None
+    try:
+        return open(path, "w", encoding="utf-8")
+    except (OSError, ValueError) as e:
+        raise errors.UsageError(f"--status-json {path}: cannot write ({getattr(e, 'strerror', None) or e})") from None
+
+
+def _write_status(f: Optional[IO[str]], path: Optional[str], **status: Any) -> None:
+    if f is None:
+        return
+    try:
+        with f:
+            f.write(json.dumps(status, sort_keys=True) + "\n")
+    except (OSError, ValueError) as e:
+        # the run is over: report the lost file, keep the run's status
+        sys.stderr.write(f"vpmu: --status-json {path}: write failed ({getattr(e, 'strerror', None) or e})\n")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = options_from_args(args).to_machine_config()
-    res = api.run_config(args.guest, cfg, capture=False, keep_trace=False, raise_errors=True)
+    status_file = _open_status(args.status_json)
+    runner = dict(source=api.SOURCE_RUNNER, reason="error", icount=None, trace_error=None)
+    try:
+        cfg = options_from_args(args).to_machine_config()
+        res = api.run_config(args.guest, cfg, capture=False, keep_trace=False, raise_errors=True)
+    except errors.VpmuError as e:
+        _write_status(status_file, args.status_json, status=e.status, error=str(e), **runner)
+        raise
+    except Exception as e:
+        _write_status(status_file, args.status_json, status=errors.EXIT_INTERNAL,
+                      error=f"internal error: {type(e).__name__}: {e}", **runner)
+        raise
+    if res.trace_error:
+        sys.stderr.write(f"vpmu: {res.trace_error} (guest exit status {res.exit_status})\n")
+    _write_status(status_file, args.status_json, status=res.exit_status, source=res.source, reason=res.reason,
+                  error=res.error, icount=res.icount, trace_error=res.trace_error)
     if args.summary or machine_readable(args):
         data = report.run_summary(res)
         sys.stderr.write(render(args, data, lambda: report.run_summary_text(data),

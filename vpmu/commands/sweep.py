@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 from .. import sweep as S
-from ..errors import VpmuError
+from ..errors import EXIT_USAGE, UsageError, VpmuError
+from ..options import RunOptions
 from ..policy import read_policy_file
+
+MAX_JOBS = 1024
 
 
 def _policies(args) -> list[tuple[str, list[str]]]:
@@ -28,19 +31,43 @@ def _policies(args) -> list[tuple[str, list[str]]]:
     return out
 
 
+def _open_output(flag: str, path: str):
+    """--csv / --json: opened before the first run, so a bad path costs no sweep."""
+    try:
+        return open(path, "w", newline="", encoding="utf-8")
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{flag} {path}: cannot write ({getattr(e, 'strerror', None) or e})") from None
+
+
 def cmd_sweep(args) -> int:
     guests = [S.guest_path(g) for g in args.guests]
     policies = _policies(args)
     opts = {"pmu_version": args.pmu_version, "counters": args.counters, "max_insns": args.max_insns}
+    RunOptions.from_keywords(**opts)            # every run's options, checked once up front (status 2)
+    if not 0 <= args.jobs <= MAX_JOBS:
+        raise UsageError(f"--jobs must be in 0..{MAX_JOBS} (0 = one per core; got {args.jobs})")
     jobs = args.jobs or os.cpu_count() or 1
-    rows = S.sweep(guests, policies, opts, jobs, progress=not args.quiet)
-    sys.stdout.write(S.table(rows))
-    if args.csv:
-        S.write_csv(rows, args.csv)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
-    return 1 if any(r.get("error") for r in rows) else 0
+    outputs = [(flag, path, _open_output(flag, path)) for flag, path in (("--csv", args.csv), ("--json", args.json))
+               if path]
+    try:
+        rows = S.sweep(guests, policies, opts, jobs, progress=not args.quiet)
+        sys.stdout.write(S.table(rows))
+        status = 1 if any(r.get("error") for r in rows) else 0
+        for flag, path, f in outputs:
+            try:
+                with f:
+                    if flag == "--csv":
+                        S.write_csv_to(rows, f)
+                    else:
+                        json.dump(rows, f, indent=1)
+            except (OSError, ValueError) as e:
+                # the table is on stdout already: name the lost file, status 2
+                sys.stderr.write(f"vpmu: {flag} {path}: write failed ({getattr(e, 'strerror', None) or e})\n")
+                status = EXIT_USAGE
+    finally:
+        for _, _, f in outputs:
+            f.close()
+    return status
 
 
 def register(sub) -> None:
@@ -54,8 +81,9 @@ def register(sub) -> None:
     p.add_argument("--pmu-version", default=None, help="guest PMU version for every run")
     p.add_argument("--counters", type=int, default=None, help="PMCR_EL0.N for every run")
     p.add_argument("--max-insns", type=int, default=50_000_000, help="per-run instruction limit (default 5e7)")
-    p.add_argument("-j", "--jobs", type=int, default=0, help="parallel runs (default: all cores)")
-    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
-    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    p.add_argument("-j", "--jobs", type=int, default=0,
+                   help=f"parallel runs, at most {MAX_JOBS} and never more than the runs (default 0: all cores)")
+    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV (status 2 if it cannot be written)")
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON (status 2 if it cannot be written)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)

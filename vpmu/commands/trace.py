@@ -5,18 +5,21 @@ import sys
 
 from .. import report, tracecmd
 from ..testing import context, first_difference
-from ..tracecmd import load, plot
+from ..errors import UsageError
+from ..tracecmd import check_plot_size, load, plot, stream
 from .output import add_format_options, render
 
 
 def cmd_summary(args) -> int:
-    data = tracecmd.summary_data(load(args.trace))
+    data = tracecmd.summary_data(stream(args.trace))      # any length: the records are read once
     sys.stdout.write(render(args, data, lambda: tracecmd.summary_text(data),
                             lambda sep: report.records_to_sv(data["counters"], sep, tracecmd.SUMMARY_COLUMNS)))
     return 0
 
 
 def cmd_diff(args) -> int:
+    if args.context < 0:
+        raise UsageError(f"--context must not be negative (got {args.context})")
     a, b = load(args.a), load(args.b)
     i = first_difference(a, b, args.upto)
     runs = [r for r in (a[:1] + b[:1]) if r.get("type") == "run"]
@@ -37,6 +40,7 @@ def cmd_diff(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    check_plot_size(args.width, args.height)          # before reading a long trace
     plot(load(args.trace), args.output, args.width, args.height)
     print(f"wrote {args.output} ({args.width}x{args.height})")
     return 0
@@ -59,6 +63,6 @@ def register(sub) -> None:
     pl = tsub.add_parser("plot", help="PNG of counter values against retired instructions (needs matplotlib)")
     pl.add_argument("trace")
     pl.add_argument("-o", "--output", required=True, help="PNG file to write")
-    pl.add_argument("--width", type=int, default=1000, help="pixels (default 1000)")
-    pl.add_argument("--height", type=int, default=600, help="pixels (default 600)")
+    pl.add_argument("--width", type=int, default=1000, help="pixels, 100..10000 (default 1000)")
+    pl.add_argument("--height", type=int, default=600, help="pixels, 100..10000 (default 600)")
     pl.set_defaults(func=cmd_plot)

@@ -73,7 +73,7 @@ def test_missing_file(tmp_path):
 
 
 def test_directory(tmp_path):
-    assert_one_line_error(run_cli(str(tmp_path)), 101, r"cannot read \(Is a directory\)")
+    assert_one_line_error(run_cli(str(tmp_path)), 101, r"the guest image is a directory, not a regular file")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file anyway")

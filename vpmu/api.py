@@ -15,10 +15,14 @@ from .errors import VpmuError
 from .options import RunOptions
 
 
+CAPTURE_MAX = 16 << 20              # RunResult.output keeps this many bytes of the guest's output
+
+
 @dataclass
 class RunResult:
     exit_status: int                 # guest exit status (semihosting / PSCI), or the runner's error status
-    output: str                      # everything the guest wrote to the UART / semihosting console
+    output: str                      # what the guest wrote to the UART / semihosting / Xen console: the
+                                     # first CAPTURE_MAX bytes, then a "[vpmu: output truncated ...]" line
     reason: str                      # "exit", "system_off", "reset", or an error reason
     icount: int                      # instructions retired
     cycles: int                      # CPU cycles (cycle model)
@@ -29,6 +33,7 @@ class RunResult:
     error: Optional[str] = None                 # one-line error for runner-side failures
     stats: dict = field(default_factory=dict)   # how the run was counted: blocks counted deferred,
                                                 # deferred flushes (not part of the trace)
+    output_dropped: int = 0                     # bytes of output beyond CAPTURE_MAX, not in ``output``
 
     @property
     def ok(self) -> bool:
@@ -58,11 +63,11 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
     from .pmu import layout as L
     from .trace import TraceWriter
 
-    out: list[bytes] = []
-    sink = out.append if capture else None
+    out = _Capture(CAPTURE_MAX)
+    sink = out if capture else None
     m = None
     try:
-        img = open_image(image) if isinstance(image, str) else image
+        img = open_image(image, config.memory) if isinstance(image, str) else image
         trace = TraceWriter(config.trace_path, keep=keep_trace)
         if config.xen and xen_factory is None:
             from .xen import make_frontend as xen_factory    # the Xen package builds on the board
@@ -76,10 +81,32 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
     finally:
         if m is not None:
             m.close()
-    return RunResult(exit_status=status, output=b"".join(out).decode("utf-8", "replace"), reason=reason,
+    return RunResult(exit_status=status, output=out.text(), output_dropped=out.dropped, reason=reason,
                      icount=int(m.A[L.ICOUNT]) if m else 0, cycles=int(m.A[L.CYCLES]) if m else 0,
                      pmu=m.pmu_state() if m else {}, trace=m.trace.records if m else [], error=error,
                      stats=m.stats() if m else {})
+
+
+class _Capture:
+    """The guest's output in memory: the first ``limit`` bytes, and a count of the rest (the
+    run's own budget, ``--max-output``, may be far larger)."""
+
+    def __init__(self, limit: int):
+        self.buf = bytearray()
+        self.limit = limit
+        self.dropped = 0
+
+    def __call__(self, data: bytes) -> None:
+        room = self.limit - len(self.buf)
+        if room > 0:
+            self.buf += data[:room]
+        self.dropped += max(len(data) - max(room, 0), 0)
+
+    def text(self) -> str:
+        s = self.buf.decode("utf-8", "replace")
+        if self.dropped:
+            s += f"\n[vpmu: output truncated after {self.limit} bytes; {self.dropped} more not captured]\n"
+        return s
 
 
 def run(elf: str, **options) -> RunResult:

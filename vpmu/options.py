@@ -160,6 +160,10 @@ class RunOptions:
         None, group="board", metavar="ARGS", help="kernel command line (/chosen/bootargs)")
     dtb: Optional[str] = _option(
         None, group="board", metavar="FILE", help="use this device tree blob instead of the generated one")
+    no_semihosting: bool = _option(
+        False, group="board",
+        help="no Arm semihosting: HLT #0xF000 is an Undefined Instruction, as on QEMU without -semihosting "
+             "(default: on at EL1; it reaches the console and the run's exit, never host files)")
     # -- Xen
     xen: bool = _option(False, group="Xen", help="enable the Xen hypercall frontend (HVC #0xEA1)")
     xen_domid: int = _option(
@@ -168,6 +172,10 @@ class RunOptions:
     # -- run control
     max_insns: Optional[int] = _option(
         None, group="run control", metavar="N", parse=parse_int, help="stop after N instructions (error)")
+    max_output: Optional[int] = _option(
+        None, group="run control", metavar="SIZE", parse=parse_size,
+        help="stop (status 103) when the guest writes more than SIZE bytes of console output: UART, "
+             "semihosting, Xen console (default 1G)")
     trace: Optional[str] = _option(None, group="run control", metavar="FILE", help="write a JSON Lines trace")
     trace_pmu_regs: bool = _option(
         False, group="run control", help="also trace every PMU register access")
@@ -215,6 +223,7 @@ class RunOptions:
             raise UsageError(f"--xen-vpmu must be one of {', '.join(XEN_VPMU_MODES)} (got {self.xen_vpmu!r})")
         if self.max_insns is not None and self.max_insns < 1:
             raise UsageError(f"--max-insns must be at least 1 (got {self.max_insns})")
+        put("max_output", _max_output(self.max_output))
         if self.trace_sample < 0:
             raise UsageError("--trace-sample must not be negative")
         put("trace", None if self.trace is None else os.fspath(self.trace))
@@ -262,8 +271,11 @@ class RunOptions:
         cfg.cycles = self.cycles or CycleModel()
         cfg.cache = self.cache or CacheModel()
         cfg.append, cfg.dtb_path = self.append, self.dtb
+        cfg.semihosting = not self.no_semihosting
         cfg.xen, cfg.xen_domid, cfg.xen_vpmu = self.xen, self.xen_domid, self.xen_vpmu
         cfg.max_insns, cfg.trace_path = self.max_insns, self.trace
+        if self.max_output is not None:
+            cfg.max_output = self.max_output
         cfg.trace_pmu_regs, cfg.trace_sample = self.trace_pmu_regs, self.trace_sample
         cfg.defer = not self.eager
         return cfg
@@ -302,6 +314,21 @@ def _model(value: Any, cls: type, parse: Callable[[str], Any]) -> Any:
         except ValueError as e:
             raise UsageError(str(e)) from None
     raise UsageError(f"expected a {cls.__name__} or its text form, not {value!r}")
+
+
+def _max_output(value: Union[int, str, None]) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = parse_size(value)
+        except ValueError as e:
+            raise UsageError(f"--max-output: {e}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"--max-output must be a size, not {value!r}")
+    if value < 1:
+        raise UsageError(f"--max-output must be at least 1 byte (got {value})")
+    return value
 
 
 def _memory(value: Union[int, str, None]) -> Optional[int]:

@@ -30,6 +30,7 @@ from unicorn import unicorn_const as UC
 
 from .. import errors, native
 from ..config import XEN_EVTCHN_PPI, MachineConfig
+from ..hostfile import read_regular
 from ..pmu import layout as L
 from ..pmu import regs
 from ..trace import SCHEMA_VERSION, TraceWriter
@@ -64,8 +65,14 @@ class Machine:
         """``xen_factory(machine)`` builds the hypervisor frontend when ``cfg.xen`` is set."""
         self.cfg = cfg
         self.image = image
-        self.out = out or (lambda b: (sys.stdout.buffer.write(b), sys.stdout.buffer.flush()))
-        self.err = err or (lambda b: (sys.stderr.buffer.write(b), sys.stderr.buffer.flush()))
+        # the guest's console output (UART, semihosting, Xen console): every byte goes through
+        # _emit, which stops the run once it passes cfg.max_output (a guest can write many GiB
+        # in one call when its MMU maps one page many times)
+        sink_out = out or (lambda b: (sys.stdout.buffer.write(b), sys.stdout.buffer.flush()))
+        sink_err = err or (lambda b: (sys.stderr.buffer.write(b), sys.stderr.buffer.flush()))
+        self.output_left = cfg.max_output
+        self.out: Callable[[bytes], None] = lambda b: self._emit(sink_out, b)
+        self.err: Callable[[bytes], None] = lambda b: self._emit(sink_err, b)
         self.trace = trace or TraceWriter(cfg.trace_path)
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
@@ -118,10 +125,11 @@ class Machine:
         ]
         self.semihosting = Semihosting(cfg, uc, self.mem, self.timers, image, self.out, self.err)
         self.smccc = Smccc(cfg, uc, A, self.mem, self.timers, self.trace)
+        self.timers.add_sleeper(self.smccc)
         self.exc = ExceptionModel(uc, A, self.N, self.gic, self.mem, self.trace, self.guard, sync=self._sync,
                                   smc=lambda pc: self.smccc.call(pc, "smc"),
                                   hvc={X.HVC_SMCCC: lambda pc: self.smccc.call(pc, "hvc")},
-                                  semihosting=self.semihosting.call)
+                                  semihosting=self.semihosting.call if cfg.semihosting else None)
         uc.hook_add(UC.UC_HOOK_INTR, self.exc.on_intr)
         # Accesses to nothing: bounded to the addresses around RAM.  Unicorn keeps every store to
         # an address any memory hook covers on its slow path (notdirty_write: a flat-view
@@ -147,6 +155,7 @@ class Machine:
             if xen_factory is None:
                 raise errors.VpmuError("MachineConfig.xen needs a frontend factory (vpmu.api.run_config passes one)")
             self.xen = xen_factory(self)
+            self.timers.add_sleeper(self.xen)
             self.exc.hvc[X.HVC_XEN] = self._hypercall
 
     def _device_tree(self) -> tuple[bytes, int]:
@@ -154,11 +163,8 @@ class Machine:
         bytes in memory as QEMU allocates it), with /chosen/bootargs from --append."""
         from .. import dtb as D
         if self.cfg.dtb_path:
-            try:
-                with open(self.cfg.dtb_path, "rb") as f:
-                    blob = f.read()
-            except OSError as e:
-                raise errors.ImageError(f"{self.cfg.dtb_path}: cannot read ({e.strerror})") from None
+            blob = read_regular(self.cfg.dtb_path, "the device tree", self.ram_size, "of RAM (--memory) it must fit in",
+                                errors.ImageError)
             if blob[:4] != DTB_MAGIC:
                 raise errors.ImageError(f"{self.cfg.dtb_path}: not a device tree blob")
             return blob, 2 * (len(blob) + 10000)
@@ -168,6 +174,19 @@ class Machine:
             raise errors.VpmuError(f"device tree: {e}", errors.EXIT_USAGE) from None
         blob = D.build_dtb(spec, total_size=D.QEMU_DTB_TOTAL_SIZE)
         return blob, len(blob)
+
+    def _emit(self, sink: Callable[[bytes], object], data: bytes) -> None:
+        """Guest output to ``sink``, within the run's output budget (``--max-output``)."""
+        left = self.output_left
+        if len(data) <= left:
+            self.output_left = left - len(data)
+            sink(data)
+            return
+        if left:
+            sink(data[:left])
+        self.output_left = 0
+        raise errors.GuestStop(f"output limit reached ({self.cfg.max_output} bytes of guest output, --max-output) "
+                               f"at PC {self.uc.reg_read(R.UC_ARM64_REG_PC):#x}", errors.EXIT_INSN_LIMIT)
 
     def _mmio(self, read, write, before=None):
         """mmio_map's (read_cb, read_ud, write_cb, write_ud) for a device, under the guard."""

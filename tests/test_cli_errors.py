@@ -69,7 +69,8 @@ def write(tmp_path, name: str, data: bytes) -> str:
 
 
 def test_missing_file(tmp_path):
-    assert_one_line_error(run_cli(str(tmp_path / "nope.elf")), 101, r"nope\.elf: cannot read \(No such file")
+    assert_one_line_error(run_cli(str(tmp_path / "nope.elf")), 101,
+                          r"nope\.elf: cannot read the guest image \(No such file")
 
 
 def test_directory(tmp_path):
@@ -80,7 +81,7 @@ def test_directory(tmp_path):
 def test_unreadable_file(tmp_path, hello):
     path = write(tmp_path, "locked.elf", hello)
     os.chmod(path, 0)
-    assert_one_line_error(run_cli(path), 101, r"cannot read \(Permission denied\)")
+    assert_one_line_error(run_cli(path), 101, r"cannot read the guest image \(Permission denied\)")
 
 
 def test_empty_file(tmp_path):

@@ -139,6 +139,7 @@ class BoardSpec:
     timer_virt: int = 27                          # virtual timer (vtimer)
     timer_hyp_phys: int = 26                      # EL2 physical timer (hptimer)
     bootargs: Optional[str] = None                # /chosen/bootargs; None or "" = absent
+    initrd: Optional[tuple[int, int]] = None      # /chosen/linux,initrd-start/end: (start, end)
     xen: bool = False                             # add the /hypervisor node
     xen_evtchn_irq: int = XEN_EVTCHN_PPI
     xen_version: tuple = XEN_VERSION
@@ -166,6 +167,10 @@ class BoardSpec:
                 raise ValueError(f"{name} interrupt {intid} is not a PPI (16-31)")
         if self.psci_method not in ("hvc", "smc"):
             raise ValueError(f"PSCI method {self.psci_method!r} is not 'hvc' or 'smc'")
+        if self.initrd is not None:
+            start, end = self.initrd
+            if not self.ram_base <= start < end <= self.ram_base + self.ram_size:
+                raise ValueError(f"initrd [{start:#x}, {end:#x}) is not inside RAM")
         if self.bootargs:
             bad = [c for c in self.bootargs if not " " <= c <= "~"]
             if bad:
@@ -255,8 +260,14 @@ def _tree(spec: BoardSpec) -> pyfdt.FDT:
                  _w("interrupt-parent", PHANDLE_GIC), _flag("dma-coherent")):
         root.append(prop)
 
+    # /chosen in QEMU's property order: libfdt inserts a new property first in its node, and
+    # arm_load_dtb adds bootargs (only a non-empty -append), then linux,initrd-start and -end
+    # (#address-cells wide, only with -initrd) after create_uart's stdout-path.
     chosen = _node("chosen")
-    if spec.bootargs:                          # arm_load_dtb: only a non-empty -append
+    if spec.initrd is not None:
+        chosen.append(_w("linux,initrd-end", spec.initrd[1] >> 32, spec.initrd[1] & 0xFFFF_FFFF))
+        chosen.append(_w("linux,initrd-start", spec.initrd[0] >> 32, spec.initrd[0] & 0xFFFF_FFFF))
+    if spec.bootargs:
         chosen.append(_s("bootargs", spec.bootargs))
     chosen.append(_s("stdout-path", spec.uart_path))
     root.append(chosen)

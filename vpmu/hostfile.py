@@ -44,7 +44,7 @@ def open_regular(path: str, what: str, limit: int, why: str, error: type[Excepti
         # O_NONBLOCK: should the path have become a FIFO since the stat, open() must not wait
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise error(f"{path}: cannot read ({e.strerror})") from None
+        raise error(f"{path}: cannot read {what} ({e.strerror})") from None
     try:
         st = os.fstat(fd)
         _check(path, st, what, limit, why, error)
@@ -62,7 +62,7 @@ def read_regular(path: str, what: str, limit: int, why: str, error: type[Excepti
         try:
             data = f.read(limit + 1)
         except OSError as e:
-            raise error(f"{os.fspath(path)}: cannot read ({e.strerror})") from None
+            raise error(f"{os.fspath(path)}: cannot read {what} ({e.strerror})") from None
     if len(data) > limit:                  # it grew while we read it
         raise error(f"{os.fspath(path)}: {what} is larger than the {format_size(limit)} {why}")
     return data

@@ -140,7 +140,8 @@ class RunOptions:
     filters: tuple = _option(
         (), group="PMU", flag="--filter", repeat=True, metavar="allow|deny:FIRST[-LAST]",
         help="KVM event filter range, repeatable, applied in order like successive "
-             "KVM_ARM_VCPU_PMU_V3_FILTER calls; inclusive; numbers (hex/decimal) or event names")
+             "KVM_ARM_VCPU_PMU_V3_FILTER calls; inclusive; numbers (hex/decimal), Arm event names "
+             "or perf's (deny:branch-misses, allow:instructions-cycles, deny:r10)")
     vm: Optional[str] = _option(
         None, group="PMU", metavar="FILE",
         help="VM description (TOML: host, vGIC, PMU, timers, PV time, memory) instead of the "
@@ -159,7 +160,13 @@ class RunOptions:
     append: Optional[str] = _option(
         None, group="board", metavar="ARGS", help="kernel command line (/chosen/bootargs)")
     dtb: Optional[str] = _option(
-        None, group="board", metavar="FILE", help="use this device tree blob instead of the generated one")
+        None, group="board", metavar="FILE",
+        help="use this device tree blob instead of the generated one (QEMU's edits applied: /memory, "
+             "/chosen, /psci)")
+    initrd: Optional[str] = _option(
+        None, group="board", metavar="FILE",
+        help="initial RAM disk, loaded as QEMU's -initrd (Image/flat kernels: at RAM + min(RAM/2, 128M) or "
+             "after the kernel) and named by /chosen/linux,initrd-start/end")
     no_semihosting: bool = _option(
         False, group="board",
         help="no Arm semihosting: HLT #0xF000 is an Undefined Instruction, as on QEMU without -semihosting "
@@ -228,6 +235,7 @@ class RunOptions:
             raise UsageError("--trace-sample must not be negative")
         put("trace", None if self.trace is None else os.fspath(self.trace))
         put("dtb", None if self.dtb is None else os.fspath(self.dtb))
+        put("initrd", None if self.initrd is None else os.fspath(self.initrd))
 
     # -- the machine ------------------------------------------------------------------------
     def vm_description(self) -> tuple[VmDesc, Optional[str]]:
@@ -270,7 +278,7 @@ class RunOptions:
             cfg.pmu.version = above_cap
         cfg.cycles = self.cycles or CycleModel()
         cfg.cache = self.cache or CacheModel()
-        cfg.append, cfg.dtb_path = self.append, self.dtb
+        cfg.append, cfg.dtb_path, cfg.initrd_path = self.append, self.dtb, self.initrd
         cfg.semihosting = not self.no_semihosting
         cfg.xen, cfg.xen_domid, cfg.xen_vpmu = self.xen, self.xen_domid, self.xen_vpmu
         cfg.max_insns, cfg.trace_path = self.max_insns, self.trace

@@ -8,10 +8,12 @@
   text_offset < 4 KiB) if image_size != 0, else at RAM + 0x80000; ``flags`` ignored.
 - anything else: a raw flat binary at RAM + 0x80000.
 Images and flat binaries are entered through QEMU's 6-instruction boot stub at the start of
-RAM (x0 = device tree, x1..x3 = 0, x4 = entry), with the tree at
-align_up(page_align(max(RAM + min(RAM/2, 128 MiB), kernel end)), 2 MiB).
+RAM (x0 = device tree, x1..x3 = 0, x4 = entry).  An initial RAM disk (``--initrd``, QEMU's
+``-initrd``, only for these Linux boots: QEMU loads none with an ELF kernel) goes byte for
+byte to initrd_start = page_align(max(RAM + min(RAM/2, 128 MiB), kernel end)), the tree to
+align_up(initrd_start + initrd size, 2 MiB) (hw/arm/boot.c ``arm_setup_direct_kernel_boot``).
 
-The file must be a regular file (``vpmu.hostfile``).  An ELF is parsed from the file (its
+The file (and the initrd) must be a regular file (``vpmu.hostfile``).  An ELF is parsed from the file (its
 headers, then each segment's bytes: a large file of debug information costs nothing), a
 segment's bytes must fit the RAM, and PT_LOAD segments must not overlap (QEMU refuses
 overlapping ROM regions: hw/core/loader.c ``rom_check_and_register_reset``).  An Image or a
@@ -30,8 +32,8 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from ..config import MEMORY_MAX
-from ..errors import ImageError
-from ..hostfile import open_regular
+from ..errors import ImageError, UsageError
+from ..hostfile import open_regular, read_regular
 from ..sizes import format_size
 from .memmap import RAM_BASE
 
@@ -40,6 +42,9 @@ IMAGE_MAGIC = 0x644D5241            # "ARM\x64" little-endian at offset 56
 KERNEL_LOAD_OFFSET = 0x80000         # QEMU KERNEL64_LOAD_ADDR
 BOOTLOADER_MAX_SIZE = 0x1000
 MIB2 = 2 << 20
+PAGE = 0x1000
+INITRD_MAX_OFFSET = 128 << 20        # QEMU: the initrd at most 128 MiB into RAM (stays in lowmem)
+UIMAGE_MAGIC = b"\x27\x05\x19\x56"  # U-Boot legacy image header (big-endian ih_magic)
 # QEMU hw/arm/boot.c bootloader_aarch64[]: ldr x0, arg; mov x1..x3, xzr; ldr x4, entry; br x4
 BOOT_STUB = (0x580000C0, 0xAA1F03E1, 0xAA1F03E2, 0xAA1F03E3, 0x58000084, 0xD61F0080)
 
@@ -55,6 +60,7 @@ class Image:
     dtb_addr: int | None = None      # where the device tree went (None: not loaded)
     linux_boot: bool = False         # entered through the boot stub, x0 = device tree
     kernel_size: int = 0
+    initrd: tuple[int, int] | None = None    # (start, end) of the loaded initrd
 
     def load(self, machine) -> int:
         ram_lo, ram_hi = machine.ram_base, machine.ram_base + machine.ram_size
@@ -69,7 +75,33 @@ class Image:
             if blob:
                 machine.uc.mem_write(paddr, blob)
         self.end = max((p + m for p, _, m in self.segments), default=ram_lo)
+        self.initrd = self.dtb_addr = None      # this load's (an Image may be run again)
         return self.entry
+
+    def initrd_start(self, ram_lo: int, ram_size: int) -> int:
+        """QEMU's initrd_start: far enough into RAM for the kernel to unpack below it, at most
+        128 MiB in, never over the kernel (image_high_addr), page aligned.  The device tree
+        follows it even without an initrd."""
+        start = ram_lo + min(ram_size // 2, INITRD_MAX_OFFSET)
+        start = max(start, self.segments[0][0] + self.kernel_size)
+        return (start + PAGE - 1) & ~(PAGE - 1)
+
+    def load_initrd(self, machine, path: str) -> tuple[int, int]:
+        """Load the file at ``path`` as the initial RAM disk; returns its (start, end)."""
+        if not self.linux_boot:
+            raise UsageError(f"--initrd needs a Linux Image or a flat binary: {self.name} is an ELF, "
+                             f"and QEMU loads no initrd with an ELF kernel")
+        data = read_initrd(path, machine.ram_size)
+        ram_lo, ram_hi = machine.ram_base, machine.ram_base + machine.ram_size
+        start = self.initrd_start(ram_lo, machine.ram_size)
+        if start >= ram_hi:
+            raise ImageError(f"{path}: not enough RAM after the kernel to load the initrd")
+        if start + len(data) > ram_hi:
+            raise ImageError(f"{path}: the initrd ({len(data)} bytes at {start:#x}) does not fit into RAM "
+                             f"after the kernel (RAM ends at {ram_hi:#x}; try a larger --memory)")
+        machine.uc.mem_write(start, data)
+        self.initrd = (start, start + len(data))
+        return self.initrd
 
     def place_dtb(self, machine, blob: bytes, mem_size: int) -> int:
         """Put the device tree where QEMU would; returns the PC to start at."""
@@ -83,13 +115,11 @@ class Image:
                     machine.uc.mem_write(ram_lo, blob)
                     self.dtb_addr = ram_lo
             return self.entry
-        load = self.segments[0][0]
-        start = ram_lo + min(machine.ram_size // 2, 128 << 20)
-        start = max(start, load + self.kernel_size)
-        start = (start + 0xFFF) & ~0xFFF
+        start = self.initrd[1] if self.initrd else self.initrd_start(ram_lo, machine.ram_size)
         dtb = (start + MIB2 - 1) & ~(MIB2 - 1)
         if dtb + len(blob) > ram_hi:
-            raise ImageError(f"{self.name}: not enough RAM for the device tree after the kernel "
+            what = "kernel and initrd" if self.initrd else "kernel"
+            raise ImageError(f"{self.name}: not enough RAM for the device tree after the {what} "
                              f"(needs {dtb + len(blob) - ram_lo:#x} bytes, have {machine.ram_size:#x})")
         machine.uc.mem_write(dtb, blob)
         self.dtb_addr = dtb
@@ -114,7 +144,7 @@ def open_image(path: str, ram_size: int = MEMORY_MAX) -> Image:
             f.seek(0)
             data = f.read(size + 1)
         except OSError as e:
-            raise ImageError(f"{path}: cannot read ({e.strerror})") from None
+            raise ImageError(f"{path}: cannot read the guest image ({e.strerror})") from None
     if not data:
         raise ImageError(f"{path}: empty file")
     if len(data) > ram_size:                          # it grew after the size check
@@ -122,6 +152,19 @@ def open_image(path: str, ram_size: int = MEMORY_MAX) -> Image:
     if len(data) >= 64 and struct.unpack_from("<I", data, 56)[0] == IMAGE_MAGIC:
         return _linux_image(path, name, data)
     return _flat(path, name, data)
+
+
+def read_initrd(path: str, ram_size: int = MEMORY_MAX) -> bytes:
+    """The initrd file's bytes (loaded as they are: the kernel unpacks a gzip'd cpio itself):
+    a regular file no larger than the RAM (``vpmu.hostfile``).  QEMU would also take a U-Boot
+    legacy ramdisk image and strip its header; vpmu refuses one rather than load the header
+    into the initrd."""
+    data = read_regular(path, "the initrd", ram_size, "of RAM (--memory) it must fit in", ImageError)
+    if not data:
+        raise ImageError(f"{path}: the initrd is an empty file")
+    if data[:4] == UIMAGE_MAGIC:
+        raise ImageError(f"{path}: a U-Boot legacy image; pass the ramdisk itself (e.g. the gzip'd cpio)")
+    return data
 
 
 def _elf(path: str, name: str, f, ram_size: int) -> Image:
@@ -156,7 +199,7 @@ def _elf(path: str, name: str, f, ram_size: int) -> Image:
     except ImageError:
         raise
     except OSError as e:
-        raise ImageError(f"{path}: cannot read ({e.strerror})") from None
+        raise ImageError(f"{path}: cannot read the guest image ({e.strerror})") from None
     except (ELFError, struct.error, ValueError, KeyError, IndexError, OverflowError, MemoryError) as e:
         raise ImageError(f"{path}: malformed ELF ({e})") from None
 

@@ -19,6 +19,7 @@ is stopped and the run loop re-raises it after ``emu_start`` returns.
 """
 from __future__ import annotations
 
+import dataclasses
 import struct
 import sys
 from typing import Callable, Optional
@@ -34,7 +35,8 @@ from ..hostfile import read_regular
 from ..pmu import layout as L
 from ..pmu import regs
 from ..trace import SCHEMA_VERSION, TraceWriter
-from . import arch as X
+from .. import arch as X
+from . import fdtedit
 from . import memmap as MM
 from .codecache import CodeCache
 from .env import Frontend, GuestExit, InterruptedContext, PmuRegs
@@ -102,6 +104,7 @@ class Machine:
         from ..pmu.entry import Native
         self.N = Native(A)                    # Python -> native calls (one cached cfunc)
         self.pmu = PmuDevice(cfg, uc, A, self.N, self.trace)
+        self.trace.set_earlier(self.pmu.drain_ring)       # records the native hooks queued come first
         self.pmu.configure(self.ram_base, self.ram_size)
 
         # ---- devices -------------------------------------------------------------------------------
@@ -130,7 +133,7 @@ class Machine:
                                   smc=lambda pc: self.smccc.call(pc, "smc"),
                                   hvc={X.HVC_SMCCC: lambda pc: self.smccc.call(pc, "hvc")},
                                   semihosting=self.semihosting.call if cfg.semihosting else None)
-        uc.hook_add(UC.UC_HOOK_INTR, self.exc.on_intr)
+        self._hooks.append(native.hook_add(uc, UC.UC_HOOK_INTR, H.intr_hook.address, self._arena_addr))
         # Accesses to nothing: bounded to the addresses around RAM.  Unicorn keeps every store to
         # an address any memory hook covers on its slow path (notdirty_write: a flat-view
         # lookup and a translated-code check per store), so RAM must be outside these hooks.
@@ -145,10 +148,13 @@ class Machine:
             L.PC_RING_FULL: lambda: None,                 # the ring is drained before every call
             L.PC_TIMER: self.timers.on_event,
             L.PC_SAMPLE: self.pmu.sample,
+            L.PC_INTR: lambda: self.exc.on_intr(self.uc, int(A[L.PY_ARG]), None),
         }
 
         # ---- image, device tree, frontend ----------------------------------------------------------
         image.load(self)
+        if cfg.initrd_path is not None:
+            image.load_initrd(self, cfg.initrd_path)
         blob, mem_size = self._device_tree()
         self.entry = image.place_dtb(self, blob, mem_size)
         if cfg.xen:
@@ -159,20 +165,31 @@ class Machine:
             self.exc.hvc[X.HVC_XEN] = self._hypercall
 
     def _device_tree(self) -> tuple[bytes, int]:
-        """The generated tree (in QEMU's 1 MiB buffer), or --dtb FILE (2 x (size + 10000)
-        bytes in memory as QEMU allocates it), with /chosen/bootargs from --append."""
+        """The generated tree (in QEMU's 1 MiB buffer), or --dtb FILE with QEMU's edits
+        (``fdtedit``: /memory, /chosen bootargs and initrd, /psci; 2 x (size + 10000) bytes in
+        memory as QEMU allocates it); returns the blob and its size in guest memory."""
         from .. import dtb as D
-        if self.cfg.dtb_path:
-            blob = read_regular(self.cfg.dtb_path, "the device tree", self.ram_size, "of RAM (--memory) it must fit in",
-                                errors.ImageError)
-            if blob[:4] != DTB_MAGIC:
-                raise errors.ImageError(f"{self.cfg.dtb_path}: not a device tree blob")
-            return blob, 2 * (len(blob) + 10000)
         try:
             spec = D.BoardSpec.from_config(self.cfg)
+            if self.image.initrd is not None:
+                spec = dataclasses.replace(spec, initrd=self.image.initrd)
         except ValueError as e:
             raise errors.VpmuError(f"device tree: {e}", errors.EXIT_USAGE) from None
-        blob = D.build_dtb(spec, total_size=D.QEMU_DTB_TOTAL_SIZE)
+        if not self.cfg.dtb_path:
+            blob = D.build_dtb(spec, total_size=D.QEMU_DTB_TOTAL_SIZE)
+            return blob, len(blob)
+        path = self.cfg.dtb_path
+        user = read_regular(path, "the device tree", self.ram_size, "of RAM (--memory) it must fit in",
+                            errors.ImageError)
+        if user[:4] != DTB_MAGIC:
+            raise errors.ImageError(f"{path}: not a device tree blob")
+        psci = fdtedit.parse(D.build_dtb(spec)).root.child("psci")
+        assert psci is not None                 # the generated tree always has one
+        try:
+            blob = fdtedit.qemu_edits(user, ram_base=self.ram_base, ram_size=self.ram_size,
+                                      bootargs=spec.bootargs, initrd=spec.initrd, psci=psci)
+        except fdtedit.FdtError as e:
+            raise errors.ImageError(f"{path}: {e}") from None
         return blob, len(blob)
 
     def _emit(self, sink: Callable[[bytes], object], data: bytes) -> None:
@@ -240,6 +257,10 @@ class Machine:
 
     def stats(self) -> dict:
         return self.pmu.stats()
+
+    def observed(self) -> list[int]:
+        """vpmu stat's observer counters (config.Observers), in order."""
+        return self.pmu.observed()
 
     def pmu_snapshot(self) -> PmuRegs:
         return self.pmu.snapshot()

@@ -207,6 +207,8 @@ def sparse(tmp_path):
 
 
 def test_the_image_must_be_a_regular_file_that_fits(hostile, fifo, sparse):
+    """/dev/zero used to run out of memory (106), a FIFO to block for ever, a 2 GB sparse file
+    to cost 2.2 GB before its 101: now one line each, before a byte is read."""
     for path, status, reason in (
             ("/dev/zero", 101, "the guest image is a character device, not a regular file"),
             (fifo, 101, "the guest image is a FIFO, not a regular file"),
@@ -217,6 +219,7 @@ def test_the_image_must_be_a_regular_file_that_fits(hostile, fifo, sparse):
 
 
 def test_dtb_and_vm_files(hostile, fifo, sparse, tmp_path):
+    """--dtb and --vm: a regular file, no larger than the RAM (--vm: 1 MiB), checked first."""
     small = tmp_path / "big.toml"
     with open(small, "wb") as f:
         f.truncate(2 << 20)
@@ -230,6 +233,17 @@ def test_dtb_and_vm_files(hostile, fifo, sparse, tmp_path):
             ("--vm", str(tmp_path), 2, "the VM description is a directory, not a regular file")):
         r = vpmu_cli("run", opt, path, hostile)
         assert (r.status, r.error) == (status, f"vpmu: {path}: {reason}"), r
+
+
+def test_initrd_files(fifo, sparse, vpmu_guest_dir):
+    kernel = str(vpmu_guest_dir / "boot_initrd.img")
+    for path, reason in (
+            ("/dev/zero", "the initrd is a character device, not a regular file"),
+            (fifo, "the initrd is a FIFO, not a regular file"),
+            (sparse, "the initrd is 2 GiB, more than the 128 MiB of RAM (--memory) it must fit in")):
+        r = vpmu_cli("run", "--initrd", path, kernel)
+        assert (r.status, r.error) == (101, f"vpmu: {path}: {reason}"), r
+        assert r.rss_kb < 400_000
 
 
 # ---------------------------------------------------------------- 9. many ELF segments

@@ -69,18 +69,19 @@ def write(tmp_path, name: str, data: bytes) -> str:
 
 
 def test_missing_file(tmp_path):
-    assert_one_line_error(run_cli(str(tmp_path / "nope.elf")), 101, r"nope\.elf: cannot read \(No such file")
+    assert_one_line_error(run_cli(str(tmp_path / "nope.elf")), 101,
+                          r"nope\.elf: cannot read the guest image \(No such file")
 
 
 def test_directory(tmp_path):
-    assert_one_line_error(run_cli(str(tmp_path)), 101, r"cannot read \(Is a directory\)")
+    assert_one_line_error(run_cli(str(tmp_path)), 101, r"the guest image is a directory, not a regular file")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file anyway")
 def test_unreadable_file(tmp_path, hello):
     path = write(tmp_path, "locked.elf", hello)
     os.chmod(path, 0)
-    assert_one_line_error(run_cli(path), 101, r"cannot read \(Permission denied\)")
+    assert_one_line_error(run_cli(path), 101, r"cannot read the guest image \(Permission denied\)")
 
 
 def test_empty_file(tmp_path):

@@ -33,6 +33,8 @@ CASE_TIMEOUT = 30.0               # seconds; a case normally takes well under on
 RUNNER_ERRORS = {101, 102, 103, 104}
 N_WORD_CASES = 300
 N_ELF_CASES = 200
+N_HOSTILE_CASES = 200
+MAX_CASE_KB = 1_000_000           # what one case may add to the worker's memory at its peak (1 GB)
 
 # Failures known and pinned elsewhere, which the fuzz tests count instead of failing on
 # (none at present: the fetch-from-MMIO and ELF-overflow cases found here are fixed).
@@ -172,20 +174,28 @@ def random_guest(rng: random.Random, mode: str, n: int, body: list[int] | None =
 # ------------------------------------------------------------------------------ worker
 
 WORKER = r"""
-import json, sys, traceback
+import json, re, sys, traceback
 import vpmu
 from vpmu.errors import VpmuError
 out = sys.stdout
 sys.stdout = sys.stderr                      # nothing but results on the result stream
+
+def kb(key):
+    return int(re.search(key + r":\s+(\d+) kB", open("/proc/self/status").read()).group(1))
+
 for line in sys.stdin:
     req = json.loads(line)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                         # VmHWM := VmRSS: the peak of this case alone
+    rss0 = kb("VmRSS")
     try:
-        r = vpmu.run(req["path"], max_insns=req["max_insns"])
+        r = vpmu.run(req["path"], max_insns=req["max_insns"], **req.get("options", {}))
         res = {"status": r.exit_status, "error": r.error, "reason": r.reason, "icount": r.icount}
     except VpmuError as e:           # vpmu.run raises (rather than returns) errors found while loading
         res = {"status": e.status, "error": str(e), "reason": "raised"}
     except BaseException as e:
         res = {"exception": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    res["case_peak_kb"] = kb("VmHWM") - rss0  # what the case added to the worker at its peak
     out.write("@@" + json.dumps(res) + "\n")
     out.flush()
 """
@@ -207,12 +217,14 @@ class Worker:
             self.proc.wait()
         self.proc = None
 
-    def run(self, path: str, max_insns: int = MAX_INSNS, timeout: float = CASE_TIMEOUT) -> dict:
+    def run(self, path: str, max_insns: int = MAX_INSNS, timeout: float = CASE_TIMEOUT,
+            options: dict | None = None) -> dict:
         if self.proc is None or self.proc.poll() is not None:
             self.start()
         assert self.proc and self.proc.stdin and self.proc.stdout
+        req = {"path": path, "max_insns": max_insns, "options": options or {}}
         try:
-            self.proc.stdin.write((json.dumps({"path": path, "max_insns": max_insns}) + "\n").encode())
+            self.proc.stdin.write((json.dumps(req) + "\n").encode())
             self.proc.stdin.flush()
         except BrokenPipeError:
             return self._dead("crash: worker gone before the case started")
@@ -260,8 +272,10 @@ def check_outcome(res: dict, what: str) -> str:
     """The outcome class, or an assertion error describing the case."""
     assert "hang" not in res and "crash" not in res, f"{what}: {res}"
     assert "exception" not in res, f"{what}: Python exception {res.get('exception')}\n{res.get('traceback')}"
+    assert res.get("case_peak_kb", 0) < MAX_CASE_KB, f"{what}: the case took {res['case_peak_kb']} KB at its peak"
     if res["error"] is None:
-        assert 0 <= res["status"] <= 255 and res["reason"] in ("exit", "system_off", "reset", "cpu_off"), \
+        assert 0 <= res["status"] <= 255, f"{what}: {res}"
+        assert res["reason"] in ("exit", "system_off", "reset", "cpu_off") or res["reason"].startswith("xen_"), \
             f"{what}: {res}"
         return "exit"
     assert res["status"] in RUNNER_ERRORS, f"{what}: runner error {res['status']} ({res['error']})"
@@ -365,3 +379,87 @@ def test_branch_to_mmio_is_a_prefetch_abort(tmp_path, worker, target):
     path.write_bytes(random_guest(random.Random(1), "exit", 0, body=body))
     res = worker.run(str(path))
     assert check_outcome(res, f"blr {target:#x}") == "exit" and res["status"] == 0x21, res
+
+
+# ------------------------------------------------------------------------------ hostile guests
+# Guests that do what the board's services and timers make expensive: generic-timer compare
+# values up to 2^64 - 1 (the end of guest time is 2^63 ns), WFI, semihosting SYS_WRITE /
+# SYS_WRITE0 / SYS_ELAPSED with wild lengths and pointers, and Xen vCPU timers, SCHEDOP
+# block/poll/watchdog and console_io with wild arguments -- under --xen, half of them with PV
+# stolen time.  Every case must end with a documented status within the case timeout (no
+# hang: the --max-insns and WFI rules) and the worker stay under 1 GB.
+
+ARGS = SCRATCH + 0x7800                              # the argument blocks the actions build
+TIMER_REGS = {"cntv_cval": 0x5F1A, "cntv_tval": 0x5F18, "cntv_ctl": 0x5F19,    # o0:op1:CRn:CRm:op2
+              "cntp_cval": 0x5F12, "cntp_tval": 0x5F10, "cntp_ctl": 0x5F11}
+ICC_PMR, ICC_IGRPEN1 = 0x4230, 0x4667
+HVC_XEN, HLT = 0xD401D422, HLT_SEMI                  # hvc #0xea1, hlt #0xf000
+XEN_CONSOLE_IO, XEN_VCPU_OP, XEN_SCHED_OP = 18, 24, 29
+
+
+def wild(rng: random.Random) -> int:
+    return rng.choice([0, 1, 16, 1000, 10**6, 10**9, (1 << 32) - 1, (1 << 59) - 1, 1 << 59, 1 << 60,
+                       (1 << 63) - 1, 1 << 63, (1 << 64) - 1, rng.getrandbits(64), rng.getrandbits(40)])
+
+
+def wild_ptr(rng: random.Random) -> int:
+    return rng.choice([ARGS + 0x100, SCRATCH, 0, 0x0900_0000, (1 << 64) - 8, rng.getrandbits(64), BASE])
+
+
+def store64(at: int, value: int) -> list[int]:
+    return [*mov64(2, at), *mov64(3, value), str_x(3, 2)]
+
+
+def hostile_action(rng: random.Random) -> list[int]:
+    k = rng.randrange(9)
+    if k == 0:                                                   # a generic-timer register
+        reg = rng.choice(list(TIMER_REGS))
+        value = rng.randrange(4) if reg.endswith("ctl") else wild(rng)
+        return [*mov64(1, value), msr(TIMER_REGS[reg], 1), ISB]
+    if k == 1:                                                   # the GIC on: timer and upcall PPIs
+        return [*store64(0x080A_0014, 0), *store64(0x080B_0080, 0xFFFF_FFFF),
+                *store64(0x080B_0100, 1 << 27 | 1 << 30 | 1 << 31), *mov64(1, 0xFF), msr(ICC_PMR, 1),
+                *mov64(1, 1), msr(ICC_IGRPEN1, 1), ISB]
+    if k == 2:
+        return [WFI]
+    if k == 3:                                                   # SYS_WRITE {handle, buf, len}
+        return [*store64(ARGS, rng.choice([1, 2, 3])), *store64(ARGS + 8, wild_ptr(rng)),
+                *store64(ARGS + 16, wild(rng)), *mov64(1, ARGS), movz(0, 0x05), HLT]
+    if k == 4:                                                   # SYS_WRITE0 / SYS_ELAPSED
+        return [*mov64(1, rng.choice([wild_ptr(rng), ARGS])), movz(0, rng.choice([0x04, 0x30])), HLT]
+    if k == 5:                                                   # vcpu_op: periodic / single-shot / stop
+        cmd = rng.choice([6, 7, 8, 9])
+        return [*store64(ARGS, wild(rng)), *mov64(0, cmd), *mov64(1, rng.choice([0, 0, 1, wild(rng)])),
+                *mov64(2, rng.choice([ARGS, wild_ptr(rng)])), *mov64(16, XEN_VCPU_OP), HVC_XEN]
+    if k == 6:                                                   # sched_op: block / poll / watchdog
+        cmd = rng.choice([1, 1, 3, 6])
+        block = {3: [*store64(ARGS, ARGS + 0x40), *store64(ARGS + 8, 1), *store64(ARGS + 16, wild(rng)),
+                     *store64(ARGS + 0x40, rng.randrange(8))],
+                 6: [*store64(ARGS, rng.randrange(3) | rng.getrandbits(32) << 32)]}.get(cmd, [])
+        return [*block, *mov64(0, cmd), *mov64(1, ARGS), *mov64(16, XEN_SCHED_OP), HVC_XEN]
+    if k == 7:                                                   # console_io write
+        return [*mov64(0, 0), *mov64(1, wild(rng)), *mov64(2, wild_ptr(rng)), *mov64(16, XEN_CONSOLE_IO),
+                HVC_XEN]
+    return [*mov64(0, 0xC5000021), 0xD4000002]                  # PV_TIME_ST (stolen time starts)
+
+
+def test_hostile_guests(tmp_path, worker):
+    rng = random.Random(0x5EED_0013)
+    vm = tmp_path / "pv.toml"
+    vm.write_text("[pvtime]\nipa = 0x47000000\nstolen_ns_per_ms = 100000\n")
+    seen: dict[str, int] = {}
+    for i in range(N_HOSTILE_CASES):
+        body = [w for _ in range(rng.choice([2, 4, 8, 16])) for w in hostile_action(rng)]
+        if rng.random() < 0.5:
+            body.append(WFI)                                     # most cases end up waiting
+        path = tmp_path / f"h{i:03d}.elf"
+        path.write_bytes(random_guest(rng, ("exit", "skip")[i % 2], 0, body=body))
+        options = {"xen": True, "max_output": "1M", **({"vm": str(vm)} if i % 4 < 2 else {})}
+        res = worker.run(str(path), options=options)
+        known = known_bug(res)
+        outcome = f"known bug: {known}" if known else check_outcome(res, f"hostile case {i} ({path})")
+        seen[outcome] = seen.get(outcome, 0) + 1
+        path.unlink()
+    # the cases reach the outcomes they are meant to: waits nothing can end, and guests that go on
+    assert seen.get("104", 0) > 0 and seen.get("exit", 0) + seen.get("103", 0) > 0, seen
+    print("hostile-guest outcomes:", dict(sorted(seen.items())))

@@ -147,7 +147,8 @@ def evtchn_expected(domid: int, vpmu: str) -> dict:
         singleshot=0, singleshot_fired=1, singleshot_on_time=1, singleshot_past=0,
         singleshot_past_immediate=1, stop_singleshot=0, after_stop_fired_at_second=1,
         singleshot_vcpu1=-2, periodic_too_short=EINVAL, periodic=0, stop_periodic=0,
-        periodic_gap_ok=1, after_stop_periodic_upcalls=1,
+        periodic_gap_ok=1, periodic_blocked_woken_by_singleshot=1, periodic_after_block_gap_ok=1,
+        after_stop_periodic_upcalls=1,
         block=0, block_woken_by_timer=1, block_unmasked_irqs=1, block_slept=1,
         # vcpu_op, vm_assist
         is_up0=1, is_up1=-2, send_nmi=EINVAL, initialise=EINVAL, register_runstate=0,
@@ -187,7 +188,7 @@ def evtchn_expected(domid: int, vpmu: str) -> dict:
         console_write=0 if dom0 else EPERM,
         xenpmu_mode_get=EOPNOTSUPP if vpmu == "off" else (0 if dom0 else EPERM),
         hvc_imm1_exceptions=1, hvc_imm1_esr=0x2000000,          # UNDEFINED, EC 0, IL
-        upcalls=17, upcalls_empty=0, failures=0)
+        upcalls=19, upcalls_empty=0, failures=0)
     if dom0:
         e.update(status_console=0, status_console_fields="4,0,0x2,0xaaaaaaaa", close_console=0,
                  rebind_console=2)
@@ -203,13 +204,13 @@ def test_evtchn_and_companion_hypercalls(vpmu_run, domid, vpmu):
     kv = r.kv()
     assert set(kv) - set(expected) == {"dt_version_matches_xenver"}   # (its own test below)
     assert ("console_io hello\n" in r.output) == (domid == 0)
-    # trace: ten VIRQ_TIMER upcalls, three on the IPI port, three on the interdomain pair, one
+    # trace: twelve VIRQ_TIMER upcalls, three on the IPI port, three on the interdomain pair, one
     # on port 65; the line is lowered once after each
     ipi, local = int(kv["rebind_ipi"]), int(kv["bind_interdomain"])
     remote = int(kv["status_interdomain_fields"].split(",")[3], 16)      # the peer's port
     rising = Counter((u["port"], u["virq"]) for u in records(r, "xen_upcall", level=True))
-    assert rising == {(1, 0): 10, (ipi, None): 3, (local, None): 2, (remote, None): 1, (65, None): 1}
-    assert len(records(r, "xen_upcall", level=False)) == 17 == len(records(r, "irq", intid=31))
+    assert rising == {(1, 0): 12, (ipi, None): 3, (local, None): 2, (remote, None): 1, (65, None): 1}
+    assert len(records(r, "xen_upcall", level=False)) == 19 == len(records(r, "irq", intid=31))
     unknown = records(r, "hypercall", name=None)
     assert sorted(h["nr"] for h in unknown) == [0, 13, 39, 41, 99, 0xFFFF, (1 << 32) | 17]
     assert {(h["result"], h["errno"]) for h in unknown} == {(-38, "ENOSYS")}

@@ -237,8 +237,17 @@ def test_console_io():
     msg = b"hello from dom0 " * 20
     env.put(SCRATCH, msg)
     assert g.hc(A.HYPERVISOR_console_io, A.CONSOLEIO_write, len(msg), SCRATCH) == 0
-    assert b"".join(out) == msg and all(len(c) <= 127 for c in out)
+    assert b"".join(out) == msg
     assert g.hc(A.HYPERVISOR_console_io, A.CONSOLEIO_write, 8, HOLE_VA) == -EFAULT
+    # Xen copies 127 bytes at a time: the chunks before the one that faults are written
+    out.clear()
+    start = HOLE_VA - 1000                                   # 7 whole chunks (889 bytes) before the hole
+    env.put(start, bytes(range(256)) * 4)
+    assert g.hc(A.HYPERVISOR_console_io, A.CONSOLEIO_write, 5000, start) == -EFAULT
+    assert b"".join(out) == (bytes(range(256)) * 4)[:7 * 127]
+    out.clear()
+    assert g.hc(A.HYPERVISOR_console_io, A.CONSOLEIO_write, 300, (1 << 64) - 100) == -EFAULT
+    assert out == []
     assert g.hc(A.HYPERVISOR_console_io, A.CONSOLEIO_read, 8, SCRATCH) == 0
     assert g.hc(A.HYPERVISOR_console_io, 7, 0, 0) == -ENOSYS
     fe, env, g = make(domid=DOMU)

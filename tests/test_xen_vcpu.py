@@ -162,6 +162,33 @@ def test_periodic_timer_delivers_virq_timer():
     assert env.timers == {}
 
 
+def test_periodic_timer_stops_while_the_vcpu_is_blocked():
+    """Xen stops the periodic timer of a vCPU it deschedules (sched_context_switch) and on
+    resume sends VIRQ_TIMER if a period passed, the phase restarting then; a vCPU that is not
+    running here keeps its timer on the period's grid and catches up in one step."""
+    fe, env, g, port = timer_setup(nr_vcpus=2)
+    rc, port1 = g.bind_virq(A.VIRQ_TIMER, 1)
+    assert rc == 0 and port1 != port
+    t0 = env.now
+    env.put(SCRATCH, struct.pack("<Q", 1_000_000))
+    assert vop(g, A.VCPUOP_set_periodic_timer) == 0
+    assert vop(g, A.VCPUOP_set_periodic_timer, vcpu=1) == 0
+    fe.on_sleep(True)                                           # vCPU 0 waits (WFI, SCHEDOP_block)
+    assert env.timers == {}                                     # nothing left that re-arms itself
+    assert "periodic timer of vCPU 0 does not run while the vCPU is blocked" in fe.sleep_note()
+    env.now = t0 + 3_500_000
+    fe.on_sleep(False)
+    assert g.pending(port) and g.pending(port1)
+    assert env.timers == {"xen:periodic:0": t0 + 4_500_000, "xen:periodic:1": t0 + 4_000_000}
+    # too early for another period: the timers stay where they were
+    fe.on_sleep(True)
+    env.now = t0 + 3_900_000
+    fe.on_sleep(False)
+    assert env.timers == {"xen:periodic:0": t0 + 4_500_000, "xen:periodic:1": t0 + 4_000_000}
+    assert vop(g, A.VCPUOP_stop_periodic_timer, arg=0) == 0
+    assert fe.sleep_note() == ""
+
+
 def test_periodic_timer_on_other_vcpu_allowed():
     fe, env, g, port = timer_setup(nr_vcpus=2)
     env.put(SCRATCH, struct.pack("<Q", 2_000_000))

@@ -17,6 +17,9 @@ from .options import RunOptions
 SOURCE_GUEST, SOURCE_RUNNER = "guest", "runner"     # who chose a run's exit status
 
 
+CAPTURE_MAX = 16 << 20              # RunResult.output keeps this many bytes of the guest's output
+
+
 class RunResult:
     """The outcome of one run.
 
@@ -31,6 +34,8 @@ class RunResult:
       pmuserenr, pmccntr, pmccfiltr, evcntr[list], evtyper[list], n, pmceid0/1);
     - ``trace``: the trace records (dicts), as in ``--trace`` (up to its ``trace_limit``);
       ``trace_error``: a write error of the ``--trace`` file (the run itself completed);
+    - ``output_dropped``: bytes of output beyond CAPTURE_MAX, not in ``output`` (whose text
+      then ends with a "[vpmu: output truncated ...]" line);
     - ``stats``: how the run was counted (blocks counted deferred, flushes; not in the trace);
     - ``observed``: the observer counters of ``config.observe`` (vpmu stat), in order;
     - ``guest_ns``: guest time at the end (cycles + WFI idle, 1 GHz clock).
@@ -39,7 +44,8 @@ class RunResult:
     def __init__(self, exit_status: int, output: Union[bytes, bytearray, str] = b"", reason: str = "",
                  icount: int = 0, cycles: int = 0, pmu: Optional[dict] = None, trace: Optional[list] = None,
                  error: Optional[str] = None, stats: Optional[dict] = None, source: Optional[str] = None,
-                 trace_error: Optional[str] = None, observed: Optional[list] = None, guest_ns: int = 0):
+                 trace_error: Optional[str] = None, observed: Optional[list] = None, guest_ns: int = 0,
+                 output_dropped: int = 0):
         self.exit_status = exit_status
         self._text: Optional[str] = output if isinstance(output, str) else None
         self.output_bytes = output.encode("utf-8", "surrogateescape") if isinstance(output, str) else bytes(output)
@@ -51,11 +57,15 @@ class RunResult:
         self.source = source or (SOURCE_RUNNER if error is not None else SOURCE_GUEST)
         self.observed = [] if observed is None else observed
         self.guest_ns = guest_ns
+        self.output_dropped = output_dropped
 
     @property
     def output(self) -> str:
         if self._text is None:
             self._text = self.output_bytes.decode("utf-8", "replace")
+            if self.output_dropped:
+                self._text += (f"\n[vpmu: output truncated after {len(self.output_bytes)} bytes; "
+                               f"{self.output_dropped} more not captured]\n")
         return self._text
 
     def __repr__(self) -> str:
@@ -93,12 +103,12 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
     from .pmu import layout as L
     from .trace import TraceWriter
 
-    out = bytearray()                   # compact: one byte per byte the guest wrote
-    sink = out.extend if capture else None
+    out = _Capture(CAPTURE_MAX)                 # the first CAPTURE_MAX bytes, and a count of the rest
+    sink = out if capture else None
     m = None
     trace = None
     try:
-        img = open_image(os.fspath(image)) if isinstance(image, (str, os.PathLike)) else image
+        img = open_image(os.fspath(image), config.memory) if isinstance(image, (str, os.PathLike)) else image
         trace = TraceWriter(config.trace_path, keep=keep_trace, limit=config.trace_limit)
         if config.xen and xen_factory is None:
             from .xen import make_frontend as xen_factory    # the Xen package builds on the board
@@ -114,11 +124,27 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
             m.close()
         if trace is not None:
             trace.close()                # a no-op after the machine's final record
-    return RunResult(exit_status=status, output=out, reason=reason,
+    return RunResult(exit_status=status, output=out.buf, output_dropped=out.dropped, reason=reason,
                      icount=int(m.A[L.ICOUNT]) if m else 0, cycles=int(m.A[L.CYCLES]) if m else 0,
                      pmu=m.pmu_state() if m else {}, trace=m.trace.records if m else [], error=error,
                      stats=m.stats() if m else {}, trace_error=trace.write_error if trace else None,
                      observed=m.observed() if m else [], guest_ns=m.now_ns() if m else 0)
+
+
+class _Capture:
+    """The guest's output in memory: the first ``limit`` bytes, and a count of the rest (the
+    run's own budget, ``--max-output``, may be far larger)."""
+
+    def __init__(self, limit: int):
+        self.buf = bytearray()
+        self.limit = limit
+        self.dropped = 0
+
+    def __call__(self, data: bytes) -> None:
+        room = self.limit - len(self.buf)
+        if room > 0:
+            self.buf += data[:room]
+        self.dropped += max(len(data) - max(room, 0), 0)
 
 
 def run(elf: Union[str, "os.PathLike[str]"], **options) -> RunResult:

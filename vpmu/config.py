@@ -37,6 +37,7 @@ def has_64bit_event_counters(pmuver: int) -> bool:
 # RAM at 0x4000_0000 (QEMU virt): the default size, and the sizes a run accepts (Unicorn maps
 # the RAM in one piece; the board's map leaves room for 4 GiB below 0x1_4000_0000).
 DEFAULT_MEMORY = 128 << 20
+DEFAULT_MAX_OUTPUT = 1 << 30            # bytes of guest console output a run may write (--max-output)
 MEMORY_MIN = 1 << 20
 MEMORY_MAX = 4 << 30
 
@@ -182,6 +183,7 @@ class MachineConfig:
     cycles: CycleModel = field(default_factory=CycleModel)
     cache: CacheModel = field(default_factory=CacheModel)
     max_insns: Optional[int] = None
+    max_output: int = DEFAULT_MAX_OUTPUT    # console output (UART, semihosting, Xen console) before stopping
     trace_path: Optional[str] = None
     trace_pmu_regs: bool = False
     trace_sample: int = 0                   # record all counters every N instructions (0 = off)
@@ -190,6 +192,7 @@ class MachineConfig:
     append: Optional[str] = None            # /chosen/bootargs
     dtb_path: Optional[str] = None          # replace the generated device tree
     initrd_path: Optional[str] = None       # initial RAM disk (QEMU -initrd), Linux boots only
+    semihosting: bool = True                # HLT #0xF000 from EL1 is a semihosting call (else UNDEFINED)
     # Xen frontend
     xen: bool = False
     xen_domid: int = 0

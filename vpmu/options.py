@@ -193,6 +193,10 @@ class RunOptions:
         None, group="board", metavar="FILE",
         help="initial RAM disk, loaded as QEMU's -initrd (Image/flat kernels: at RAM + min(RAM/2, 128M) or "
              "after the kernel) and named by /chosen/linux,initrd-start/end")
+    no_semihosting: bool = _option(
+        False, group="board",
+        help="no Arm semihosting: HLT #0xF000 is an Undefined Instruction, as on QEMU without -semihosting "
+             "(default: on at EL1; it reaches the console and the run's exit, never host files)")
     # -- Xen
     xen: bool = _option(False, group="Xen", help="enable the Xen hypercall frontend (HVC #0xEA1)")
     xen_domid: int = _option(
@@ -201,6 +205,10 @@ class RunOptions:
     # -- run control
     max_insns: Optional[int] = _option(
         None, group="run control", metavar="N", parse=parse_int, help="stop after N instructions (error)")
+    max_output: Optional[int] = _option(
+        None, group="run control", metavar="SIZE", parse=parse_size,
+        help="stop (status 103) when the guest writes more than SIZE bytes of console output: UART, "
+             "semihosting, Xen console (default 1G)")
     trace: Optional[str] = _option(None, group="run control", metavar="FILE", help="write a JSON Lines trace")
     trace_pmu_regs: bool = _option(
         False, group="run control", help="also trace every PMU register access")
@@ -268,6 +276,7 @@ class RunOptions:
                              "0x7ff0 and up are reserved ids such as DOMID_SELF)")
         put("append", _append(self.append))
         put("trace_limit", _trace_limit(self.trace_limit))
+        put("max_output", _max_output(self.max_output))
         put("trace", None if self.trace is None else os.fspath(self.trace))
         put("dtb", None if self.dtb is None else os.fspath(self.dtb))
         put("initrd", None if self.initrd is None else os.fspath(self.initrd))
@@ -314,8 +323,11 @@ class RunOptions:
         cfg.cycles = self.cycles or CycleModel()
         cfg.cache = self.cache or CacheModel()
         cfg.append, cfg.dtb_path, cfg.initrd_path = self.append, self.dtb, self.initrd
+        cfg.semihosting = not self.no_semihosting
         cfg.xen, cfg.xen_domid, cfg.xen_vpmu = self.xen, self.xen_domid, self.xen_vpmu
         cfg.max_insns, cfg.trace_path = self.max_insns, self.trace
+        if self.max_output is not None:
+            cfg.max_output = self.max_output
         cfg.trace_pmu_regs, cfg.trace_sample = self.trace_pmu_regs, self.trace_sample
         cfg.trace_limit = self.trace_limit
         cfg.defer = not self.eager
@@ -390,6 +402,21 @@ def _trace_limit(value: Any) -> TraceLimit:
             raise UsageError(f"--trace-limit: {e}") from None
     raise UsageError(f"--trace-limit must be a number of records, a size such as '64MiB' or a TraceLimit, "
                      f"not {value!r}")
+
+
+def _max_output(value: Union[int, str, None]) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = parse_size(value)
+        except ValueError as e:
+            raise UsageError(f"--max-output: {e}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"--max-output must be a size, not {value!r}")
+    if value < 1:
+        raise UsageError(f"--max-output must be at least 1 byte (got {value})")
+    return value
 
 
 def _memory(value: Union[int, str, None]) -> Optional[int]:

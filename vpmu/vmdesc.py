@@ -57,8 +57,11 @@ from . import kvm
 from .config import DEFAULT_MEMORY, DEFAULT_PMU_IRQ, PMU_VERSIONS, MachineConfig
 from .errors import UsageError
 from .filter import parse_filter
+from .hostfile import read_regular
 from .sizes import parse_size
 from .kvm import KvmAttrError  # noqa: F401  (re-exported: failures of a description)
+
+VM_FILE_MAX = 1 << 20           # a description is a few hundred bytes; refuse anything this large
 
 
 class VmDescError(UsageError, ValueError):
@@ -334,9 +337,10 @@ def loads(text: str, source: str = "<string>") -> MachineConfig:
 def parse_file(path) -> VmDesc:
     """Read and parse a description file (no KVM calls)."""
     p = Path(path)
+    raw = read_regular(str(p), "the VM description", VM_FILE_MAX, "a VM description may have", VmDescError)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise VmDescError(f"{p}: cannot read: {e}") from None
     return parse(text, str(p))
 

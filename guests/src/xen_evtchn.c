@@ -5,7 +5,8 @@
  * spurious upcall); the upcall handler is the 2-level scan of xen_hcall.h.  Covered:
  * bind_virq rules and port numbering, send/status/close/unmask, a masked port (no upcall
  * until unmask; close clears pending but not the mask), VIRQ_TIMER from the single-shot and
- * periodic vCPU timers (waiting in WFI, and once in SCHEDOP_block, which unmasks IRQs),
+ * periodic vCPU timers (waiting in WFI, and once in SCHEDOP_block, which unmasks IRQs; the periodic
+ * timer only while the vCPU runs, as Xen stops it for a blocked vCPU),
  * vcpu_op (is_up, runstate, vcpu_info argument checks), vm_assist, xen_version, hvm_op params,
  * grant-table queries, memory_op, console_io, unknown hypercall numbers, and HVC from EL0 and
  * with a foreign immediate, and the device tree's /hypervisor node against the hypercalls.  Ends with SCHEDOP_shutdown (poweroff, or crash on a failure).
@@ -74,6 +75,15 @@ static void wait_for(volatile u64 *counter, u64 target)
         irq_disable();
     }
     irq_enable();
+}
+
+/* the same with IRQs on and without WFI: a vCPU blocked in WFI is descheduled, and Xen stops
+ * its periodic timer then (sched/core.c sched_context_switch) */
+static void spin_for(volatile u64 *counter, u64 target)
+{
+    irq_enable();
+    while (*counter < target)
+        barrier();
 }
 
 static int pending(u32 port) { return (SH->evtchn_pending[port / 64] >> (port % 64)) & 1; }
@@ -262,12 +272,11 @@ static void timers(void)
     kv_u64("after_stop_fired_at_second", fire_ns[n0] >= deadline);
     kv_rc("singleshot_vcpu1", HYPERVISOR_vcpu_op(VCPUOP_set_singleshot_timer, 1, scratch_page));
 
-    /* periodic 1 ms: five upcalls one period apart */
+    /* periodic 1 ms: five upcalls one period apart (while the vCPU runs) */
     kv_rc("periodic_too_short", periodic(MS - 1));
     n0 = timer_n;
     kv_rc("periodic", periodic(MS));
-    wait_for(&timer_n, n0 + 5);
-    kv_rc("stop_periodic", HYPERVISOR_vcpu_op(VCPUOP_stop_periodic_timer, 0, 0));
+    spin_for(&timer_n, n0 + 5);
     u64 lo = ~0UL, hi = 0;
     for (u64 i = n0 + 1; i < n0 + 5; i++) {
         u64 g = fire_ns[i] - fire_ns[i - 1];
@@ -275,6 +284,18 @@ static void timers(void)
         if (g > hi) hi = g;
     }
     kv_u64("periodic_gap_ok", lo >= MS - 16 && hi <= MS + 16);
+    /* blocked in WFI the periodic timer stops: a 3.5 ms single-shot is the first upcall
+     * (not the next periodic tick); on resume a period has passed, so VIRQ_TIMER (already
+     * pending: the same upcall) and the phase restarts then: the next tick 1 ms after it */
+    n0 = timer_n;
+    u64 t0 = xen_now_ns();
+    singleshot(t0 + 3 * MS + MS / 2);
+    wait_for(&timer_n, n0 + 1);
+    kv_u64("periodic_blocked_woken_by_singleshot", fire_ns[n0] >= t0 + 3 * MS + MS / 2);
+    spin_for(&timer_n, n0 + 2);
+    u64 gap = fire_ns[n0 + 1] - fire_ns[n0];
+    kv_u64("periodic_after_block_gap_ok", gap >= MS - 16 && gap <= MS + 2000);
+    kv_rc("stop_periodic", HYPERVISOR_vcpu_op(VCPUOP_stop_periodic_timer, 0, 0));
     /* stopped: a 3 ms single-shot is the only upcall that follows */
     n0 = timer_n;
     singleshot(xen_now_ns() + 3 * MS);

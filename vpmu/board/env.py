@@ -119,5 +119,12 @@ class Frontend(Protocol):
     def on_timer(self, name: str) -> None:
         """A timer armed through GuestEnv.set_timer expired."""
 
+    def on_sleep(self, sleeping: bool) -> None:
+        """The vCPU starts waiting (WFI, a blocking call) or runs again (``timers.Sleeper``):
+        timers that run only with the vCPU stop and catch up."""
+
+    def sleep_note(self) -> str:
+        """Why a timer stopped while the vCPU waits cannot end the wait ('' if none)."""
+
     def sync_upcall_line(self) -> None:
         """The guest EOIs or deactivates the event-channel PPI: re-sample its level."""

@@ -29,11 +29,12 @@ from .env import InterruptedContext
 class ExceptionModel:
     def __init__(self, uc, A, N, gic, mem, trace, guard, sync: Callable[[], None],
                  smc: Callable[[int], None], hvc: dict[int, Callable[[int], None]],
-                 semihosting: Callable[[int], None], debug):
+                 semihosting: Optional[Callable[[int], None]], debug):
         """``sync()`` brings the counts and the trace up to date before an exception is taken;
         ``smc(pc)``, ``hvc[imm](pc)`` and ``semihosting(pc)`` answer the service calls made
-        from EL1 by the instruction at pc (HVC immediates without a handler are UNDEFINED);
-        ``debug`` is the debug unit (whether software step is active)."""
+        from EL1 by the instruction at pc (HVC immediates without a handler are UNDEFINED, and
+        so is HLT #0xF000 when ``semihosting`` is None: ``--no-semihosting``); ``debug`` is the
+        debug unit (whether software step is active)."""
         self.uc, self.A, self.N, self.gic, self.mem, self.trace, self.guard = uc, A, N, gic, mem, trace, guard
         self.sync = sync
         self.smc, self.hvc, self.semihosting = smc, hvc, semihosting
@@ -153,7 +154,8 @@ class ExceptionModel:
             self.take_sync("software_step", syn, pc, None)
             return
         word = self.mem.insn_word(pc)
-        # HVC is UNDEFINED at EL0, and semihosting from EL0 is off (as QEMU's default)
+        # HVC is UNDEFINED at EL0, and semihosting from EL0 is off (as QEMU's default); HLT is
+        # UNDEFINED without semihosting (QEMU without -semihosting: no halting debug at EL1)
         if intno == X.EXCP_UDEF and word is not None and el >= 1:
             if (word & X.HVC_MASK) == X.HVC:             # HVC #imm (no EL2 in QEMU: UNDEFINED)
                 call = self.hvc.get(X.hvc_imm(word))
@@ -162,7 +164,7 @@ class ExceptionModel:
                     call(pc)
                     self.debug.service_call_completed()
                     return
-            if word == X.HLT_SEMIHOSTING:
+            if word == X.HLT_SEMIHOSTING and self.semihosting is not None:
                 self.N.end_block_at(pc, True)
                 self.semihosting(pc)
                 return

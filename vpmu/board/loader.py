@@ -13,11 +13,17 @@ RAM (x0 = device tree, x1..x3 = 0, x4 = entry).  An initial RAM disk (``--initrd
 byte to initrd_start = page_align(max(RAM + min(RAM/2, 128 MiB), kernel end)), the tree to
 align_up(initrd_start + initrd size, 2 MiB) (hw/arm/boot.c ``arm_setup_direct_kernel_boot``).
 
+The file (and the initrd) must be a regular file (``vpmu.hostfile``).  An ELF is parsed from the file (its
+headers, then each segment's bytes: a large file of debug information costs nothing), a
+segment's bytes must fit the RAM, and PT_LOAD segments must not overlap (QEMU refuses
+overlapping ROM regions: hw/core/loader.c ``rom_check_and_register_reset``).  An Image or a
+flat binary is read whole and must not be larger than the RAM.  RAM starts zero-filled, so
+the zero-filled tail of a segment (p_memsz beyond p_filesz) costs no writes.
+
 Every problem is an :class:`~vpmu.errors.ImageError` with a one-line reason.
 """
 from __future__ import annotations
 
-import io
 import os
 import struct
 from dataclasses import dataclass, field
@@ -25,7 +31,10 @@ from dataclasses import dataclass, field
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from ..config import MEMORY_MAX
 from ..errors import ImageError, UsageError
+from ..hostfile import open_regular, read_regular
+from ..sizes import format_size
 from .memmap import RAM_BASE
 
 EM_AARCH64 = 183
@@ -43,7 +52,6 @@ BOOT_STUB = (0x580000C0, 0xAA1F03E1, 0xAA1F03E2, 0xAA1F03E3, 0x58000084, 0xD61F0
 @dataclass
 class Image:
     path: str
-    data: bytes
     kind: str                        # "elf" | "image" | "flat"
     name: str = ""
     segments: list = field(default_factory=list)     # (paddr, bytes, memsz)
@@ -57,15 +65,15 @@ class Image:
     def load(self, machine) -> int:
         ram_lo, ram_hi = machine.ram_base, machine.ram_base + machine.ram_size
         for paddr, blob, memsz in self.segments:
-            if paddr < ram_lo or paddr + memsz > ram_hi:
-                raise ImageError(f"{self.name}: segment [{paddr:#x}, {paddr + memsz:#x}) is outside RAM "
+            end = paddr + max(memsz, len(blob))
+            if paddr < ram_lo or end > ram_hi:
+                raise ImageError(f"{self.name}: segment [{paddr:#x}, {end:#x}) is outside RAM "
                                  f"[{ram_lo:#x}, {ram_hi:#x})")
         if not (ram_lo <= self.entry < ram_hi):
             raise ImageError(f"{self.name}: entry point {self.entry:#x} is outside RAM [{ram_lo:#x}, {ram_hi:#x})")
-        for paddr, blob, memsz in self.segments:
-            machine.uc.mem_write(paddr, blob)
-            if memsz > len(blob):
-                machine.uc.mem_write(paddr + len(blob), bytes(memsz - len(blob)))
+        for paddr, blob, _memsz in self.segments:     # the rest of memsz: RAM is zero already
+            if blob:
+                machine.uc.mem_write(paddr, blob)
         self.end = max((p + m for p, _, m in self.segments), default=ram_lo)
         self.initrd = self.dtb_addr = None      # this load's (an Image may be run again)
         return self.entry
@@ -83,7 +91,7 @@ class Image:
         if not self.linux_boot:
             raise UsageError(f"--initrd needs a Linux Image or a flat binary: {self.name} is an ELF, "
                              f"and QEMU loads no initrd with an ELF kernel")
-        data = read_initrd(path)
+        data = read_initrd(path, machine.ram_size)
         ram_lo, ram_hi = machine.ram_base, machine.ram_base + machine.ram_size
         start = self.initrd_start(ram_lo, machine.ram_size)
         if start >= ram_hi:
@@ -120,31 +128,38 @@ class Image:
         return ram_lo
 
 
-def open_image(path: str) -> Image:
+def open_image(path: str, ram_size: int = MEMORY_MAX) -> Image:
+    """The image at ``path`` for a board with ``ram_size`` bytes of RAM (see the module
+    docstring); raises ImageError."""
     name = os.path.basename(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ImageError(f"{path}: cannot read ({e.strerror})") from None
+    f, size = open_regular(path, "the guest image", 1 << 63, "", ImageError)
+    with f:
+        try:
+            head = f.read(64)
+            if head[:4] == b"\x7fELF":
+                return _elf(path, name, f, ram_size)
+            if size > ram_size:
+                raise ImageError(f"{path}: the guest image is {format_size(size)}, more than the "
+                                 f"{format_size(ram_size)} of RAM (--memory) it must fit in")
+            f.seek(0)
+            data = f.read(size + 1)
+        except OSError as e:
+            raise ImageError(f"{path}: cannot read the guest image ({e.strerror})") from None
     if not data:
         raise ImageError(f"{path}: empty file")
-    if data[:4] == b"\x7fELF":
-        return _elf(path, name, data)
+    if len(data) > ram_size:                          # it grew after the size check
+        raise ImageError(f"{path}: the guest image is larger than the {format_size(ram_size)} of RAM")
     if len(data) >= 64 and struct.unpack_from("<I", data, 56)[0] == IMAGE_MAGIC:
         return _linux_image(path, name, data)
     return _flat(path, name, data)
 
 
-def read_initrd(path: str) -> bytes:
-    """The initrd file's bytes (loaded as they are: the kernel unpacks a gzip'd cpio itself).
-    QEMU would also take a U-Boot legacy ramdisk image and strip its header; vpmu refuses one
-    rather than load the header into the initrd."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ImageError(f"{path}: cannot read the initrd ({e.strerror})") from None
+def read_initrd(path: str, ram_size: int = MEMORY_MAX) -> bytes:
+    """The initrd file's bytes (loaded as they are: the kernel unpacks a gzip'd cpio itself):
+    a regular file no larger than the RAM (``vpmu.hostfile``).  QEMU would also take a U-Boot
+    legacy ramdisk image and strip its header; vpmu refuses one rather than load the header
+    into the initrd."""
+    data = read_regular(path, "the initrd", ram_size, "of RAM (--memory) it must fit in", ImageError)
     if not data:
         raise ImageError(f"{path}: the initrd is an empty file")
     if data[:4] == UIMAGE_MAGIC:
@@ -152,20 +167,26 @@ def read_initrd(path: str) -> bytes:
     return data
 
 
-def _elf(path: str, name: str, data: bytes) -> Image:
+def _elf(path: str, name: str, f, ram_size: int) -> Image:
     try:
-        elf = ELFFile(io.BytesIO(data))
+        elf = ELFFile(f)
         if elf.elfclass != 64 or not elf.little_endian:
             raise ImageError(f"{path}: not a 64-bit little-endian ELF (class {elf.elfclass})")
         if elf["e_machine"] not in ("EM_AARCH64", EM_AARCH64):
             raise ImageError(f"{path}: not an AArch64 ELF (machine {elf['e_machine']})")
         segs = []
         entry = elf["e_entry"]
+        total = 0
         for s in elf.iter_segments():
             if s["p_type"] != "PT_LOAD" or s["p_memsz"] == 0:
                 continue
+            filesz = s["p_filesz"]
+            total += filesz
+            if total > ram_size:                  # before reading it: the bytes must fit the RAM
+                raise ImageError(f"{path}: the loadable segments hold more than the {format_size(ram_size)} "
+                                 f"of RAM (--memory) (segment at offset {s['p_offset']:#x}: {filesz:#x} bytes)")
             blob = s.data()
-            if len(blob) != s["p_filesz"]:
+            if len(blob) != filesz:
                 raise ImageError(f"{path}: truncated segment at offset {s['p_offset']:#x}")
             segs.append((s["p_paddr"], blob, s["p_memsz"]))
             if (s["p_flags"] & 1) and s["p_vaddr"] != s["p_paddr"] and \
@@ -173,11 +194,24 @@ def _elf(path: str, name: str, data: bytes) -> Image:
                 entry = elf["e_entry"] - s["p_vaddr"] + s["p_paddr"]   # QEMU rebases to the LMA
         if not segs:
             raise ImageError(f"{path}: no loadable segments")
-        return Image(path, data, "elf", name, segs, entry)
+        _check_overlap(path, segs)
+        return Image(path, "elf", name, segs, entry)
     except ImageError:
         raise
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read the guest image ({e.strerror})") from None
     except (ELFError, struct.error, ValueError, KeyError, IndexError, OverflowError, MemoryError) as e:
         raise ImageError(f"{path}: malformed ELF ({e})") from None
+
+
+def _check_overlap(path: str, segs: list) -> None:
+    """PT_LOAD segments [p_paddr, p_paddr + p_memsz) must be disjoint (QEMU: "rom: requested
+    regions overlap")."""
+    spans = sorted((p, p + max(m, len(b))) for p, b, m in segs)
+    for (lo0, hi0), (lo1, _hi1) in zip(spans, spans[1:]):
+        if lo1 < hi0:
+            raise ImageError(f"{path}: loadable segments overlap ([{lo0:#x}, {hi0:#x}) and one at {lo1:#x}); "
+                             f"QEMU refuses overlapping segments too")
 
 
 def _linux_image(path: str, name: str, data: bytes) -> Image:
@@ -190,11 +224,11 @@ def _linux_image(path: str, name: str, data: bytes) -> Image:
         offset = text_offset + (MIB2 if text_offset < BOOTLOADER_MAX_SIZE else 0)
     load = RAM_BASE + offset
     memsz = max(image_size, len(data))
-    return Image(path, data, "image", name, [(load, data, memsz)], load, linux_boot=True,
+    return Image(path, "image", name, [(load, data, memsz)], load, linux_boot=True,
                  kernel_size=image_size or len(data))
 
 
 def _flat(path: str, name: str, data: bytes) -> Image:
     load = RAM_BASE + KERNEL_LOAD_OFFSET
-    return Image(path, data, "flat", name, [(load, data, len(data))], load, linux_boot=True,
+    return Image(path, "flat", name, [(load, data, len(data))], load, linux_boot=True,
                  kernel_size=len(data))

@@ -32,6 +32,7 @@ from unicorn import unicorn_const as UC
 
 from .. import errors, native
 from ..config import XEN_EVTCHN_PPI, MachineConfig
+from ..hostfile import read_regular
 from ..pmu import layout as L
 from ..pmu import regs
 from ..trace import SCHEMA_VERSION, TraceWriter
@@ -68,8 +69,14 @@ class Machine:
         """``xen_factory(machine)`` builds the hypervisor frontend when ``cfg.xen`` is set."""
         self.cfg = cfg
         self.image = image
-        self.out = out or (lambda b: (sys.stdout.buffer.write(b), sys.stdout.buffer.flush()))
-        self.err = err or (lambda b: (sys.stderr.buffer.write(b), sys.stderr.buffer.flush()))
+        # the guest's console output (UART, semihosting, Xen console): every byte goes through
+        # _emit, which stops the run once it passes cfg.max_output (a guest can write many GiB
+        # in one call when its MMU maps one page many times)
+        sink_out = out or (lambda b: (sys.stdout.buffer.write(b), sys.stdout.buffer.flush()))
+        sink_err = err or (lambda b: (sys.stderr.buffer.write(b), sys.stderr.buffer.flush()))
+        self.output_left = cfg.max_output
+        self.out: Callable[[bytes], None] = lambda b: self._emit(sink_out, b)
+        self.err: Callable[[bytes], None] = lambda b: self._emit(sink_err, b)
         self.trace = trace or TraceWriter(cfg.trace_path, limit=cfg.trace_limit)
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
@@ -124,10 +131,12 @@ class Machine:
         self.debug = DebugUnit(uc, A, self.N, self.mem, self.guard, self.code, H, self._arena_addr)
         self.semihosting = Semihosting(cfg, uc, self.mem, self.timers, image, self.out, self.err)
         self.smccc = Smccc(cfg, uc, A, self.mem, self.timers, self.trace)
+        self.timers.add_sleeper(self.smccc)
         self.exc = ExceptionModel(uc, A, self.N, self.gic, self.mem, self.trace, self.guard, sync=self._sync,
                                   smc=lambda pc: self.smccc.call(pc, "smc"),
                                   hvc={X.HVC_SMCCC: lambda pc: self.smccc.call(pc, "hvc")},
-                                  semihosting=self.semihosting.call, debug=self.debug)
+                                  semihosting=self.semihosting.call if cfg.semihosting else None,
+                                  debug=self.debug)
         self._hooks.append(native.hook_add(uc, UC.UC_HOOK_INTR, H.intr_hook.address, self._arena_addr))
         # Accesses to nothing: bounded to the addresses around RAM.  Unicorn keeps every store to
         # an address any memory hook covers on its slow path (notdirty_write: a flat-view
@@ -157,6 +166,7 @@ class Machine:
             if xen_factory is None:
                 raise errors.VpmuError("MachineConfig.xen needs a frontend factory (vpmu.api.run_config passes one)")
             self.xen = xen_factory(self)
+            self.timers.add_sleeper(self.xen)
             self.exc.hvc[X.HVC_XEN] = self._hypercall
 
     def _device_tree(self) -> tuple[bytes, int]:
@@ -174,11 +184,8 @@ class Machine:
             blob = D.build_dtb(spec, total_size=D.QEMU_DTB_TOTAL_SIZE)
             return blob, len(blob)
         path = self.cfg.dtb_path
-        try:
-            with open(path, "rb") as f:
-                user = f.read()
-        except OSError as e:
-            raise errors.ImageError(f"{path}: cannot read ({e.strerror})") from None
+        user = read_regular(path, "the device tree", self.ram_size, "of RAM (--memory) it must fit in",
+                            errors.ImageError)
         if user[:4] != DTB_MAGIC:
             raise errors.ImageError(f"{path}: not a device tree blob")
         psci = fdtedit.parse(D.build_dtb(spec)).root.child("psci")
@@ -189,6 +196,19 @@ class Machine:
         except fdtedit.FdtError as e:
             raise errors.ImageError(f"{path}: {e}") from None
         return blob, len(blob)
+
+    def _emit(self, sink: Callable[[bytes], object], data: bytes) -> None:
+        """Guest output to ``sink``, within the run's output budget (``--max-output``)."""
+        left = self.output_left
+        if len(data) <= left:
+            self.output_left = left - len(data)
+            sink(data)
+            return
+        if left:
+            sink(data[:left])
+        self.output_left = 0
+        raise errors.GuestStop(f"output limit reached ({self.cfg.max_output} bytes of guest output, --max-output) "
+                               f"at PC {self.uc.reg_read(R.UC_ARM64_REG_PC):#x}", errors.EXIT_INSN_LIMIT)
 
     def _mmio(self, read, write, before=None):
         """mmio_map's (read_cb, read_ud, write_cb, write_ud) for a device, under the guard."""

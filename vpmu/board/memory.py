@@ -54,6 +54,8 @@ class GuestMemory:
         """Read guest memory at a virtual address (current EL's stage 1), no guest fault."""
         if size == 0:
             return b""
+        if va < 0 or va + size > 1 << 64:
+            raise GuestFault(f"VA range {va:#x} + {size:#x} wraps the address space")
         if not self.mmu_on():
             return self.read_phys(va, size)
         out = bytearray()

@@ -19,6 +19,7 @@ from . import memmap as MM
 from .env import PmuRegs
 
 NONE64 = L.NONE64
+PMSELR_SEL = 0x1F                       # PMSELR_EL0.SEL [4:0]; bits [63:5] RES0
 
 
 class PmuDevice:
@@ -203,24 +204,25 @@ class PmuDevice:
                        evtyper=[int(A[L.TYPER + i]) if i < n else 0 for i in range(31)])
 
     def load(self, r: PmuRegs) -> None:
-        """Replace the architectural registers (validated by the caller); PMCR.P/C reset
-        the counters as a PMCR write would."""
+        """Replace the architectural registers (validated by the caller; ``r`` is not changed);
+        PMCR.P/C reset the counters as a PMCR write would.  Every value is cut to what its
+        register holds: PMSELR_EL0 keeps SEL [4:0] (the rest is RES0), PMCCFILTR and
+        PMEVTYPER<n> the type mask the register writes use."""
         A = self.A
         n = int(A[L.NCNT])
         pmcr = r.pmcr & 0xFF
-        if pmcr & regs.PMCR_C:
-            r.pmccntr = 0
-        if pmcr & regs.PMCR_P:
-            r.evcntr = [0] * 31
+        ccntr = 0 if pmcr & regs.PMCR_C else r.pmccntr & NONE64
+        evcntr = [0] * 31 if pmcr & regs.PMCR_P else r.evcntr
         A[L.PMCR] = (pmcr | regs.PMCR_LC) & ~(regs.PMCR_P | regs.PMCR_C) & (0xFF if int(A[L.PMUVER]) >= 6 else 0x7F)
         vm = self.N.valid_mask()
         A[L.CNTEN], A[L.INTEN], A[L.OVS] = r.pmcntenset & vm, r.pmintenset & vm, r.pmovsset & vm
-        A[L.SELR], A[L.USERENR] = r.pmselr, r.pmuserenr & 0xF
-        A[L.CNT + 31], A[L.TYPER + 31] = r.pmccntr, r.pmccfiltr
+        A[L.SELR], A[L.USERENR] = r.pmselr & PMSELR_SEL, r.pmuserenr & 0xF
+        tm = self.N.typer_mask()                # PMCCFILTR as the MSR path stores it (registers.py)
+        A[L.CNT + 31], A[L.TYPER + 31] = ccntr, r.pmccfiltr & tm
         wm = NONE64 if int(A[L.EVCNT64]) else 0xFFFFFFFF
         for i in range(n):
-            A[L.CNT + i] = r.evcntr[i] & wm
-            A[L.TYPER + i] = r.evtyper[i] & self.N.typer_mask()
+            A[L.CNT + i] = evcntr[i] & wm
+            A[L.TYPER + i] = r.evtyper[i] & tm
         self.N.reconfigure()
         self.N.irq_update()
 

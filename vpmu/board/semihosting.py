@@ -2,7 +2,9 @@
 
 The subset a bare-metal C runtime uses, with QEMU's answers: output to the console
 (handle 1 stdout, 2 stderr), ``:tt`` as the only file, no input, time from the cycle model
-(deterministic: SYS_TIME is 0), and exit with ADP_Stopped_ApplicationExit's status.  The
+(deterministic: SYS_TIME is 0), and exit with ADP_Stopped_ApplicationExit's status.  No
+host file is ever reachable: SYS_OPEN opens nothing but ``:tt``.  Off with
+``--no-semihosting`` (``MachineConfig.semihosting``): HLT #0xF000 is then UNDEFINED.  The
 operation is in w0, the parameter (block) address in x1, the result goes to x0; an
 operation not listed, or a parameter block the guest cannot give us (an untranslatable
 pointer), answers -1.
@@ -29,6 +31,7 @@ SYS_ELAPSED, SYS_TICKFREQ = 0x30, 0x31
 ADP_STOPPED_APPLICATION_EXIT = 0x20026
 STDOUT, STDERR = 1, 2
 STACK_SIZE = 0x10000                      # SYS_HEAPINFO: the stack is the top 64 KiB of RAM
+WRITE_CHUNK = 1 << 16                     # SYS_WRITE streams the guest's buffer in pieces this large
 
 
 class Semihosting:
@@ -72,12 +75,23 @@ class Semihosting:
         self.out(self.mem.read_cstr(arg))
 
     def _write(self, arg: int) -> int:
-        """{handle, buf, len}: 0, or the number of bytes not written (all, on another handle)."""
+        """{handle, buf, len}: 0, or the number of bytes not written (all, on another handle;
+        those from the first one the guest cannot give us, the earlier ones being written).
+        The buffer is streamed in WRITE_CHUNK pieces: its length is the guest's (the MMU can
+        map one page as many GiB), bounded by the output budget (``--max-output``)."""
         h, buf, n = struct.unpack("<QQQ", self.mem.read_virt(arg, 24))
         if h not in (STDOUT, STDERR):
             return n
-        data = self.mem.read_virt(buf, n)
-        (self.out if h == STDOUT else self.err)(data)
+        sink = self.out if h == STDOUT else self.err
+        done = 0
+        while done < n:
+            k = min(n - done, WRITE_CHUNK)
+            try:
+                data = self.mem.read_virt((buf + done) & NONE64, k)
+            except GuestFault:
+                return n - done
+            sink(data)
+            done += k
         return 0
 
     def _open(self, arg: int) -> int:

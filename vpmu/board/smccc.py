@@ -4,7 +4,7 @@ The function id is w0, the first argument x1, the result goes to x0 (Arm DEN0028
 an unknown id answers NOT_SUPPORTED).  One CPU: CPU_ON is NOT_SUPPORTED, AFFINITY_INFO
 says CPU 0 is ON; SYSTEM_OFF, SYSTEM_RESET and CPU_OFF end the run.  PV time (Arm DEN0057A)
 is offered only when the VM description set KVM_ARM_VCPU_PVTIME_IPA; stolen time is
-deterministic (see :meth:`Smccc._pv_time_st`).
+deterministic (see :meth:`Smccc._pv_time_st`) and accrues only while the vCPU runs.
 """
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ class Smccc:
     def __init__(self, cfg, uc, A, mem, timers, trace):
         self.cfg, self.uc, self.A, self.mem, self.timers, self.trace = cfg, uc, A, mem, timers, trace
         self._pv_stolen = 0
+        self._pv_left: int | None = None     # the tick's time left while the vCPU waits
         # function id -> handler(x1) -> the value for x0
         self._calls: dict[int, Callable[[int], int]] = {
             PSCI_VERSION: lambda _a1: VERSION_1_1,
@@ -113,8 +114,9 @@ class Smccc:
         """PV_TIME_ST: (re)write the 64-byte stolen-time record (revision 0, attributes 0,
         stolen ns = 0) and return its IPA; stolen time restarts from this point (kvm-pmu.md 1.9).
 
-        Stolen time is deterministic: every millisecond of guest time the host "preempts" the
-        vCPU for cfg.stolen_ns_per_ms ns.  Guest time (the generic timer) moves on by that
+        Stolen time is deterministic: every millisecond of guest time the vCPU runs (not while
+        it waits in WFI: then it is not runnable) the host "preempts" it for
+        cfg.stolen_ns_per_ms ns.  Guest time (the generic timer) moves on by that
         much, CPU_CYCLES does not (the vCPU did not run), and the record is rewritten, as
         KVM does when it schedules the vCPU back in."""
         ipa = self.cfg.pvtime_ipa
@@ -126,10 +128,23 @@ class Smccc:
             self._pv_arm()
         return ipa
 
-    def _pv_arm(self) -> None:
-        """The next tick, one millisecond of guest time from now; it advances time but
-        cannot end a WFI (it re-arms itself for ever)."""
-        self.timers.set_timer(PV_TIMER, self.timers.now_ns() + PV_TICK_NS, fire=self._pv_tick, wakes=False)
+    def _pv_arm(self, after_ns: int = PV_TICK_NS) -> None:
+        """The next tick, one millisecond of the vCPU's running time from now."""
+        self.timers.set_timer(PV_TIMER, self.timers.now_ns() + after_ns, fire=self._pv_tick)
+
+    # the tick runs only while the vCPU runs (timers.Sleeper): a vCPU waiting in WFI is not
+    # runnable, and KVM's stolen time is the time a runnable vCPU waits for a host CPU
+    def on_sleep(self, sleeping: bool) -> None:
+        if sleeping:
+            due = self.timers.deadline_ns(PV_TIMER)
+            self._pv_left = None if due is None else max(due - self.timers.now_ns(), 0)
+            self.timers.set_timer(PV_TIMER, None)
+        elif self._pv_left is not None:
+            self._pv_arm(self._pv_left)
+            self._pv_left = None
+
+    def sleep_note(self) -> str:
+        return ""                           # the tick never ends a wait, paused or not
 
     def _pv_tick(self, _name: str) -> None:
         ns = self.cfg.stolen_ns_per_ms

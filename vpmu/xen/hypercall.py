@@ -170,6 +170,15 @@ class XenFrontend:
             del self.watchdogs[idx]
             self.domain_shutdown(A.SHUTDOWN_watchdog)
 
+    def on_sleep(self, sleeping: bool) -> None:
+        """The current vCPU starts waiting (WFI, SCHEDOP_block/poll: Xen deschedules it) or
+        runs again: the periodic vCPU timers stop and catch up (``VcpuOps.on_sleep``)."""
+        self.vcpu_ops.on_sleep(sleeping)
+
+    def sleep_note(self) -> str:
+        """Why a stopped timer cannot end the current wait ('' if none)."""
+        return self.vcpu_ops.sleep_note()
+
     def sync_upcall_line(self) -> None:
         """Drive the event-channel PPI to ``vcpu_info.evtchn_upcall_pending`` of the current
         vCPU.  Call it when the guest EOIs or deactivates that PPI (before applying it)."""

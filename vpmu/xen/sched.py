@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .hypercall import XenFrontend
 
 CONSOLE_CHUNK = 127            # sizeof(kbuf) - 1 in guest_console_write()
+CONSOLE_PIECE = CONSOLE_CHUNK * 512    # what console_io reads at once (whole chunks)
 SECONDS = 1_000_000_000
 
 
@@ -125,12 +126,21 @@ def do_console_io(fe: "XenFrontend", cmd: int, count: int, buf: int) -> int:
     if not fe.privileged:
         return -EPERM
     if cmd == A.CONSOLEIO_write:
+        # guest_console_write() copies CONSOLE_CHUNK bytes at a time and fails at the first
+        # chunk it cannot copy, the earlier ones written.  The same outcome, read in larger
+        # pieces (count can be 4 GiB, which the MMU can map onto one page): a piece that
+        # faults is retried chunk by chunk.  The machine bounds the total (--max-output).
         while count > 0:
-            n = min(count, CONSOLE_CHUNK)
+            n = min(count, CONSOLE_PIECE)
             data = fe.guest.copy_from(buf, n)
-            if data is None:
-                return -EFAULT
-            fe.console_write(data)
+            if data is not None:
+                fe.console_write(data)
+            else:
+                for off in range(0, n, CONSOLE_CHUNK):
+                    chunk = fe.guest.copy_from(buf + off, min(n - off, CONSOLE_CHUNK))
+                    if chunk is None:
+                        return -EFAULT
+                    fe.console_write(chunk)
             buf += n
             count -= n
         return 0

@@ -5,7 +5,8 @@ and accepts only ``register_vcpu_info`` (10) and ``register_runstate_memory_area
 everything else is ``-EINVAL``.  With ``extensions=True`` (the default, documented in
 docs/xen.md) the frontend also answers the common-code commands x86 guests use:
 ``is_up`` (3), ``get_runstate_info`` (4), the periodic / single-shot timers (6-9,
-delivering VIRQ_TIMER through ``env.set_timer``) and ``register_runstate_phys_area``
+delivering VIRQ_TIMER through ``env.set_timer``; a periodic timer does not run while its
+vCPU is blocked, as in Xen: see :meth:`VcpuOps.on_sleep`) and ``register_runstate_phys_area``
 (14), each exactly as xen/common/domain.c does.  ``send_nmi`` (11) stays ``-EINVAL``
 either way: AArch64 without FEAT_NMI has nothing an NMI could be delivered as.
 
@@ -190,13 +191,55 @@ class VcpuOps:
             t.singleshot_deadline = None
             fe.evtchn.send_vcpu_virq(v, A.VIRQ_TIMER)
         elif kind == "periodic" and t.periodic_period:
-            now = fe.env.now_ns()
-            nxt = t.periodic_last + t.periodic_period
-            if now >= nxt:
-                fe.evtchn.send_vcpu_virq(v, A.VIRQ_TIMER)
-                t.periodic_last = now
-                nxt = now + t.periodic_period
-            fe.env.set_timer(timer_name("periodic", v.id), nxt)
+            self._periodic_work(v)
+
+    def _periodic_work(self, v: "Vcpu") -> None:
+        """vcpu_periodic_timer_work(): VIRQ_TIMER if a period has passed since the last one
+        (the phase restarts from now), and the timer armed for the next."""
+        fe = self.fe
+        t = v.timers
+        now = fe.env.now_ns()
+        nxt = t.periodic_last + t.periodic_period
+        if now >= nxt:
+            fe.evtchn.send_vcpu_virq(v, A.VIRQ_TIMER)
+            t.periodic_last = now
+            nxt = now + t.periodic_period
+        fe.env.set_timer(timer_name("periodic", v.id), nxt)
+
+    def on_sleep(self, sleeping: bool) -> None:
+        """The current vCPU blocks (WFI, SCHEDOP_block/poll) or is scheduled again.
+
+        Xen stops a vCPU's periodic timer when it deschedules it and, when it schedules it
+        again, sends VIRQ_TIMER at once if a period has passed (sched/core.c
+        ``sched_context_switch``: ``stop_timer(&vprev->periodic_timer)``,
+        ``vcpu_periodic_timer_work(vnext)``).  So a blocked vCPU is never woken by its
+        periodic timer.  The other vCPUs never run here; their periodic timers keep running
+        in Xen, firing on time: on resume they catch up in one step (the first missed tick
+        sets VIRQ_TIMER pending, the others change only the phase, which stays on the
+        period's grid)."""
+        fe = self.fe
+        for v in fe.vcpus:
+            t = v.timers
+            if not t.periodic_period:
+                continue
+            name = timer_name("periodic", v.id)
+            if sleeping:
+                fe.env.set_timer(name, None)
+            elif v.id == fe.current_vcpu:
+                self._periodic_work(v)
+            else:
+                now = fe.env.now_ns()
+                if now >= t.periodic_last + t.periodic_period:
+                    fe.evtchn.send_vcpu_virq(v, A.VIRQ_TIMER)
+                    t.periodic_last += (now - t.periodic_last) // t.periodic_period * t.periodic_period
+                fe.env.set_timer(name, t.periodic_last + t.periodic_period)
+
+    def sleep_note(self) -> str:
+        v = self.fe.vcpus[self.fe.current_vcpu]
+        if v.timers.periodic_period:
+            return (f"the Xen periodic timer of vCPU {v.id} does not run while the vCPU is blocked "
+                    f"(Xen stops it when it deschedules the vCPU)")
+        return ""
 
     # --- vm_assist -----------------------------------------------------------------------
     def do_vm_assist(self, cmd: int, vtype: int) -> int:

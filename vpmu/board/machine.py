@@ -20,7 +20,6 @@ is stopped and the run loop re-raises it after ``emu_start`` returns.
 from __future__ import annotations
 
 import dataclasses
-import struct
 import sys
 from typing import Callable, Optional
 
@@ -404,7 +403,8 @@ class Machine:
     def _after_halt(self, pc: int) -> None:
         """emu_start returned without a stop request: the CPU executed WFI (or WFE)."""
         wfi_pc = pc - X.INSN_SIZE
-        word = struct.unpack("<I", self.uc.mem_read(wfi_pc, 4))[0] if self.mem.readable(wfi_pc) else None
+        # the word through the guest's translation; unknown (None) counts as a hint, as WFE
+        word = self.mem.insn_word(wfi_pc)
         if word != X.WFI:
             return                                   # WFE / YIELD: a hint, keep going
         self.N.finish_block(pc)

@@ -115,6 +115,8 @@ class MachineConfig:
     append: Optional[str] = None            # /chosen/bootargs
     dtb_path: Optional[str] = None          # replace the generated device tree
     initrd_path: Optional[str] = None       # initial RAM disk (QEMU -initrd), Linux boots only
+    rtc_base: Optional[int] = None          # PL031 count at guest time 0 (None: the host clock at start)
+    seed: int = 0                           # /chosen rng-seed and kaslr-seed are derived from it
     # Xen frontend
     xen: bool = False
     xen_domid: int = 0

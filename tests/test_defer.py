@@ -41,7 +41,7 @@ CASES = [
     ("board_sp0", {}), ("board_store_abort", {}), ("board_psci", {}), ("board_semihost", {}),
     ("board_spin", {"max_insns": 10_000, "expect_error": True}),
     ("board_wfi_deadlock", {"append": "timer=imask", "expect_error": True}),
-    ("timer_periodic", {}), ("boot_dt", {}),
+    ("timer_periodic", {}), ("boot_dt", {}), ("code_change", {}),
     ("xen_pmu_driver", {"xen": True}), ("xen_evtchn", {"xen": True}), ("xen_badptr", {"xen": True}),
 ]
 

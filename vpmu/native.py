@@ -28,6 +28,7 @@ from . import _jitcache  # noqa: F401  (before any kernel is compiled or loaded)
 import llvmlite.binding as llvm
 import unicorn
 from numba import types
+from llvmlite import ir
 from numba.core import cgutils
 from numba.extending import intrinsic
 from unicorn import arm64_const as _R
@@ -86,6 +87,7 @@ pycall = types.ExternalFunction("vpmu_pycall", types.int64(types.int64, types.vo
 # --- hook registration -----------------------------------------------------------------------
 HOOK_BLOCK_SIG = types.void(types.voidptr, types.uint64, types.uint32, types.voidptr)
 HOOK_CODE_SIG = HOOK_BLOCK_SIG
+HOOK_INTR_SIG = types.void(types.voidptr, types.uint32, types.voidptr)
 HOOK_INSN_SYS_SIG = types.uint32(types.voidptr, types.int32, types.voidptr, types.voidptr)
 # UC_HOOK_EDGE_GENERATED: (uc, uc_tb *cur, uc_tb *prev, user); uc_tb = {u64 pc; u16 icount; u16 size}
 HOOK_EDGE_SIG = types.void(types.voidptr, types.voidptr, types.voidptr, types.voidptr)
@@ -155,7 +157,7 @@ def as_ptr(typingctx, addr):
 def peek64(typingctx, addr):
     """The uint64 at an integer address."""
     def codegen(context, builder, sig, args):
-        ptr = builder.inttoptr(args[0], cgutils.int64_t.as_pointer())
+        ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
         return builder.load(ptr)
     return types.uint64(types.uint64), codegen
 
@@ -165,18 +167,8 @@ def peek32(typingctx, addr):
     """The uint32 at an integer address."""
     def codegen(context, builder, sig, args):
         ptr = builder.inttoptr(args[0], cgutils.int32_t.as_pointer())
-        return builder.zext(builder.load(ptr), cgutils.int64_t)
+        return builder.zext(builder.load(ptr), ir.IntType(64))
     return types.uint64(types.uint64), codegen
-
-
-@intrinsic
-def poke32(typingctx, addr, value):
-    """Store the low 32 bits of value at an integer address."""
-    def codegen(context, builder, sig, args):
-        ptr = builder.inttoptr(args[0], cgutils.int32_t.as_pointer())
-        builder.store(builder.trunc(args[1], cgutils.int32_t), ptr)
-        return context.get_dummy_value()
-    return types.void(types.uint64, types.uint64), codegen
 
 
 # --- where Unicorn keeps the CPU ---------------------------------------------------------------

@@ -47,8 +47,8 @@ class CodeCache:
     def precise(self, e: int, on: bool) -> None:
         """Block slot e needs (or no longer needs) a sync point before every instruction."""
         A = self.A
-        start = int(A[L.BLK_KEY + e]) - 1
-        size = int(A[L.BLK_SIZE + e])
+        start = int(A[L.BLK_KEY + e * L.BW]) - 1
+        size = 4 * int(A[L.BLK_N + e * L.BW])
         if on:
             if (start, size) not in self._precise_hooks:
                 self._precise_hooks[start, size] = native.hook_add(

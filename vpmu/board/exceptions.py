@@ -21,7 +21,7 @@ from .. import errors, native
 from ..pmu import channels as C
 from ..pmu import layout as L
 from ..pmu import regs
-from . import arch as X
+from .. import arch as X
 from .env import InterruptedContext
 
 class ExceptionModel:
@@ -35,7 +35,6 @@ class ExceptionModel:
         self.sync = sync
         self.smc, self.hvc, self.semihosting = smc, hvc, semihosting
         self.fault: Optional[tuple] = None       # (access, address, size) of an access to nothing
-        self._last_vector: Optional[tuple[int, int]] = None
         lay = native.cpu_layout()
         env = native.cpu_and_env(uc)[1]
         self._syndrome_addr, self._vaddress_addr = env + lay.syndrome, env + lay.vaddress
@@ -97,17 +96,18 @@ class ExceptionModel:
         self._enter("irq", X.VEC_IRQ, None, pc, None)
         self.trace.add({"type": "irq", "icount": int(self.A[L.ICOUNT]), "intid": intid if intid is not None else -1,
                         "pc": pc, "from_el": el})
-        self._last_vector = None
+        self.A[L.LAST_VEC] = 0
 
     def take_sync(self, kind: str, esr: int, elr: int, far: Optional[int], fault_pc: Optional[int] = None) -> None:
         el = self.current_el()
         fpc = elr if fault_pc is None else fault_pc
-        if self._last_vector is not None and self._last_vector == (fpc, int(self.A[L.ICOUNT])):
+        A = self.A
+        if int(A[L.LAST_VEC]) == fpc + 1 and int(A[L.LAST_VEC_IC]) == int(A[L.ICOUNT]):
             raise errors.GuestStop(f"recursive {kind} exception at the vector {fpc:#x}: no usable vector table "
                                    f"(VBAR_EL1 = {self.uc.reg_read(R.UC_ARM64_REG_VBAR_EL1):#x})",
                                    errors.EXIT_FAULT_LOOP)
         vector = self._enter(kind, X.VEC_SYNC, esr, elr, far)
-        self._last_vector = (vector, int(self.A[L.ICOUNT]))
+        A[L.LAST_VEC], A[L.LAST_VEC_IC] = vector + 1, A[L.ICOUNT]
         self.trace.add({"type": "exception", "icount": int(self.A[L.ICOUNT]), "kind": kind, "esr": esr, "elr": elr,
                         "far": far if far is not None else 0, "from_el": el, "vector": vector})
 

@@ -34,7 +34,7 @@ from ..config import XEN_EVTCHN_PPI, MachineConfig
 from ..pmu import layout as L
 from ..pmu import regs
 from ..trace import SCHEMA_VERSION, TraceWriter
-from . import arch as X
+from .. import arch as X
 from . import fdtedit
 from . import memmap as MM
 from .codecache import CodeCache
@@ -99,6 +99,7 @@ class Machine:
         from ..pmu.entry import Native
         self.N = Native(A)                    # Python -> native calls (one cached cfunc)
         self.pmu = PmuDevice(cfg, uc, A, self.N, self.trace)
+        self.trace.set_earlier(self.pmu.drain_ring)       # records the native hooks queued come first
         self.pmu.configure(self.ram_base, self.ram_size)
 
         # ---- devices -------------------------------------------------------------------------------
@@ -132,7 +133,7 @@ class Machine:
                                   smc=lambda pc: self.smccc.call(pc, "smc"),
                                   hvc={X.HVC_SMCCC: lambda pc: self.smccc.call(pc, "hvc")},
                                   semihosting=self.semihosting.call)
-        uc.hook_add(UC.UC_HOOK_INTR, self.exc.on_intr)
+        self._hooks.append(native.hook_add(uc, UC.UC_HOOK_INTR, H.intr_hook.address, self._arena_addr))
         # Accesses to nothing: bounded to the addresses around RAM.  Unicorn keeps every store to
         # an address any memory hook covers on its slow path (notdirty_write: a flat-view
         # lookup and a translated-code check per store), so RAM must be outside these hooks.
@@ -147,6 +148,7 @@ class Machine:
             L.PC_RING_FULL: lambda: None,                 # the ring is drained before every call
             L.PC_TIMER: self.timers.on_event,
             L.PC_SAMPLE: self.pmu.sample,
+            L.PC_INTR: lambda: self.exc.on_intr(self.uc, int(A[L.PY_ARG]), None),
         }
 
         # ---- image, device tree, frontend ----------------------------------------------------------
@@ -245,6 +247,10 @@ class Machine:
 
     def stats(self) -> dict:
         return self.pmu.stats()
+
+    def observed(self) -> list[int]:
+        """vpmu stat's observer counters (config.Observers), in order."""
+        return self.pmu.observed()
 
     def pmu_snapshot(self) -> PmuRegs:
         return self.pmu.snapshot()

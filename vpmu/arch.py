@@ -1,4 +1,4 @@
-"""Architectural numbers the board's devices share (Arm ARM DDI 0487, QEMU's target/arm).
+"""Architectural numbers the board and the native hooks share (Arm ARM DDI 0487, QEMU's target/arm).
 
 QEMU's exception numbers as Unicorn hands them to ``UC_HOOK_INTR``, ESR_EL1 exception
 classes and ISS bits, PSTATE / SCTLR / SCR bits, the vector-table layout, the system
@@ -8,7 +8,7 @@ answers them (PSCI/SMCCC in ``smccc.py``, semihosting in ``semihosting.py``).
 """
 from __future__ import annotations
 
-from ..pmu import regs
+from .pmu import regs
 
 # QEMU exception numbers (target/arm/cpu.h EXCP_*) handed to UC_HOOK_INTR
 EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 3, 4, 7

@@ -13,11 +13,11 @@ The count is ``base + guest seconds``, guest time being the board's (the cycle m
 WFI skips ahead): ``base`` is ``--rtc-base`` (seconds since the epoch), by default the host
 clock when the run starts; with ``--rtc-base`` every read is deterministic.
 
-Two choices where QEMU differs, both the TRM's behaviour: ``RTCLR`` reads back the value
-last loaded (QEMU always reads 0), and the match interrupt is raised when the count *becomes*
-the match value, at that second's boundary (QEMU arms a timer ``now + (MR - count)``
-seconds, not aligned to the count's increments).  A match value equal to the count when
-written raises the interrupt at once, as QEMU does.
+One choice where QEMU differs, the TRM's behaviour: the match interrupt is raised when the
+count *becomes* the match value, at that second's boundary (QEMU arms a timer ``now + (MR -
+count)`` seconds, not aligned to the count's increments).  A match value equal to the count
+when written raises the interrupt at once, as QEMU does; ``RTCLR`` reads back the value last
+loaded, as QEMU 7.2 does (guests/src/board_rtc.c prints the same on both).
 """
 from __future__ import annotations
 

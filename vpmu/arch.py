@@ -56,6 +56,7 @@ VBAR_ALIGN = 0x7FF                # VBAR_EL1[10:0] are RES0
 # system registers as Unicorn's cpr_read/cpr_write take them: (op0, op1, crn, crm, op2);
 # the ones the board also claims come from the encoding table in vpmu.pmu.regs
 SCTLR_EL1 = regs.fields(regs.BY_NAME["SCTLR_EL1"])
+ID_AA64DFR0_EL1 = regs.fields(regs.BY_NAME["ID_AA64DFR0_EL1"])
 SPSR_EL1 = (3, 0, 4, 0, 0)
 MDSCR_EL1 = regs.fields(regs.BY_NAME["MDSCR_EL1"])
 TCR_EL1 = regs.fields(regs.BY_NAME["TCR_EL1"])

@@ -6,7 +6,11 @@ into ``guests/build/NAME.elf``.  A first-line comment ``// vpmu-build: flat imag
 produces ``NAME.bin`` (raw flat binary) and/or ``NAME.img`` (Linux arm64 Image: the
 source provides the 64-byte header, see image_hello.S).  Only out-of-date outputs are
 rebuilt.  ``flat`` links at RAM + 0x80000 (where QEMU loads raw binaries), ``image`` at
-RAM + 2 MiB (an Image with text_offset 0).  Usage: build.py [--quiet] [--force] [NAME ...]
+RAM + 2 MiB (an Image with text_offset 0).  Every ``guests/linux/NAME.c`` is a static
+aarch64 Linux program (musl, ``-target aarch64-linux-musl -static``) built into
+``guests/build/linux/NAME``, for the initramfs of tests/test_linux.py and
+tools/linux_boot.py (the first build compiles musl once into zig's cache: a few minutes).
+Usage: build.py [--quiet] [--force] [NAME ...]
 """
 from __future__ import annotations
 
@@ -19,12 +23,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RT = HERE / "runtime"
 SRC = HERE / "src"
+LINUX_SRC = HERE / "linux"
 OUT = HERE / "build"
 ZIG = [sys.executable, "-m", "ziglang"]
 CFLAGS = ["-target", "aarch64-freestanding-none", "-mcpu=cortex_a57", "-O2", "-g0", "-ffreestanding",
           "-fno-builtin", "-mgeneral-regs-only", "-fno-pic", "-fno-stack-protector", "-Wall", "-Werror",
           "-I", str(RT)]
 RUNTIME = [RT / "start.S", RT / "vectors.S", RT / "lib.c"]
+LINUX_CFLAGS = ["-target", "aarch64-linux-musl", "-mcpu=cortex_a57", "-static", "-O2", "-g0", "-s", "-Wall", "-Werror"]
 LINK_ORIGINS = {"elf": 0x4020_0000, "flat": 0x4008_0000}   # Images use the ELF layout (RAM + 2 MiB)
 
 
@@ -62,6 +68,16 @@ def build_one(src: Path, force: bool) -> str | None:
     return name
 
 
+def build_linux(src: Path, force: bool) -> str | None:
+    """A static aarch64 Linux program (guests/linux/NAME.c -> guests/build/linux/NAME)."""
+    out = OUT / "linux" / src.stem
+    if not force and out.exists() and out.stat().st_mtime >= max(src.stat().st_mtime, Path(__file__).stat().st_mtime):
+        return None
+    out.parent.mkdir(exist_ok=True)
+    _run(ZIG + ["cc", *LINUX_CFLAGS, str(src), "-o", str(out)])
+    return f"linux/{src.stem}"
+
+
 def main(argv: list[str]) -> int:
     quiet = "--quiet" in argv
     force = "--force" in argv
@@ -74,11 +90,14 @@ def main(argv: list[str]) -> int:
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
     srcs = sorted(p for p in SRC.iterdir() if p.suffix in (".c", ".S"))
+    linux = sorted(LINUX_SRC.glob("*.c")) if LINUX_SRC.is_dir() else []
     if names:
         srcs = [p for p in srcs if p.stem in names]
+        linux = [p for p in linux if p.stem in names]
     failed = 0
     with cf.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
         futs = {ex.submit(build_one, s, force): s for s in srcs}
+        futs.update({ex.submit(build_linux, s, force): s for s in linux})
         for f in cf.as_completed(futs):
             try:
                 built = f.result()
@@ -88,7 +107,7 @@ def main(argv: list[str]) -> int:
                 failed += 1
                 print(f"guest build failed: {futs[f].name}\n{e}", file=sys.stderr)
     if not quiet:
-        print(f"{len(srcs)} guests, {failed} failed")
+        print(f"{len(srcs) + len(linux)} guests, {failed} failed")
     return 1 if failed else 0
 
 

@@ -155,7 +155,8 @@ def test_generated_chosen_in_qemus_order():
     blob = build_dtb(BoardSpec(bootargs="console=ttyAMA0", initrd=(RAM + 64 * MIB, RAM + 65 * MIB)))
     chosen = fdtedit.parse(blob).root.child("chosen")
     assert chosen is not None
-    assert [k for k, _ in chosen.props] == ["linux,initrd-end", "linux,initrd-start", "bootargs", "stdout-path"]
+    assert [k for k, _ in chosen.props] == ["linux,initrd-end", "linux,initrd-start", "bootargs", "stdout-path",
+                                            "rng-seed", "kaslr-seed"]
     assert chosen.get("linux,initrd-start") == struct.pack(">Q", RAM + 64 * MIB)
     assert chosen.get("linux,initrd-end") == struct.pack(">Q", RAM + 65 * MIB)
 

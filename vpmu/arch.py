@@ -57,7 +57,6 @@ VBAR_ALIGN = 0x7FF                # VBAR_EL1[10:0] are RES0
 # the ones the board also claims come from the encoding table in vpmu.pmu.regs
 SCTLR_EL1 = regs.fields(regs.BY_NAME["SCTLR_EL1"])
 ID_AA64DFR0_EL1 = regs.fields(regs.BY_NAME["ID_AA64DFR0_EL1"])
-ID_DFR0_EL1 = regs.fields(regs.BY_NAME["ID_DFR0_EL1"])
 SPSR_EL1 = (3, 0, 4, 0, 0)
 MDSCR_EL1 = regs.fields(regs.BY_NAME["MDSCR_EL1"])
 TCR_EL1 = regs.fields(regs.BY_NAME["TCR_EL1"])

@@ -193,6 +193,8 @@ class MachineConfig:
     dtb_path: Optional[str] = None          # replace the generated device tree
     initrd_path: Optional[str] = None       # initial RAM disk (QEMU -initrd), Linux boots only
     semihosting: bool = True                # HLT #0xF000 from EL1 is a semihosting call (else UNDEFINED)
+    rtc_base: Optional[int] = None          # PL031 count at guest time 0 (None: the host clock at start)
+    seed: int = 0                           # /chosen rng-seed and kaslr-seed are derived from it
     # Xen frontend
     xen: bool = False
     xen_domid: int = 0

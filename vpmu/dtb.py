@@ -3,12 +3,13 @@
 The board is a subset of QEMU's ``-M virt,gic-version=3 -cpu cortex-a57`` (platform.md), so
 the tree is QEMU virt's tree with only the devices this board has: RAM, one Cortex-A57, the
 GICv3 distributor and redistributors, the architected timer, the PMU, one PL011 and its
-24 MHz "apb-pclk" clock, PSCI, and (``--xen``) the Xen ``hypervisor`` node. Node names,
+24 MHz "apb-pclk" clock, the PL031 RTC, PSCI, and (``--xen``) the Xen ``hypervisor`` node. Node names,
 property names and values, phandles, ``#address-cells``/``#size-cells``, the root
 ``interrupt-parent`` and the interrupt flags are virt's, so code that parses virt's tree
 (Linux, kvm-unit-tests, bare-metal guests) parses this one. Sources followed, all QEMU
 ``hw/arm/virt.c`` unless stated: ``create_fdt``, ``fdt_add_cpu_nodes``, ``fdt_add_gic_node``,
-``fdt_add_timer_nodes``, ``fdt_add_pmu_nodes``, ``create_uart``; ``hw/arm/boot.c``
+``fdt_add_timer_nodes``, ``fdt_add_pmu_nodes``, ``create_uart``, ``create_rtc``,
+``create_randomness``; ``hw/arm/boot.c``
 ``arm_load_dtb`` (memory node, ``/chosen/bootargs``) and ``fdt_add_psci_node``; Xen
 ``docs/misc/arm/device-tree/guest.txt`` and libxl ``make_hypervisor_node``. The result was
 checked property by property against ``qemu-system-aarch64 -M virt,gic-version=3,dumpdtb=``
@@ -16,11 +17,13 @@ checked property by property against ``qemu-system-aarch64 -M virt,gic-version=3
 
 Where this tree differs from virt's, on purpose:
 
-- devices the board does not have are not described: flash, fw-cfg, PL031 RTC, PL061 GPIO
-  and gpio-keys, PCIe, virtio-mmio, the platform bus, and the GICv3 ITS (so nothing takes
+- devices the board does not have are not described: flash, fw-cfg, PL061 GPIO and
+  gpio-keys, PCIe, virtio-mmio, the platform bus, and the GICv3 ITS (so nothing takes
   phandle 0x8003);
-- ``/chosen`` has no ``kaslr-seed``/``rng-seed``: virt fills them with fresh randomness on
-  every boot, which would make runs irreproducible;
+- ``/chosen``'s ``kaslr-seed`` (u64) and ``rng-seed`` (32 bytes) are derived from the run's
+  ``--seed`` (:func:`boot_seed_bytes`), where virt fills them with fresh randomness on every
+  boot: runs stay reproducible, and another seed gives another KASLR offset and early
+  entropy;
 - ``cpu@0`` has ``enable-method = "psci"`` although virt writes it only when there is more
   than one CPU: it is true (PSCI is the only method) and harmless for a uniprocessor;
 - ``/hypervisor`` (Xen) is ours, see :data:`XEN_GNTTAB_BASE`.
@@ -33,6 +36,7 @@ docs/research/qemu-boot.md.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -51,6 +55,9 @@ GICR_BASE, GICR_SIZE = 0x080A_0000, 0x00F6_0000
 UART_BASE, UART_SIZE = 0x0900_0000, 0x0000_1000
 UART_SPI = 1                     # a15irqmap[VIRT_UART]: INTID 33
 UART_CLOCK_HZ = 24_000_000       # the "apb-pclk" fixed clock
+RTC_BASE, RTC_SIZE = 0x0901_0000, 0x0000_1000
+RTC_SPI = 2                      # a15irqmap[VIRT_RTC]: INTID 34
+RNG_SEED_SIZE = 32               # create_randomness: rng-seed is 32 bytes, kaslr-seed a u64
 
 # virt allows RAM up to 255 GiB below the high I/O area (LEGACY_RAMLIMIT_GB).
 RAM_MAX = 255 << 30
@@ -140,6 +147,7 @@ class BoardSpec:
     timer_hyp_phys: int = 26                      # EL2 physical timer (hptimer)
     bootargs: Optional[str] = None                # /chosen/bootargs; None or "" = absent
     initrd: Optional[tuple[int, int]] = None      # /chosen/linux,initrd-start/end: (start, end)
+    seed: int = 0                                 # /chosen/kaslr-seed and rng-seed come from it
     xen: bool = False                             # add the /hypervisor node
     xen_evtchn_irq: int = XEN_EVTCHN_PPI
     xen_version: tuple = XEN_VERSION
@@ -148,6 +156,7 @@ class BoardSpec:
 
     ram_base = RAM_BASE                           # fixed parts of the map (class constants)
     uart_path = f"/pl011@{UART_BASE:x}"
+    rtc_path = f"/pl031@{RTC_BASE:x}"
 
     def __post_init__(self) -> None:
         if self.ram_size <= 0 or self.ram_size % 4096:
@@ -167,6 +176,8 @@ class BoardSpec:
                 raise ValueError(f"{name} interrupt {intid} is not a PPI (16-31)")
         if self.psci_method not in ("hvc", "smc"):
             raise ValueError(f"PSCI method {self.psci_method!r} is not 'hvc' or 'smc'")
+        if not 0 <= self.seed < 1 << 64:
+            raise ValueError(f"seed {self.seed} is not a 64-bit unsigned number")
         if self.initrd is not None:
             start, end = self.initrd
             if not self.ram_base <= start < end <= self.ram_base + self.ram_size:
@@ -182,7 +193,7 @@ class BoardSpec:
         # binding only; a non-secure guest never uses it, so it is not checked.
         users = [("physical timer", self.timer_phys), ("virtual timer", self.timer_virt),
                  ("EL2 physical timer", self.timer_hyp_phys),
-                 ("UART", 32 + UART_SPI)]
+                 ("UART", 32 + UART_SPI), ("RTC", 32 + RTC_SPI)]
         if self.pmu_irq is not None:
             users.append(("PMU", self.pmu_irq))
         if self.xen:
@@ -201,13 +212,24 @@ class BoardSpec:
         """The board a run with ``cfg`` presents (raises ValueError on an invalid config)."""
         ppis = cfg.timer_ppis
         try:
-            timers = dict(timer_phys=int(ppis["ptimer"]), timer_virt=int(ppis["vtimer"]),
-                          timer_hyp_phys=int(ppis["hptimer"]))
+            phys, virt, hyp = int(ppis["ptimer"]), int(ppis["vtimer"]), int(ppis["hptimer"])
         except KeyError as e:
             raise ValueError(f"timer_ppis has no {e.args[0]!r} entry") from None
         return cls(ram_size=cfg.memory,
                    pmu_irq=cfg.pmu.irq if cfg.pmu.present else None,
-                   bootargs=cfg.append, xen=cfg.xen, **timers)
+                   bootargs=cfg.append, xen=cfg.xen, seed=cfg.seed,
+                   timer_phys=phys, timer_virt=virt, timer_hyp_phys=hyp)
+
+
+def boot_seed_bytes(seed: int, what: str, size: int) -> bytes:
+    """``size`` deterministic bytes for the boot-time randomness ``what`` ("rng-seed",
+    "kaslr-seed") of run seed ``seed``: SHA-256 in counter mode over (what, seed, block)."""
+    out = bytearray()
+    block = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"vpmu {what} {seed} {block}".encode()).digest()
+        block += 1
+    return bytes(out[:size])
 
 
 # --- Tree construction ---------------------------------------------------------------------
@@ -270,6 +292,12 @@ def _tree(spec: BoardSpec) -> pyfdt.FDT:
     if spec.bootargs:
         chosen.append(_s("bootargs", spec.bootargs))
     chosen.append(_s("stdout-path", spec.uart_path))
+    # create_randomness (before stdout-path in creation, so after it in the node)
+    # (rng-seed's bytes as words: the same blob, and the DTS form dtc and pyFDT read back)
+    rng = boot_seed_bytes(spec.seed, "rng-seed", RNG_SEED_SIZE)
+    chosen.append(_w("rng-seed", *(int.from_bytes(rng[i:i + 4], "big") for i in range(0, RNG_SEED_SIZE, 4))))
+    kaslr = int.from_bytes(boot_seed_bytes(spec.seed, "kaslr-seed", 8), "big")
+    chosen.append(_w("kaslr-seed", kaslr >> 32, kaslr & 0xFFFF_FFFF))
     root.append(chosen)
     root.append(_node("aliases", _s("serial0", spec.uart_path)))
 
@@ -319,6 +347,13 @@ def _tree(spec: BoardSpec) -> pyfdt.FDT:
                       _w("interrupts", *gic_interrupt(32 + UART_SPI)),
                       _w("clocks", PHANDLE_APB_PCLK, PHANDLE_APB_PCLK),
                       _s("clock-names", "uartclk", "apb_pclk")))
+
+    # create_rtc: one clock, the same apb-pclk
+    root.append(_node(spec.rtc_path.lstrip("/"), _s("compatible", "arm,pl031", "arm,primecell"),
+                      _reg((RTC_BASE, RTC_SIZE)),
+                      _w("interrupts", *gic_interrupt(32 + RTC_SPI)),
+                      _w("clocks", PHANDLE_APB_PCLK),
+                      _s("clock-names", "apb_pclk")))
 
     # fdt_add_psci_node. virt's conduit: none if secure=on with firmware, SMC with
     # virtualization=on (EL2), otherwise HVC (and always HVC under KVM). Our guests run

@@ -41,6 +41,7 @@ from .vmdesc import HostPmuDesc, VmDesc, VmDescError, build, parse_file
 
 XEN_VPMU_MODES = ("off", "self", "hv", "all")
 MAX_COUNTERS = 31                       # PMCR_EL0.N is 5 bits; 31 is the cycle counter's index
+RTC_MAX = (1 << 32) - 1                 # the PL031's count is 32 bits
 
 # What the flags imply without --vm: the host PMU (perf type 8 as on most arm64 hosts) and its
 # counters; the PMU version default is the newest modelled one.
@@ -197,6 +198,14 @@ class RunOptions:
         False, group="board",
         help="no Arm semihosting: HLT #0xF000 is an Undefined Instruction, as on QEMU without -semihosting "
              "(default: on at EL1; it reaches the console and the run's exit, never host files)")
+    rtc_base: Optional[int] = _option(
+        None, group="board", metavar="SECONDS", parse=parse_int,
+        help="the PL031 RTC's time at the start of the run, in seconds since the epoch (default: the host "
+             "clock; give it for deterministic runs)")
+    seed: int = _option(
+        0, group="board", metavar="N", parse=parse_int,
+        help="derive /chosen/rng-seed and kaslr-seed (Linux's early entropy and KASLR offset) from N "
+             "(default 0: every run boots the same)")
     # -- Xen
     xen: bool = _option(False, group="Xen", help="enable the Xen hypercall frontend (HVC #0xEA1)")
     xen_domid: int = _option(
@@ -248,8 +257,13 @@ class RunOptions:
         if self.pmu_version is not None and self.pmu_version not in PMU_VERSIONS:
             raise UsageError(f"--pmu-version: unknown version {self.pmu_version!r} "
                              f"(use one of {', '.join(PMU_VERSIONS)})")
-        for name in ("counters", "pmu_irq", "max_insns", "xen_domid", "trace_sample"):
-            _check_int(name, getattr(self, name), optional=name not in ("xen_domid", "trace_sample"))
+        for name in ("counters", "pmu_irq", "max_insns", "xen_domid", "trace_sample", "rtc_base", "seed"):
+            _check_int(name, getattr(self, name), optional=name not in ("xen_domid", "trace_sample", "seed"))
+        if self.rtc_base is not None and not 0 <= self.rtc_base <= RTC_MAX:
+            raise UsageError(f"--rtc-base must be in 0..{RTC_MAX} (the PL031 counts 32-bit seconds; "
+                             f"got {self.rtc_base})")
+        if not 0 <= self.seed < 1 << 64:
+            raise UsageError(f"--seed must be in 0..2**64-1 (got {self.seed})")
         if self.counters is not None and not 0 <= self.counters <= MAX_COUNTERS:
             raise UsageError(f"--counters must be in 0..{MAX_COUNTERS} (got {self.counters})")
         put("filters", _filters(self.filters))
@@ -324,6 +338,7 @@ class RunOptions:
         cfg.cache = self.cache or CacheModel()
         cfg.append, cfg.dtb_path, cfg.initrd_path = self.append, self.dtb, self.initrd
         cfg.semihosting = not self.no_semihosting
+        cfg.rtc_base, cfg.seed = self.rtc_base, self.seed
         cfg.xen, cfg.xen_domid, cfg.xen_vpmu = self.xen, self.xen_domid, self.xen_vpmu
         cfg.max_insns, cfg.trace_path = self.max_insns, self.trace
         if self.max_output is not None:

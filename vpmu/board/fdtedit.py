@@ -8,6 +8,8 @@ edits its own (hw/arm/boot.c ``arm_load_dtb``, docs/research/qemu-boot.md sectio
 - ``/chosen`` is created if missing; ``bootargs`` is set from a non-empty ``-append``, and
   ``linux,initrd-start``/``linux,initrd-end`` (root ``#address-cells`` wide) with ``-initrd``;
 - ``/psci`` is replaced by the board's (the one :mod:`vpmu.dtb` generates);
+- every ``rng-seed`` property gets new bytes of the same length (``qemu_fdt_randomize_seeds``
+  at reset; here from the run's ``--seed``, so runs stay reproducible);
 - the blob is opened into a buffer of 2 x (file size + 10000) bytes
   (``load_device_tree``), all of which is copied to guest memory.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 FDT_MAGIC = 0xD00D_FEED
 FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, FDT_NOP, FDT_END = 1, 2, 3, 4, 9
@@ -220,9 +222,11 @@ def _u32(node: Node, name: str) -> int:
 
 
 def qemu_edits(blob: bytes, *, ram_base: int, ram_size: int, bootargs: Optional[str],
-               initrd: Optional[tuple[int, int]], psci: Node) -> bytes:
+               initrd: Optional[tuple[int, int]], psci: Node,
+               rng_seed: Callable[[int], bytes] = bytes) -> bytes:
     """The blob QEMU's arm_load_dtb would copy into guest memory for ``-dtb`` (module
-    docstring): edited, then padded to QEMU's buffer size.  ``psci`` is the board's node."""
+    docstring): edited, then padded to QEMU's buffer size.  ``psci`` is the board's node;
+    ``rng_seed(n)`` gives the n bytes that replace an ``rng-seed`` property."""
     tree = parse(blob)
     root = tree.root
     acells, scells = _u32(root, "#address-cells"), _u32(root, "#size-cells")
@@ -247,4 +251,9 @@ def qemu_edits(blob: bytes, *, ram_base: int, ram_size: int, bootargs: Optional[
         chosen.set_first("linux,initrd-start", _cells(initrd[0], acells, "the initrd start"))
         chosen.set_first("linux,initrd-end", _cells(initrd[1], acells, "the initrd end"))
     root.children = [psci] + kept
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        node.props = [(k, rng_seed(len(v)) if k == "rng-seed" else v) for k, v in node.props]
+        stack.extend(node.children)
     return serialize(tree, 2 * (len(blob) + QEMU_DTB_SLACK))

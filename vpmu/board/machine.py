@@ -2,15 +2,15 @@
 
 It creates the Unicorn engine (cortex-a57, AArch64 EL1 without EL3), the PMU model's arena
 and its native hooks, and the board's devices, each in its own module: guest memory
-(``memory.py``), the PL011 (``pl011.py``), the GICv3 (``gic.py``), the generic and one-shot
-timers with WFI (``timers.py``), the PMU seen from Python (``pmu_device.py``), the block
-cache (``codecache.py``), self-hosted debug (``debug.py``: watchpoints, software step, the OS
-lock), the exception model (``exceptions.py``), semihosting (``semihosting.py``) and
-PSCI/SMCCC/PV time (``smccc.py``).  It wires them to one another
-and to Unicorn's hooks, loads the image and the device tree, and attaches a hypervisor
-frontend (Xen) if the configuration asks for one; the frontend is built by a factory the
-caller passes, against :class:`~vpmu.board.env.GuestEnv`, which the machine implements by
-delegating to its devices.
+(``memory.py``), the PL011 (``pl011.py``), the PL031 RTC (``pl031.py``), the GICv3
+(``gic.py``), the generic and one-shot timers with WFI (``timers.py``), the PMU seen from
+Python (``pmu_device.py``), the block cache (``codecache.py``), self-hosted debug
+(``debug.py``: watchpoints, software step, the OS lock), the exception model
+(``exceptions.py``), semihosting (``semihosting.py``) and PSCI/SMCCC/PV time (``smccc.py``).
+It wires them to one another and to Unicorn's hooks, loads the image, the initrd and the
+device tree, and attaches a hypervisor frontend (Xen) if the configuration asks for one; the
+frontend is built by a factory the caller passes, against :class:`~vpmu.board.env.GuestEnv`,
+which the machine implements by delegating to its devices.
 
 Native hooks (``vpmu.pmu.hooks``) do the counting and classify code; Python runs only on
 rare events: exceptions and interrupts, device accesses, service calls, hypercalls, WFI.
@@ -21,8 +21,8 @@ is stopped and the run loop re-raises it after ``emu_start`` returns.
 from __future__ import annotations
 
 import dataclasses
-import struct
 import sys
+import time
 from typing import Callable, Optional
 
 import numpy as np
@@ -48,6 +48,8 @@ from .guard import CallbackGuard
 from .loader import Image
 from .memory import GuestMemory
 from .pl011 import Pl011
+from .pl031 import ALARM as RTC_ALARM
+from .pl031 import Pl031
 from .pmu_device import PmuDevice
 from .semihosting import Semihosting
 from .smccc import Smccc
@@ -113,7 +115,13 @@ class Machine:
         self.uart = Pl011(self.out)
         self.gic = Gic(on_change=self._gic_changed)
         self.timers = Timers(cfg, A, self.gic, self.trace, on_expiry=self._frontend_timer)
+        rtc_base = cfg.rtc_base if cfg.rtc_base is not None else int(time.time())
+        self.rtc = Pl031(rtc_base, self.timers.now_ns,
+                         set_level=lambda level: self.gic.set_level(32 + MM.RTC_SPI, level),
+                         set_alarm=lambda deadline, fire: self.timers.set_timer(RTC_ALARM, deadline, fire))
         uc.mmio_map(MM.UART0_BASE, MM.UART0_SIZE, *self._mmio(self.uart.read, self.uart.write))
+        # the RTC reads guest time and may interrupt: the deferred counts first, as for the GIC
+        uc.mmio_map(MM.RTC_BASE, MM.RTC_SIZE, *self._mmio(self.rtc.read, self.rtc.write, self.N.flush))
         # the GIC may trace or interrupt: the deferred counts are brought up to date first
         uc.mmio_map(MM.GICD_BASE, MM.GICD_SIZE, *self._mmio(self.gic.dist_read, self.gic.dist_write, self.N.flush))
         uc.mmio_map(MM.GICR_BASE, MM.GICR_SIZE, *self._mmio(self.gic.redist_read, self.gic.redist_write, self.N.flush))
@@ -192,7 +200,8 @@ class Machine:
         assert psci is not None                 # the generated tree always has one
         try:
             blob = fdtedit.qemu_edits(user, ram_base=self.ram_base, ram_size=self.ram_size,
-                                      bootargs=spec.bootargs, initrd=spec.initrd, psci=psci)
+                                      bootargs=spec.bootargs, initrd=spec.initrd, psci=psci,
+                                      rng_seed=lambda n: D.boot_seed_bytes(spec.seed, "rng-seed", n))
         except fdtedit.FdtError as e:
             raise errors.ImageError(f"{path}: {e}") from None
         return blob, len(blob)
@@ -445,7 +454,8 @@ class Machine:
     def _after_halt(self, pc: int) -> None:
         """emu_start returned without a stop request: the CPU executed WFI (or WFE)."""
         wfi_pc = pc - X.INSN_SIZE
-        word = struct.unpack("<I", self.uc.mem_read(wfi_pc, 4))[0] if self.mem.readable(wfi_pc) else None
+        # the word through the guest's translation; unknown (None) counts as a hint, as WFE
+        word = self.mem.insn_word(wfi_pc)
         if word != X.WFI:
             return                                   # WFE / YIELD: a hint, keep going
         self.N.finish_block(pc)

@@ -14,7 +14,6 @@ from .. import errors, native
 from ..config import PMU_VERSIONS
 from ..pmu import decode, events, regs
 from ..pmu import layout as L
-from .. import arch as X
 from . import memmap as MM
 from .env import PmuRegs
 
@@ -101,8 +100,10 @@ class PmuDevice:
                                        f"is not supported (at most {L.CACHE_MAX_LINES} lines)", errors.EXIT_USAGE)
             A[sets_o], A[ways_o] = lines // ways, ways
         self._observers(p.counters)
-        A[L.ID_AA64DFR0_BASE] = self.uc.cpr_read(*X.ID_AA64DFR0_EL1)
-        A[L.ID_DFR0_BASE] = self.uc.cpr_read(*X.ID_DFR0_EL1)
+        # the CPU model's values of the ID registers the board patches (vpmu.pmu.registers.id_read)
+        for h, name in ((regs.H_ID_AA64DFR0, "ID_AA64DFR0_EL1"), (regs.H_ID_DFR0, "ID_DFR0_EL1"),
+                        (regs.H_ID_AA64PFR0, "ID_AA64PFR0_EL1"), (regs.H_ID_PFR1, "ID_PFR1_EL1")):
+            A[L.ID_BASE + h - regs.H_ID_FIRST] = self.uc.cpr_read(*regs.fields(regs.BY_NAME[name]))
         self.N.reconfigure()
 
     def _observers(self, first: int) -> None:

@@ -31,6 +31,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="RAM size, e.g. 128M (default), 1G, 0x8000000 (bytes)")
     p.add_argument("--xen", action="store_true", help="add the Xen /hypervisor node")
     p.add_argument("--append", metavar="STR", help="/chosen/bootargs")
+    p.add_argument("--seed", metavar="N", help="/chosen/rng-seed and kaslr-seed from N (default 0, as vpmu run)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="output file ('-' or absent: standard output)")
     p.add_argument("--dts", action="store_true", help="write DTS source instead of a blob")
@@ -56,6 +57,11 @@ def _cmd_dtb(args: argparse.Namespace, prog: str) -> int:
         if args.append is not None and len(args.append) > APPEND_MAX:
             return fail(f"--append is {len(args.append)} characters; /chosen/bootargs takes at most {APPEND_MAX}")
         cfg.append = args.append
+        if args.seed is not None:
+            try:
+                cfg.seed = int(args.seed, 0)
+            except ValueError:
+                return fail(f"--seed {args.seed!r} is not a number")
         cfg.xen = args.xen
         spec = BoardSpec.from_config(cfg)
         main_is_text = args.dts

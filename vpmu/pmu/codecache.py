@@ -48,7 +48,6 @@ from . import layout as L
 from .counting import I, ONE, U, ZERO
 
 _vmem_read = native.uc_vmem_read
-_mem_read = native.uc_mem_read
 
 PAGE_SHIFT = 12
 HASH_MUL = U(0x9E3779B1)
@@ -172,12 +171,11 @@ def on_tlbi(A, op1, crm, op2, xt):
 # ---- reading a block's words -----------------------------------------------------------------
 @kernel
 def read_code(uc, A, addr, size):
-    """The block's bytes into CODE, through the guest's current stage-1 translation (the
-    MMU off: the address itself).  False if nothing readable is there."""
+    """The block's bytes into CODE, through the guest's current stage-1 translation with
+    execute permission (the MMU off: the address itself).  False if the walk fails: the
+    words are unknown then, never read from the physical address that equals the VA."""
     buf = A[L.CODE:].ctypes
-    if _vmem_read(uc, addr, UC.UC_PROT_EXEC, buf, size) == 0:
-        return True
-    return _mem_read(uc, addr, buf, size) == 0
+    return _vmem_read(uc, addr, UC.UC_PROT_EXEC, buf, size) == 0
 
 
 @inline_kernel

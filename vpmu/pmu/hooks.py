@@ -501,9 +501,8 @@ def _sysreg(uc, reg, cp, A, is_read):
                 _write_reg(uc, A, reg, val)
         else:
             A[L.CNTKCTL] = val & U(0x3FF)
-    elif h == regs.H_ID_AA64DFR0 or h == regs.H_ID_DFR0:
-        base = A[L.ID_AA64DFR0_BASE] if h == regs.H_ID_AA64DFR0 else A[L.ID_DFR0_BASE]
-        val = rg.id_read(A, h, base)
+    elif h >= regs.H_ID_FIRST and h <= regs.H_ID_LAST:
+        val = rg.id_read(A, h, A[L.ID_BASE + h - regs.H_ID_FIRST])
         if reg != REG_XZR:
             _write_reg(uc, A, reg, val)
     else:                                 # GIC CPU interface, timer writes: Python

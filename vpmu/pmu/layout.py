@@ -83,8 +83,8 @@ OVQ = _alloc(4 * 32)       # overflows found by one commit: (instruction, counte
 EXIT_PENDING = _alloc(1)   # Python asked the run to end (semihosting exit etc.)
 RAM_LO = _alloc(1)         # guest RAM [RAM_LO, RAM_HI): only RAM allocates in the data cache model
 RAM_HI = _alloc(1)
-ID_AA64DFR0_BASE = _alloc(1)   # the CPU model's ID register values (PMU fields patched on read)
-ID_DFR0_BASE = _alloc(1)
+# the CPU model's ID register values, by handler (regs.H_ID_FIRST..H_ID_LAST), patched on read
+ID_BASE = _alloc(4)
 NEXT_SAMPLE = _alloc(1)    # --trace-sample: next icount at which Python records all counters
 ENV_ADDR = _alloc(1)       # Unicorn's CPUARMState of this engine (native.cpu_and_env) ...
 CPU_ADDR = _alloc(1)       # ... and its CPU object (QEMU's do_interrupt takes it)

@@ -346,4 +346,15 @@ def id_read(A, h, qemu_value):
         if pv == ONE:
             pv = U(3)
         return (qemu_value & ~U(0xF000000)) | (pv << U(24))
+    # The processor features as QEMU's virt presents a cortex-a57 without EL2 and EL3 (the
+    # board's guests run at EL1; Unicorn's CPU model has both): ID_AA64PFR0_EL1.EL3 [15:12] and
+    # .EL2 [11:8] = 0, ID_PFR1_EL1.Virtualization [15:12] and .Security [7:4] = 0 (QEMU
+    # arm_cpu_realizefn without has_el2/has_el3).  The GICv3 CPU interface is system registers
+    # (ICC_*): ID_AA64PFR0_EL1.GIC [27:24] = ID_PFR1_EL1.GIC [31:28] = 1, "System register
+    # interface to versions 3.0 and 4.0 of the GIC CPU interface is supported" (Arm ARM D19.2;
+    # QEMU sets them when a GICv3 is attached, which Unicorn's CPU has not).
+    if h == regs.H_ID_AA64PFR0:
+        return (qemu_value & ~U(0xF00FF00)) | (ONE << U(24))
+    if h == regs.H_ID_PFR1:
+        return (qemu_value & ~U(0xF000F0F0)) | (ONE << U(28))
     return qemu_value

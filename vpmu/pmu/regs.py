@@ -66,8 +66,8 @@ H_TIMER_FIRST, H_TIMER_LAST = H_CNTFRQ, H_CNTV_CVAL
 H_ICC = 96          # every ICC_* register: Python (vpmu.board.gic) decodes the key
 H_DEBUG = 97        # watchpoints, MDSCR, the OS lock: Python (vpmu.board.debug) decodes the key
 WATCHPOINTS = 4     # DBGWVR/DBGWCR<n>_EL1 the CPU model has (cortex-a57: ID_AA64DFR0_EL1.WRPs + 1)
-H_ID_AA64DFR0, H_ID_DFR0 = 128, 129
-H_ID_FIRST, H_ID_LAST = H_ID_AA64DFR0, H_ID_DFR0
+H_ID_AA64DFR0, H_ID_DFR0, H_ID_AA64PFR0, H_ID_PFR1 = 128, 129, 130, 131
+H_ID_FIRST, H_ID_LAST = H_ID_AA64DFR0, H_ID_PFR1
 
 H_OBS_MMU = 160     # SCTLR/TTBR/TCR writes: the block cache is flushed, QEMU performs the write
 H_OBS_CACHE = 161   # IC / TLBI maintenance (SYS): the block cache is flushed
@@ -117,6 +117,8 @@ _TABLE = [
     ("CNTV_CVAL_EL0",          3, 3, 14, 3, 2, H_CNTV_CVAL,      K_VTEN,         K_VTEN),
     ("ID_AA64DFR0_EL1",        3, 0, 0, 5, 0, H_ID_AA64DFR0,     NEVER,          NEVER),
     ("ID_DFR0_EL1",            3, 0, 0, 1, 2, H_ID_DFR0,         NEVER,          NEVER),
+    ("ID_AA64PFR0_EL1",        3, 0, 0, 4, 0, H_ID_AA64PFR0,     NEVER,          NEVER),
+    ("ID_PFR1_EL1",            3, 0, 0, 1, 1, H_ID_PFR1,         NEVER,          NEVER),
     ("ICC_PMR_EL1",            3, 0, 4, 6, 0, H_ICC,             NEVER,          NEVER),
     ("ICC_IAR0_EL1",           3, 0, 12, 8, 0, H_ICC,            NEVER,          NEVER),
     ("ICC_EOIR0_EL1",          3, 0, 12, 8, 1, H_ICC,            NEVER,          NEVER),
@@ -188,7 +190,8 @@ def handler_table() -> np.ndarray:
 
 # Read-only and write-only registers: the other direction is UNDEFINED at every EL.
 READ_ONLY = {BY_NAME[n] for n in ("PMCEID0_EL0", "PMCEID1_EL0", "PMMIR_EL1", "CNTFRQ_EL0", "CNTPCT_EL0",
-                                 "CNTVCT_EL0", "ID_AA64DFR0_EL1", "ID_DFR0_EL1", "OSLSR_EL1", "ICC_IAR0_EL1",
+                                 "CNTVCT_EL0", "ID_AA64DFR0_EL1", "ID_DFR0_EL1", "ID_AA64PFR0_EL1",
+                                 "ID_PFR1_EL1", "OSLSR_EL1", "ICC_IAR0_EL1",
                                  "ICC_IAR1_EL1", "ICC_HPPIR0_EL1", "ICC_HPPIR1_EL1", "ICC_RPR_EL1")}
 WRITE_ONLY = {BY_NAME[n] for n in ("PMSWINC_EL0", "OSLAR_EL1", "ICC_EOIR0_EL1", "ICC_EOIR1_EL1", "ICC_DIR_EL1",
                                   "ICC_SGI1R_EL1", "ICC_ASGI1R_EL1", "ICC_SGI0R_EL1")}

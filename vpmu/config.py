@@ -40,6 +40,10 @@ DEFAULT_MEMORY = 128 << 20
 MEMORY_MIN = 1 << 20
 MEMORY_MAX = 4 << 30
 
+# The character devices the virtio console's port 0 can be connected to (vpmu/board/chardev.py):
+# QEMU's chr-testdev protocol (kvm-unit-tests' exit path), the standard output, nothing.
+VIRTIO_CONSOLE_BACKENDS = ("testdev", "stdio", "null")
+
 # Board interrupt numbers (QEMU virt): PPIs are INTID 16..31.
 DEFAULT_PMU_IRQ = 23
 DEFAULT_TIMER_PPIS = {"vtimer": 27, "ptimer": 30, "hvtimer": 28, "hptimer": 26}
@@ -115,6 +119,10 @@ class MachineConfig:
     append: Optional[str] = None            # /chosen/bootargs
     dtb_path: Optional[str] = None          # replace the generated device tree
     initrd_path: Optional[str] = None       # initial RAM disk (QEMU -initrd), Linux boots only
+    semihosting: bool = True                # HLT #0xF000 at EL1 is a semihosting call (else UNDEFINED)
+    # QEMU virt's virtio-mmio transports with a legacy virtio console whose port 0 is
+    # connected to this character device (VIRTIO_CONSOLE_BACKENDS); None: no transports
+    virtio_console: Optional[str] = None
     # Xen frontend
     xen: bool = False
     xen_domid: int = 0

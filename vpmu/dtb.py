@@ -17,8 +17,10 @@ checked property by property against ``qemu-system-aarch64 -M virt,gic-version=3
 Where this tree differs from virt's, on purpose:
 
 - devices the board does not have are not described: flash, fw-cfg, PL031 RTC, PL061 GPIO
-  and gpio-keys, PCIe, virtio-mmio, the platform bus, and the GICv3 ITS (so nothing takes
-  phandle 0x8003);
+  and gpio-keys, PCIe, the platform bus, and the GICv3 ITS (so nothing takes phandle
+  0x8003); the 32 virtio-mmio transports are described only when the board has them
+  (``--virtio-console``, :data:`VIRTIO_MMIO_BASE`), as virt's ``create_virtio_devices``
+  writes them;
 - ``/chosen`` has no ``kaslr-seed``/``rng-seed``: virt fills them with fresh randomness on
   every boot, which would make runs irreproducible;
 - ``cpu@0`` has ``enable-method = "psci"`` although virt writes it only when there is more
@@ -51,6 +53,13 @@ GICR_BASE, GICR_SIZE = 0x080A_0000, 0x00F6_0000
 UART_BASE, UART_SIZE = 0x0900_0000, 0x0000_1000
 UART_SPI = 1                     # a15irqmap[VIRT_UART]: INTID 33
 UART_CLOCK_HZ = 24_000_000       # the "apb-pclk" fixed clock
+
+# virt's virtio-mmio transports (base_memmap[VIRT_MMIO], a15irqmap[VIRT_MMIO]): 32 of 0x200
+# bytes from 0x0a000000, transport i on SPI 16 + i (INTID 48 + i), edge-rising in the tree.
+# virt plugs the first -device into the highest transport, so a lone console is the last one.
+VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE = 0x0A00_0000, 0x200
+VIRTIO_MMIO_COUNT = 32
+VIRTIO_MMIO_FIRST_SPI = 16
 
 # virt allows RAM up to 255 GiB below the high I/O area (LEGACY_RAMLIMIT_GB).
 RAM_MAX = 255 << 30
@@ -145,6 +154,7 @@ class BoardSpec:
     xen_version: tuple = XEN_VERSION
     psci_method: str = "hvc"
     cpu_compatible: str = "arm,cortex-a57"
+    virtio_mmio: bool = False                     # virt's 32 virtio-mmio transports
 
     ram_base = RAM_BASE                           # fixed parts of the map (class constants)
     uart_path = f"/pl011@{UART_BASE:x}"
@@ -185,6 +195,9 @@ class BoardSpec:
                  ("UART", 32 + UART_SPI)]
         if self.pmu_irq is not None:
             users.append(("PMU", self.pmu_irq))
+        if self.virtio_mmio:
+            users += [(f"virtio-mmio transport {i}", 32 + VIRTIO_MMIO_FIRST_SPI + i)
+                      for i in range(VIRTIO_MMIO_COUNT)]
         if self.xen:
             if intid_kind(self.xen_evtchn_irq) != "PPI":
                 raise ValueError(f"Xen event-channel interrupt {self.xen_evtchn_irq} is "
@@ -207,7 +220,8 @@ class BoardSpec:
             raise ValueError(f"timer_ppis has no {e.args[0]!r} entry") from None
         return cls(ram_size=cfg.memory,
                    pmu_irq=cfg.pmu.irq if cfg.pmu.present else None,
-                   bootargs=cfg.append, xen=cfg.xen, **timers)
+                   bootargs=cfg.append, xen=cfg.xen, virtio_mmio=cfg.virtio_console is not None,
+                   **timers)
 
 
 # --- Tree construction ---------------------------------------------------------------------
@@ -319,6 +333,16 @@ def _tree(spec: BoardSpec) -> pyfdt.FDT:
                       _w("interrupts", *gic_interrupt(32 + UART_SPI)),
                       _w("clocks", PHANDLE_APB_PCLK, PHANDLE_APB_PCLK),
                       _s("clock-names", "uartclk", "apb_pclk")))
+
+    # create_virtio_devices: lowest address first (virt adds them in reverse order for that)
+    if spec.virtio_mmio:
+        for i in range(VIRTIO_MMIO_COUNT):
+            base = VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE
+            root.append(_node(f"virtio_mmio@{base:x}", _s("compatible", "virtio,mmio"),
+                              _reg((base, VIRTIO_MMIO_SIZE)),
+                              _w("interrupts", *gic_interrupt(32 + VIRTIO_MMIO_FIRST_SPI + i,
+                                                              GIC_FDT_IRQ_FLAGS_EDGE_LO_HI)),
+                              _flag("dma-coherent")))
 
     # fdt_add_psci_node. virt's conduit: none if secure=on with firmware, SMC with
     # virtualization=on (EL2), otherwise HVC (and always HVC under KVM). Our guests run

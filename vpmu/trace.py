@@ -30,6 +30,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "psci": ("function", "result"),
     "semihost": ("op", "result"),
     "wfi": ("pc", "idle_cycles"),
+    "virtio": ("transport", "queue", "note"),
     "exit": ("status", "reason", "cycles", "pmu"),
     "error": ("reason", "pc"),
 }

@@ -27,10 +27,11 @@ from .env import InterruptedContext
 class ExceptionModel:
     def __init__(self, uc, A, N, gic, mem, trace, guard, sync: Callable[[], None],
                  smc: Callable[[int], None], hvc: dict[int, Callable[[int], None]],
-                 semihosting: Callable[[int], None]):
+                 semihosting: Optional[Callable[[int], None]]):
         """``sync()`` brings the counts and the trace up to date before an exception is taken;
         ``smc(pc)``, ``hvc[imm](pc)`` and ``semihosting(pc)`` answer the service calls made
-        from EL1 by the instruction at pc (HVC immediates without a handler are UNDEFINED)."""
+        from EL1 by the instruction at pc (HVC immediates without a handler are UNDEFINED;
+        without ``semihosting``, HLT #0xF000 is UNDEFINED as any HLT)."""
         self.uc, self.A, self.N, self.gic, self.mem, self.trace, self.guard = uc, A, N, gic, mem, trace, guard
         self.sync = sync
         self.smc, self.hvc, self.semihosting = smc, hvc, semihosting
@@ -151,7 +152,8 @@ class ExceptionModel:
                     self.N.end_block_at(pc, True)
                     call(pc)
                     return
-            if word == X.HLT_SEMIHOSTING:
+            # without semihosting (QEMU without -semihosting) HLT #0xF000 is UNDEFINED as any HLT
+            if word == X.HLT_SEMIHOSTING and self.semihosting is not None:
                 self.N.end_block_at(pc, True)
                 self.semihosting(pc)
                 return

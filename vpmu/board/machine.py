@@ -2,7 +2,8 @@
 
 It creates the Unicorn engine (cortex-a57, AArch64 EL1 without EL3), the PMU model's arena
 and its native hooks, and the board's devices, each in its own module: guest memory
-(``memory.py``), the PL011 (``pl011.py``), the GICv3 (``gic.py``), the generic and one-shot
+(``memory.py``), the PL011 (``pl011.py``), the GICv3 (``gic.py``), the virtio-mmio console
+when configured (``virtio_console.py``, ``chardev.py``), the generic and one-shot
 timers with WFI (``timers.py``), the PMU seen from Python (``pmu_device.py``), the block
 cache (``codecache.py``), the exception model (``exceptions.py``), semihosting
 (``semihosting.py``) and PSCI/SMCCC/PV time (``smccc.py``).  It wires them to one another
@@ -41,6 +42,7 @@ from .codecache import CodeCache
 from .env import Frontend, GuestExit, InterruptedContext, PmuRegs
 from .exceptions import ExceptionModel
 from .gic import INTID_MASK, Gic
+from .chardev import open_backend
 from .guard import CallbackGuard
 from .loader import Image
 from .memory import GuestMemory
@@ -49,6 +51,7 @@ from .pmu_device import PmuDevice
 from .semihosting import Semihosting
 from .smccc import Smccc
 from .timers import Timers
+from .virtio_console import CONSOLE_TRANSPORT, TRANSMITQ, VirtioMmio
 
 UNTIL = 0xFFFF_FFFF_FFFF_FFFC           # never executed; the run loop stops by other means
 NONE64 = L.NONE64
@@ -107,6 +110,14 @@ class Machine:
         # the GIC may trace or interrupt: the deferred counts are brought up to date first
         uc.mmio_map(MM.GICD_BASE, MM.GICD_SIZE, *self._mmio(self.gic.dist_read, self.gic.dist_write, self.N.flush))
         uc.mmio_map(MM.GICR_BASE, MM.GICR_SIZE, *self._mmio(self.gic.redist_read, self.gic.redist_write, self.N.flush))
+        self.virtio: Optional[VirtioMmio] = None
+        if cfg.virtio_console is not None:     # QEMU's -device virtio-serial-device -device virtconsole
+            backend = open_backend(cfg.virtio_console, self.out,
+                                   on_note=lambda text: self._virtio_note(CONSOLE_TRANSPORT, TRANSMITQ, text))
+            self.virtio = VirtioMmio(self.mem, self.gic, backend, note=self._virtio_note)
+            # the console may trace, interrupt or end the run: the deferred counts are brought up to date first
+            uc.mmio_map(self.virtio.base, self.virtio.size,
+                        *self._mmio(self.virtio.read, self.virtio.write, self.N.flush))
 
         # ---- hooks: native counting path, Python for the rare events -------------------------------
         from ..pmu import hooks as H
@@ -123,7 +134,7 @@ class Machine:
         self.exc = ExceptionModel(uc, A, self.N, self.gic, self.mem, self.trace, self.guard, sync=self._sync,
                                   smc=lambda pc: self.smccc.call(pc, "smc"),
                                   hvc={X.HVC_SMCCC: lambda pc: self.smccc.call(pc, "hvc")},
-                                  semihosting=self.semihosting.call)
+                                  semihosting=self.semihosting.call if cfg.semihosting else None)
         uc.hook_add(UC.UC_HOOK_INTR, self.exc.on_intr)
         # Accesses to nothing: bounded to the addresses around RAM.  Unicorn keeps every store to
         # an address any memory hook covers on its slow path (notdirty_write: a flat-view
@@ -188,6 +199,11 @@ class Machine:
         """mmio_map's (read_cb, read_ud, write_cb, write_ud) for a device, under the guard."""
         on_read, on_write = self.guard.mmio(read, write, before)
         return on_read, None, on_write, None
+
+    def _virtio_note(self, transport: int, queue: int, note: str) -> None:
+        """A virtio request the device did not carry out (docs/trace.md, ``virtio``)."""
+        self.trace.add({"type": "virtio", "icount": int(self.A[L.ICOUNT]), "transport": transport,
+                        "queue": queue, "note": note})
 
     def _gic_changed(self, deliverable: Optional[int]) -> None:
         self.A[L.IRQ_CAND] = 0 if deliverable is None else 1

@@ -194,6 +194,7 @@ class _State:
     cpu: Optional[str] = None
     cpu_props: dict = field(default_factory=dict)
     memory: Optional[int] = None
+    memory_text: str = ""
     kernel: Optional[str] = None
     initrd: Optional[str] = None
     append: Optional[str] = None
@@ -263,7 +264,7 @@ def _memory(st: _State, opt: str, arg: str) -> None:
     for key, value in parse_opts(arg, "size"):
         if key != "size":
             raise FrontError(f"{opt}: {key}= is not supported by vpmu (one fixed RAM bank)")
-        st.memory = parse_size_mib(opt, value)
+        st.memory, st.memory_text = parse_size_mib(opt, value), value
 
 
 def _smp(st: _State, opt: str, arg: str) -> None:
@@ -511,7 +512,7 @@ def _launch(st: _State) -> Launch:
             raise FrontError(f"-cpu {st.cpu}: property '{key}' is not supported by vpmu (only pmu=on|off)")
         no_pmu = not _bool("-cpu", key, value)
     if st.memory is not None and not (RAM_MIN <= st.memory <= RAM_MAX and st.memory % 4096 == 0):
-        raise FrontError(f"-m {format_size(st.memory)}: vpmu's board takes a multiple of 4 KiB from "
+        raise FrontError(f"-m {st.memory_text}: vpmu's board takes a multiple of 4 KiB from "
                          f"{format_size(RAM_MIN)} to {format_size(RAM_MAX)}")
     virtio_console = _resolve_chardevs(st)
     if st.kernel is None:

@@ -36,7 +36,7 @@ from unicorn import arm64_const as UA
 from unicorn import unicorn_const as UC
 
 from vpmu import native
-from vpmu.board.arch import EC_UNKNOWN, EXCP_UDEF
+from vpmu.arch import EC_UNKNOWN, EXCP_UDEF
 from vpmu.config import CycleModel
 from vpmu.pmu import channels as C
 from vpmu.pmu import classify

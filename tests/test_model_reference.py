@@ -150,9 +150,8 @@ class NumbaPmu:
             A[L.CLS_INC + cid * C.NS:L.CLS_INC + (cid + 1) * C.NS] = np.array(inc, dtype=np.uint64)
         A[L.CLS_N] = len(classes)
         A[L.POOL:L.POOL + n] = np.arange(n, dtype=np.uint64)
-        A[L.BLK_KEY + e] = pc + 1
-        A[L.BLK_SIZE + e] = 4 * n
-        A[L.BLK_N + e] = n
+        A[L.BLK_KEY + e * L.BW] = pc + 1
+        A[L.BLK_N + e * L.BW] = n
         A[L.BLK_IOFF + e] = 0
         A[L.BLK_TOT + e * C.NS:L.BLK_TOT + (e + 1) * C.NS] = np.array(incs, dtype=np.uint64).sum(axis=0)
         A[L.CUR_VALID] = 1
@@ -166,7 +165,7 @@ class NumbaPmu:
 
     def commit(self, i0: int, i1: int, oi: int = -1) -> None:
         if oi >= 0:
-            K_count.commit_ex(self.A, i0, i1, oi, int(self.A[L.BLK_N + self.BLOCK]))
+            K_count.commit_ex(self.A, i0, i1, oi, int(self.A[L.BLK_N + self.BLOCK * L.BW]))
         else:
             K_count.commit(self.A, i0, i1)
 

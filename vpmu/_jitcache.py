@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
-_SOURCES = ["native.py", "config.py", "pmu/layout.py", "pmu/channels.py", "pmu/regs.py", "pmu/counting.py",
-            "pmu/predictor.py", "pmu/blocks.py", "pmu/caches.py", "pmu/registers.py", "pmu/decode.py",
-            "pmu/codecache.py", "pmu/hooks.py"]
+_SOURCES = ["native.py", "config.py", "arch.py", "pmu/jit.py", "pmu/layout.py", "pmu/channels.py", "pmu/regs.py",
+            "pmu/counting.py", "pmu/predictor.py", "pmu/blocks.py", "pmu/caches.py", "pmu/registers.py",
+            "pmu/decode.py", "pmu/codecache.py", "pmu/hooks.py"]
 
 
 def cache_dir() -> Path:

@@ -29,6 +29,8 @@ class RunResult:
     error: Optional[str] = None                 # one-line error for runner-side failures
     stats: dict = field(default_factory=dict)   # how the run was counted: blocks counted deferred,
                                                 # deferred flushes (not part of the trace)
+    observed: list = field(default_factory=list)  # config.observe's counters (vpmu stat), in order
+    guest_ns: int = 0                           # guest time at the end: cycles + WFI idle, 1 GHz clock
 
     @property
     def ok(self) -> bool:
@@ -79,7 +81,8 @@ def run_config(image, config, *, capture: bool = True, keep_trace: bool = True, 
     return RunResult(exit_status=status, output=b"".join(out).decode("utf-8", "replace"), reason=reason,
                      icount=int(m.A[L.ICOUNT]) if m else 0, cycles=int(m.A[L.CYCLES]) if m else 0,
                      pmu=m.pmu_state() if m else {}, trace=m.trace.records if m else [], error=error,
-                     stats=m.stats() if m else {})
+                     stats=m.stats() if m else {}, observed=m.observed() if m else [],
+                     guest_ns=m.now_ns() if m else 0)
 
 
 def run(elf: str, **options) -> RunResult:

@@ -103,6 +103,16 @@ class PmuConfig:
 
 
 @dataclass
+class Observers:
+    """Counters the runner adds for ``vpmu stat`` (:mod:`vpmu.stat`): each counts one event
+    at the chosen exception levels in a counter beyond PMCR_EL0.N, which the guest can neither
+    see nor touch.  ``window`` "enabled": only while the guest's PMCR_EL0.E is set (what its
+    own counters count); "run": every instruction of the run."""
+    events: tuple[tuple[int, bool, bool], ...] = ()     # (event number, count at EL0, at EL1)
+    window: str = "enabled"
+
+
+@dataclass
 class MachineConfig:
     memory: int = DEFAULT_MEMORY
     pmu: PmuConfig = field(default_factory=PmuConfig)
@@ -127,3 +137,4 @@ class MachineConfig:
     xen: bool = False
     xen_domid: int = 0
     xen_vpmu: str = "self"                  # off | self | hv | all
+    observe: Observers = field(default_factory=Observers)   # vpmu stat's counters (none by default)

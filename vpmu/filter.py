@@ -17,8 +17,8 @@ This module holds:
   (:meth:`FilterRange.to_structs`) because ``nevents`` is a u16 and cannot say 65536;
 - :func:`pmceid` - the guest's PMCEID0/1 as ``kvm_pmu_get_pmceid()`` computes them;
 - :data:`COMMON_EVENT_NAMES` - number -> Arm name (common events 0x00..0x3F and the 0x4000
-  range), derived from the event catalogue :mod:`vpmu.pmu.events`, for names in the syntax
-  and in reports.
+  range), derived from the event catalogue :mod:`vpmu.pmu.events`, for reports; the syntax
+  takes every spelling :func:`vpmu.pmu.perfnames.event_number` takes (perf's included).
 
 Pure Python; no numba, no Unicorn (vpmu.pmu.events is a plain table).
 """
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence, Union
 
 from .config import PMU_VERSIONS, PMUVER_V3P1, event_space
-from .pmu import events
+from .pmu import events, perfnames
 
 # include/uapi/linux/kvm.h (arm64 asm/kvm.h): struct kvm_pmu_event_filter.action
 KVM_PMU_EVENT_ALLOW = 0
@@ -57,11 +57,13 @@ U16_MAX = 0xFFFF
 # (vpmu.pmu.events, the one table of event names; Arm ARM D17.11, the same spelling as
 # ARMV8_PMUV3_PERFCTR_* in include/linux/perf/arm_pmuv3.h).  Callers may pass their own dict.
 COMMON_EVENT_NAMES: dict[int, str] = {e.number: e.name for e in events.CATALOGUE}
+# ... and every name of the catalogue, the Cortex-A57's IMPLEMENTATION DEFINED events included.
+EVENT_NAMES: dict[int, str] = {e.number: e.name for e in events.ALL}
 
 
 def event_name(event: int, names: Optional[dict] = None) -> Optional[str]:
-    """The Arm name of ``event``, or None if it has none in the table."""
-    return (COMMON_EVENT_NAMES if names is None else names).get(event)
+    """The Arm name of ``event``, or None if it has none in the table (default: the catalogue)."""
+    return (EVENT_NAMES if names is None else names).get(event)
 
 
 def event_label(event: int, names: Optional[dict] = None) -> str:
@@ -432,41 +434,91 @@ def _names_index(names: dict) -> dict[str, int]:
     return {v.upper(): k for k, v in names.items()}
 
 
+def _event_in_table(tok: str, names: dict, where: str) -> int:
+    """A number or a name of a caller's own table (``names=``): no perf vocabulary."""
+    if _NUM_RE.match(tok):
+        return int(tok, 0) if tok[:2].lower() == "0x" else int(tok, 10)
+    if _NAME_RE.match(tok):
+        index = _names_index(names)
+        if tok.upper() not in index:
+            close = difflib.get_close_matches(tok.upper(), list(index), n=1)
+            hint = f"; did you mean {close[0]}?" if close else " (use a number or a name of the table)"
+            raise ValueError(f"unknown event name {tok!r}{where}{hint}")
+        return index[tok.upper()]
+    raise ValueError(f"bad event number {tok!r}{where} (use hex 0x.., decimal, or an event name)")
+
+
 def parse_event(token: str, names: Optional[dict] = None, *, nr_events: int = 65536,
                 item: Optional[str] = None) -> int:
-    """One event bound: hex (``0x11``), decimal (``17``) or an Arm name (``CPU_CYCLES``,
-    case-insensitive).  Raises ValueError with a one-line message."""
-    names = COMMON_EVENT_NAMES if names is None else names
+    """One event bound: hex (``0x11``), decimal (``17``), an Arm name (``CPU_CYCLES``,
+    case-insensitive) or any perf spelling of an event (``cycles``, ``r11``,
+    ``armv8_pmuv3_0/cpu_cycles/``: :func:`vpmu.pmu.perfnames.event_number`).  With ``names``,
+    numbers and that table's names only.  Raises ValueError with a one-line message."""
     where = f" in filter {item!r}" if item is not None else ""
     tok = token.strip()
     if not tok:
         raise ValueError(f"empty event number{where} (syntax: {SYNTAX})")
-    if _NUM_RE.match(tok):
-        value = int(tok, 0) if tok[:2].lower() == "0x" else int(tok, 10)
-    elif _NAME_RE.match(tok):
-        index = _names_index(names)
-        if tok.upper() not in index:
-            close = difflib.get_close_matches(tok.upper(), list(index), n=1)
-            hint = (f"; did you mean {close[0]}?" if close
-                    else " (use a number or an Arm common event name such as CPU_CYCLES)")
-            raise ValueError(f"unknown event name {tok!r}{where}{hint}")
-        value = index[tok.upper()]
+    if names is not None:
+        value = _event_in_table(tok, names, where)
     else:
-        raise ValueError(f"bad event number {tok!r}{where} (use hex 0x.., decimal, or an "
-                         "event name such as CPU_CYCLES)")
+        try:
+            value = perfnames.event_number(tok)
+        except ValueError as e:
+            raise ValueError(f"{e}" + (f" (filter {item!r})" if item is not None else "")) from None
     if value >= nr_events:
         raise ValueError(f"event 0x{value:X}{where} is outside the {space_description(nr_events)}")
     return value
 
 
+def _split_range(rng: str, text: str, names: Optional[dict]) -> tuple[str, str]:
+    """FIRST and LAST of ``FIRST[-LAST]``.  perf names contain '-' (``branch-misses``,
+    ``L1-dcache-load-misses``), so the whole text is one event if it is one spelling of an
+    event; else the range is the one split at a '-' whose two sides are events (more than
+    one such split: ambiguous)."""
+    def ok(t: str) -> bool:
+        try:
+            parse_event(t, names)
+        except ValueError:
+            return False
+        return True
+
+    if "-" not in rng:
+        return rng, rng
+    whole: Optional[ValueError] = None
+    try:
+        if names is None:
+            perfnames.parse(rng)             # a spelling, even one without a number here
+        else:
+            parse_event(rng, names)
+        return rng, rng
+    except ValueError as e:
+        whole = e
+    parts = rng.split("-")
+    splits = [("-".join(parts[:i]), "-".join(parts[i:])) for i in range(1, len(parts))]
+    found = [(a, b) for a, b in splits if ok(a) and ok(b)]
+    if len(found) > 1:
+        alts = " or ".join(f"{a.strip()!r} to {b.strip()!r}" for a, b in found)
+        raise ValueError(f"bad filter {text!r}: ambiguous range, {alts}")
+    if found:
+        return found[0]
+    if not isinstance(whole, perfnames.UnknownEvent):    # a (misspelt) single name: say so
+        raise ValueError(f"{whole} (filter {text!r})")
+    if len(parts) == 2:
+        return parts[0], parts[1]             # parsing each side gives its own error
+    raise ValueError(f"bad filter {text!r}: expected one FIRST or FIRST-LAST range "
+                     "(no '-' in it separates two events)")
+
+
 def parse_filter(text: str, *, nr_events: int = 65536, names: Optional[dict] = None) -> FilterRange:
     """Parse ``allow|deny:FIRST[-LAST]`` into a :class:`FilterRange`.
 
-    FIRST/LAST are inclusive, hex (``0x..``), decimal or event names (``deny:BR_MIS_PRED``,
-    ``allow:INST_RETIRED-CPU_CYCLES``); ``allow:none``/``deny:none`` is the zero-length
-    filter.  Every error is a ValueError with one specific line: bad syntax, unknown name,
-    FIRST > LAST, or an event outside ``nr_events`` (the host event space).  ``0-0`` and
-    ``0-0xFFFF`` are valid (both were rejected/mangled by early QEMU patches).
+    FIRST/LAST are inclusive, hex (``0x..``), decimal, event names (``deny:BR_MIS_PRED``,
+    ``allow:INST_RETIRED-CPU_CYCLES``) or perf's spellings (``deny:branch-misses``,
+    ``allow:instructions-cycles``, ``deny:r10``, ``deny:armv8_pmuv3_0/br_mis_pred/``);
+    ``allow:none``/``deny:none`` is the zero-length filter.  Every error is a ValueError with
+    one specific line: bad syntax, unknown name, FIRST > LAST, or an event outside
+    ``nr_events`` (the host event space).  ``0-0`` and ``0-0xFFFF`` are valid (both were
+    rejected/mangled by early QEMU patches).
     """
     if not isinstance(text, str):
         raise ValueError(f"filter must be a string like {SYNTAX!r}, not {type(text).__name__}")
@@ -487,11 +539,9 @@ def parse_filter(text: str, *, nr_events: int = 65536, names: Optional[dict] = N
         # zero-length with an explicit base_event: KVM accepts base_event == nr_events here
         base = parse_event(rng[5:], names, nr_events=min(nr_events + 1, U16_MAX + 1), item=text)
         return FilterRange.empty(action, base)
-    parts = rng.split("-")
-    if len(parts) > 2:
-        raise ValueError(f"bad filter {text!r}: expected one FIRST or FIRST-LAST range")
-    first = parse_event(parts[0], names, nr_events=nr_events, item=text)
-    last = parse_event(parts[1], names, nr_events=nr_events, item=text) if len(parts) == 2 else first
+    a, b = _split_range(rng, text, names)
+    first = parse_event(a, names, nr_events=nr_events, item=text)
+    last = parse_event(b, names, nr_events=nr_events, item=text)
     if first > last:
         raise ValueError(f"bad filter {text!r}: FIRST 0x{first:X} is greater than LAST 0x{last:X}")
     return FilterRange(action, first, last)

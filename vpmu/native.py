@@ -28,6 +28,7 @@ from . import _jitcache  # noqa: F401  (before any kernel is compiled or loaded)
 import llvmlite.binding as llvm
 import unicorn
 from numba import types
+from llvmlite import ir
 from numba.core import cgutils
 from numba.extending import intrinsic
 from unicorn import arm64_const as _R
@@ -86,6 +87,7 @@ pycall = types.ExternalFunction("vpmu_pycall", types.int64(types.int64, types.vo
 # --- hook registration -----------------------------------------------------------------------
 HOOK_BLOCK_SIG = types.void(types.voidptr, types.uint64, types.uint32, types.voidptr)
 HOOK_CODE_SIG = HOOK_BLOCK_SIG
+HOOK_INTR_SIG = types.void(types.voidptr, types.uint32, types.voidptr)
 HOOK_INSN_SYS_SIG = types.uint32(types.voidptr, types.int32, types.voidptr, types.voidptr)
 # UC_HOOK_EDGE_GENERATED: (uc, uc_tb *cur, uc_tb *prev, user); uc_tb = {u64 pc; u16 icount; u16 size}
 HOOK_EDGE_SIG = types.void(types.voidptr, types.voidptr, types.voidptr, types.voidptr)
@@ -136,6 +138,25 @@ def vmem_write(uc, va: int, data: bytes, prot: int) -> bool:
     return err == 0
 
 
+def vmem_translate(uc, va: int, prot: int) -> int | None:
+    """The physical address QEMU uses for an access to va with permission prot at the current
+    exception level (its TLB first, else a walk of the guest's tables; None: it would fault)."""
+    pa = ctypes.c_uint64()
+    err = uclib.uc_vmem_translate(uc._uch, ctypes.c_uint64(va), ctypes.c_int(prot), ctypes.byref(pa))
+    return None if err != 0 else pa.value
+
+
+def rebuild_hflags(env: int) -> None:
+    """Recompute QEMU's cached translation flags (hflags) from the CPU state at env.  Unicorn
+    2.1.4's MSR DAIFSet/DAIFClr do not, though PSTATE.D decides whether software step is
+    active (QEMU 7.2 rebuilds them there)."""
+    uclib.arm_rebuild_hflags_aarch64(ctypes.c_void_p(env))
+
+
+uclib.uc_vmem_translate.restype = ctypes.c_int
+uclib.uc_vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(ctypes.c_uint64)]
+uclib.arm_rebuild_hflags_aarch64.restype = None
+uclib.arm_rebuild_hflags_aarch64.argtypes = [ctypes.c_void_p]
 uclib.uc_vmem_write.restype = ctypes.c_int
 uclib.uc_vmem_write.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 uclib.uc_vmem_read.restype = ctypes.c_int
@@ -155,9 +176,19 @@ def as_ptr(typingctx, addr):
 def peek64(typingctx, addr):
     """The uint64 at an integer address."""
     def codegen(context, builder, sig, args):
-        ptr = builder.inttoptr(args[0], cgutils.int64_t.as_pointer())
+        ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
         return builder.load(ptr)
     return types.uint64(types.uint64), codegen
+
+
+@intrinsic
+def poke64(typingctx, addr, value):
+    """Store a uint64 at an integer address."""
+    def codegen(context, builder, sig, args):
+        ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        builder.store(args[1], ptr)
+        return context.get_dummy_value()
+    return types.void(types.uint64, types.uint64), codegen
 
 
 @intrinsic
@@ -165,18 +196,8 @@ def peek32(typingctx, addr):
     """The uint32 at an integer address."""
     def codegen(context, builder, sig, args):
         ptr = builder.inttoptr(args[0], cgutils.int32_t.as_pointer())
-        return builder.zext(builder.load(ptr), cgutils.int64_t)
+        return builder.zext(builder.load(ptr), ir.IntType(64))
     return types.uint64(types.uint64), codegen
-
-
-@intrinsic
-def poke32(typingctx, addr, value):
-    """Store the low 32 bits of value at an integer address."""
-    def codegen(context, builder, sig, args):
-        ptr = builder.inttoptr(args[0], cgutils.int32_t.as_pointer())
-        builder.store(builder.trunc(args[1], cgutils.int32_t), ptr)
-        return context.get_dummy_value()
-    return types.void(types.uint64, types.uint64), codegen
 
 
 # --- where Unicorn keeps the CPU ---------------------------------------------------------------

@@ -140,7 +140,8 @@ class RunOptions:
     filters: tuple = _option(
         (), group="PMU", flag="--filter", repeat=True, metavar="allow|deny:FIRST[-LAST]",
         help="KVM event filter range, repeatable, applied in order like successive "
-             "KVM_ARM_VCPU_PMU_V3_FILTER calls; inclusive; numbers (hex/decimal) or event names")
+             "KVM_ARM_VCPU_PMU_V3_FILTER calls; inclusive; numbers (hex/decimal), Arm event names "
+             "or perf's (deny:branch-misses, allow:instructions-cycles, deny:r10)")
     vm: Optional[str] = _option(
         None, group="PMU", metavar="FILE",
         help="VM description (TOML: host, vGIC, PMU, timers, PV time, memory) instead of the "

@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 from .config import PMUVER_V3P7, event_space
 from .filter import (CHAIN, COMMON_EVENT_NAMES, CPU_CYCLES, KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY,
                      SW_INCR, EventFilter, FilterRange, KvmPmuEventFilter,
-                     event_label, pack_filters, parse_filter, ranges_to_structs,
+                     event_label, event_name, pack_filters, parse_filter, ranges_to_structs,
                      space_description, structs_to_ranges, unpack_filters)
 
 DEFAULT_PMU_VERSION = "3.7"
@@ -372,6 +372,21 @@ class CounterImpact:
     def stopped_by_policy(self) -> bool:
         return not self.allowed and not self.never_filtered
 
+    @property
+    def decision(self) -> str:
+        return ("never filtered" if self.never_filtered and not self.allowed
+                else "allowed" if self.allowed else "denied")
+
+    def to_dict(self) -> dict:
+        return {"counter": "PMCCNTR" if self.index == 31 else f"PMEV{self.index}", "index": self.index,
+                "event": self.event, "event_name": event_name(self.event), "enabled": self.enabled,
+                "decision": self.decision, "without": self.without, "with_policy": self.with_policy,
+                "changed": self.changed}
+
+
+IMPACT_COLUMNS = ["counter", "index", "event", "event_name", "enabled", "decision", "without", "with_policy",
+                  "changed"]
+
 
 @dataclass
 class ImpactReport:
@@ -384,14 +399,24 @@ class ImpactReport:
     def changed(self) -> list:
         return [c for c in self.counters if c.changed]
 
+    def to_dict(self) -> dict:
+        """The report as data (``vpmu policy impact --json``); one record per counter in
+        ``counters`` (:data:`IMPACT_COLUMNS`, ``-x SEP``)."""
+        def ev(e: int) -> dict:
+            return {"event": e, "event_name": event_name(e)}
+        return {"counters": [c.to_dict() for c in self.counters],
+                "denied_programmed": [ev(e) for e in self.denied_programmed],
+                "never_filtered_denied": [ev(e) for e in self.never_filtered_denied],
+                "programming_differs": list(self.programming_differs),
+                "changed": len(self.changed)}
+
     def format(self) -> str:
         lines = ["Counters the guest programmed (final state), count without -> with the policy:"]
         if not self.counters:
             lines.append("  (none)")
         for c in self.counters:
             idx = "CC " if c.index == 31 else f"#{c.index:<2}"
-            decision = ("never filtered" if c.never_filtered and not c.allowed
-                        else "allowed" if c.allowed else "denied")
+            decision = c.decision
             mark = "  CHANGED" if c.changed else ""
             lines.append(f"  {idx} {event_label(c.event):<28} {'enabled' if c.enabled else 'disabled':<8} "
                          f"{decision:<14} {c.without} -> {c.with_policy}{mark}")

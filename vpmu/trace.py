@@ -9,7 +9,7 @@ byte for byte and traces diff cleanly.
 from __future__ import annotations
 
 import json
-from typing import IO, Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator, Optional
 
 SCHEMA_VERSION = 1
 
@@ -63,7 +63,21 @@ class TraceWriter:
             from .errors import EXIT_USAGE, VpmuError
             raise VpmuError(f"--trace {path}: cannot write ({e.strerror})", EXIT_USAGE) from None
 
+    _earlier: Optional[Callable[[], None]] = None
+    _draining = False
+
+    def set_earlier(self, drain: Callable[[], None]) -> None:
+        """Records queued elsewhere (the native hooks' ring) happened before anything added
+        from now on: ``drain()`` moves them into the trace, and runs before every add."""
+        self._earlier = drain
+
     def add(self, rec: dict) -> None:
+        if self._earlier is not None and not self._draining:
+            self._draining = True
+            try:
+                self._earlier()
+            finally:
+                self._draining = False
         rec = _order(rec)
         if self.keep:
             self.records.append(rec)

@@ -31,40 +31,81 @@ def _event_name(ev: int) -> str:
     return f"{e.name} ({ev:#x})" if e else f"event {ev:#x}"
 
 
-def summary(recs: list[dict]) -> str:
+SUMMARY_COLUMNS = ["counter", "index", "event", "event_name", "value", "overflows"]
+
+
+def summary_data(recs: list[dict]) -> dict:
+    """The summary as data (``vpmu trace summary --json``): the run record's configuration,
+    how the run ended, per counter the final value and the overflows, interrupts on the PMU
+    INTID and others, exceptions by kind, Xen samples.  A counter's ``value``/``event`` are
+    None when the trace has no exit record (truncated)."""
+    from .pmu.events import BY_NUMBER
     run = recs[0]
     ex = next((r for r in reversed(recs) if r["type"] in ("exit", "error")), None)
     ovf = Counter(r["counter"] for r in recs if r["type"] == "overflow")
     irq = Counter(r["intid"] for r in recs if r["type"] == "irq")
     exc = Counter(r["kind"] for r in recs if r["type"] == "exception")
     pmu_irq = run.get("pmu_irq", 23)
-    lines = [f"trace of {run.get('image')}: PMU {run.get('pmu_version')}, N={run.get('counters')}, "
-             f"PMU IRQ {pmu_irq}, filters {'yes' if run.get('filters') else 'no'}"]
-    if ex is None:
-        lines.append("  (no exit record: the trace is truncated)")
-    elif ex["type"] == "error":
-        lines.append(f"  stopped with an error at icount {ex['icount']}: {ex['reason']}")
-    else:
-        lines.append(f"  exit: {ex['reason']} status {ex['status']} after {ex['icount']} instructions, "
-                     f"{ex['cycles']} cycles")
+    end: dict | None = None
+    if ex is not None and ex["type"] == "error":
+        end = {"type": "error", "icount": ex["icount"], "reason": ex["reason"]}
+    elif ex is not None:
+        end = {"type": "exit", "reason": ex["reason"], "status": ex["status"], "icount": ex["icount"],
+               "cycles": ex["cycles"]}
     pmu = ex.get("pmu") if ex else None
-    lines.append(f"  {'counter':<9} {'event':<28} {'final value':>20} {'overflows':>10}")
+    counters = []
+
+    def name(ev):
+        e = BY_NUMBER.get(ev)
+        return e.name if e else None
     if pmu:
         for i in range(pmu["n"]):
-            lines.append(f"  {'PMEV' + str(i):<9} {_event_name(pmu['evtyper'][i] & 0xFFFF):<28} "
-                         f"{pmu['evcntr'][i]:>20} {ovf.get(i, 0):>10}")
-        lines.append(f"  {'PMCCNTR':<9} {'CPU_CYCLES (0x11)':<28} {pmu['pmccntr']:>20} {ovf.get(31, 0):>10}")
+            ev = pmu["evtyper"][i] & 0xFFFF
+            counters.append({"counter": f"PMEV{i}", "index": i, "event": ev, "event_name": name(ev),
+                             "value": pmu["evcntr"][i], "overflows": ovf.get(i, 0)})
+        counters.append({"counter": "PMCCNTR", "index": 31, "event": 0x11, "event_name": "CPU_CYCLES",
+                         "value": pmu["pmccntr"], "overflows": ovf.get(31, 0)})
     else:
         for c in sorted(ovf):
-            lines.append(f"  {'PMCCNTR' if c == 31 else 'PMEV' + str(c):<9} {'?':<28} {'?':>20} {ovf[c]:>10}")
-    lines.append(f"  interrupts on the PMU INTID {pmu_irq}: {irq.get(pmu_irq, 0)}"
-                 + (f"; other INTIDs: {dict(sorted((k, v) for k, v in irq.items() if k != pmu_irq))}"
-                    if len(irq) > (1 if pmu_irq in irq else 0) else ""))
-    if exc:
-        lines.append("  exceptions: " + ", ".join(f"{k} x{v}" for k, v in sorted(exc.items())))
-    samples = sum(1 for r in recs if r["type"] == "xen_sample")
-    if samples:
-        lines.append(f"  Xen PMU samples: {samples}")
+            counters.append({"counter": "PMCCNTR" if c == 31 else f"PMEV{c}", "index": c, "event": None,
+                             "event_name": None, "value": None, "overflows": ovf[c]})
+    return {"image": run.get("image"), "pmu_version": run.get("pmu_version"), "counters_n": run.get("counters"),
+            "pmu_irq": pmu_irq, "filters": bool(run.get("filters")), "end": end, "counters": counters,
+            "pmu_interrupts": irq.get(pmu_irq, 0),
+            "other_interrupts": {str(k): v for k, v in sorted(irq.items()) if k != pmu_irq},
+            "exceptions": dict(sorted(exc.items())),
+            "xen_samples": sum(1 for r in recs if r["type"] == "xen_sample")}
+
+
+def summary(recs: list[dict]) -> str:
+    return summary_text(summary_data(recs))
+
+
+def summary_text(d: dict) -> str:
+    pmu_irq = d["pmu_irq"]
+    lines = [f"trace of {d['image']}: PMU {d['pmu_version']}, N={d['counters_n']}, "
+             f"PMU IRQ {pmu_irq}, filters {'yes' if d['filters'] else 'no'}"]
+    end = d["end"]
+    if end is None:
+        lines.append("  (no exit record: the trace is truncated)")
+    elif end["type"] == "error":
+        lines.append(f"  stopped with an error at icount {end['icount']}: {end['reason']}")
+    else:
+        lines.append(f"  exit: {end['reason']} status {end['status']} after {end['icount']} instructions, "
+                     f"{end['cycles']} cycles")
+    lines.append(f"  {'counter':<9} {'event':<28} {'final value':>20} {'overflows':>10}")
+    for c in d["counters"]:
+        if c["value"] is None:
+            lines.append(f"  {c['counter']:<9} {'?':<28} {'?':>20} {c['overflows']:>10}")
+        else:
+            lines.append(f"  {c['counter']:<9} {_event_name(c['event']):<28} {c['value']:>20} {c['overflows']:>10}")
+    other = d["other_interrupts"]
+    lines.append(f"  interrupts on the PMU INTID {pmu_irq}: {d['pmu_interrupts']}"
+                 + (f"; other INTIDs: {dict((int(k), v) for k, v in other.items())}" if other else ""))
+    if d["exceptions"]:
+        lines.append("  exceptions: " + ", ".join(f"{k} x{v}" for k, v in d["exceptions"].items()))
+    if d["xen_samples"]:
+        lines.append(f"  Xen PMU samples: {d['xen_samples']}")
     return "\n".join(lines) + "\n"
 
 

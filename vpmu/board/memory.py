@@ -15,7 +15,7 @@ from typing import Optional
 from unicorn import unicorn_const as UC
 
 from .. import native
-from . import arch as X
+from .. import arch as X
 from .env import GuestFault
 
 PAGE = 0x1000

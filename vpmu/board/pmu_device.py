@@ -14,7 +14,7 @@ from .. import errors, native
 from ..config import PMU_VERSIONS
 from ..pmu import decode, events, regs
 from ..pmu import layout as L
-from . import arch as X
+from .. import arch as X
 from . import memmap as MM
 from .env import PmuRegs
 
@@ -54,7 +54,10 @@ class PmuDevice:
             A[L.RULE + k] |= np.uint64(regs.RULE_NOIMP_READ)
         for k in native.unimplemented(regs.HANDLER, False):
             A[L.RULE + k] |= np.uint64(regs.RULE_NOIMP_WRITE)
-        A[L.ENV_ADDR] = native.cpu_and_env(self.uc)[1]
+        cpu, env = native.cpu_and_env(self.uc)
+        lay = native.cpu_layout()
+        A[L.CPU_ADDR], A[L.ENV_ADDR] = cpu, env
+        A[L.SYN_ADDR], A[L.VADDR_ADDR] = env + lay.syndrome, env + lay.vaddress
         A[L.EV_S:L.EV_S + events.NSLOT] = L.NOCH
         A[L.EV_D:L.EV_D + events.NSLOT] = L.NOCH
         for e in events.CATALOGUE:          # the catalogue drives counting (and PMCEID below)
@@ -96,9 +99,38 @@ class PmuDevice:
                 raise errors.VpmuError(f"cache model: {size} bytes / {ca.line}-byte lines / {ways} ways "
                                        f"is not supported (at most {L.CACHE_MAX_LINES} lines)", errors.EXIT_USAGE)
             A[sets_o], A[ways_o] = lines // ways, ways
+        self._observers(p.counters)
         A[L.ID_AA64DFR0_BASE] = self.uc.cpr_read(*X.ID_AA64DFR0_EL1)
         A[L.ID_DFR0_BASE] = self.uc.cpr_read(*X.ID_DFR0_EL1)
         self.N.reconfigure()
+
+    def _observers(self, first: int) -> None:
+        """vpmu stat's counters (config.Observers) in counters first, first + 1, ...: beyond
+        PMCR_EL0.N, so the guest cannot reach them; the kernels count them like event counters
+        (registers.reconfigure) but 64 bits wide and without the guest's filter."""
+        obs = self.cfg.observe
+        if not obs.events:
+            return
+        if obs.window not in ("enabled", "run"):
+            raise errors.VpmuError(f"observer window {obs.window!r} is neither 'enabled' nor 'run'",
+                                   errors.EXIT_USAGE)
+        if first + len(obs.events) > L.CCNT:
+            raise errors.VpmuError(f"{len(obs.events)} observer counters do not fit beside the guest's "
+                                   f"{first} (31 in all)", errors.EXIT_USAGE)
+        A, mask = self.A, 0
+        for i, (event, el0, el1) in enumerate(obs.events):
+            c = first + i
+            A[L.TYPER + c] = (event & 0xFFFF) | (0 if el0 else regs.TY_U) | (0 if el1 else regs.TY_P)
+            A[L.CNT + c] = 0
+            mask |= 1 << c
+        A[L.OBS_MASK] = mask
+        A[L.OBS_ALWAYS] = 1 if obs.window == "run" else 0
+
+    def observed(self) -> list[int]:
+        """The observer counters' values, in the order of config.Observers.events."""
+        n = len(self.cfg.observe.events)
+        first = int(self.A[L.NCNT])
+        return [int(self.A[L.CNT + first + i]) for i in range(n)]
 
     def _mask_pmceid(self, p0: int, p1: int, pmuver: int) -> tuple[int, int]:
         """KVM's PMCEID view: SW_INCR/CHAIN forced on, STALL_SLOT* off, AND the filter."""
@@ -114,7 +146,7 @@ class PmuDevice:
             return
         recs = A[L.RING:L.RING + n * L.RING_W].reshape(n, L.RING_W).tolist()
         A[L.RING_N] = 0
-        for t, a, b, c, d, e in recs:
+        for t, a, b, c, d, e, f, _g in recs:
             if t == L.RT_OVERFLOW:
                 self.trace.add({"type": "overflow", "icount": int(c), "counter": int(a), "value": int(b), "pc": int(d)})
             elif t == L.RT_IRQ_LEVEL:
@@ -122,6 +154,10 @@ class PmuDevice:
             elif t == L.RT_PMU_REG:
                 self.trace.add({"type": "pmu_reg", "icount": int(d), "reg": regs.name(int(a)),
                                 "dir": "r" if b else "w", "value": int(c), "pc": int(e)})
+            elif t == L.RT_EXCEPTION:
+                self.trace.add({"type": "exception", "icount": int(f), "kind": L.EXCEPTION_KINDS[int(a) & 0xFF],
+                                "esr": int(b), "elr": int(c), "far": int(d), "from_el": int(a) >> 8,
+                                "vector": int(e)})
 
     def sample(self) -> None:
         """--trace-sample N: every counter at the first block boundary at or after each

@@ -14,7 +14,7 @@ from typing import Callable
 from unicorn import arm64_const as R
 
 from ..pmu import layout as L
-from . import arch as X
+from .. import arch as X
 from . import memmap as MM
 from .env import GuestExit
 

@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .. import api, policy
+from .. import api, policy, report
 from ..config import PMU_VERSIONS, event_space
 from ..filter import (STRUCT_SIZE, FilterRange, pack_filters, parse_filter, ranges_to_structs,
                       space_description, unpack_filters)
 from ..policy import (DEFAULT_PMU_VERSION, PolicyError, bytes_from_file, check_space, diff_policies,
                       effective, explain_policy, fmt_range, impact_report, import_bytes, lint_policy,
                       names_in, read_policy_file, readable_structs)
+
+from .output import add_format_options, render
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -142,7 +144,9 @@ def _cmd_impact(args) -> int:
             raise PolicyError(f"{args.elf}: {res.error}")
         results.append(res)
     rep = impact_report(results[0], results[1], flt, PMU_VERSIONS[args.pmu_version])
-    sys.stdout.write(rep.format())
+    data = rep.to_dict()
+    sys.stdout.write(render(args, data, rep.format,
+                            lambda sep: report.records_to_sv(data["counters"], sep, policy.IMPACT_COLUMNS)))
     return EXIT_FINDINGS if rep.changed else EXIT_OK
 
 
@@ -206,4 +210,5 @@ def register(subparsers) -> argparse.ArgumentParser:
              "exit 1 if a counter changed")
     m.add_argument("elf", metavar="GUEST.elf")
     m.add_argument("--max-insns", type=int, default=None, metavar="N")
+    add_format_options(m, "the report (-x: the counter table)")
     return top

@@ -1,6 +1,6 @@
 """``vpmu run``: run a guest.  The options come from one table, :class:`vpmu.options.RunOptions`
 (each field's :class:`~vpmu.options.CliForm`); this module only maps argparse onto it and
-prints ``--summary``."""
+prints ``--summary`` (text, ``--json`` or ``-x SEP``: vpmu.report)."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +8,9 @@ import sys
 from dataclasses import fields
 from typing import Any, Callable
 
-from .. import api, errors
+from .. import api, errors, report
 from ..options import RunOptions
-from ..pmu import events
+from .output import add_format_options, machine_readable, render
 
 
 def register(sub) -> None:
@@ -21,6 +21,7 @@ def register(sub) -> None:
     r.add_argument("guest", metavar="GUEST", help="guest image")
     add_run_options(r)
     r.add_argument("--summary", action="store_true", help="print the final PMU registers to stderr")
+    add_format_options(r, "the --summary (implies --summary; still on stderr)")
     r.set_defaults(func=cmd_run)
 
 
@@ -63,30 +64,20 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
 
 
 def summary(res) -> str:
-    """``--summary``: the final PMU registers, one counter a line."""
-    p = res.pmu
-    lines = [f"vpmu: {res.reason} status={res.exit_status} instructions={res.icount} cycles={res.cycles}"]
-    if not p:
-        return "\n".join(lines) + "\n"
-    e_on = p["pmcr"] & 1
-    lines.append(f"  PMCR_EL0={p['pmcr']:#x} (E={e_on}, N={p['n']})  PMCNTENSET={p['pmcntenset']:#x}  "
-                 f"PMOVSSET={p['pmovsset']:#x}  PMINTENSET={p['pmintenset']:#x}")
-    lines.append(f"  {'counter':<9} {'event':<26} {'value':>20} {'enabled':>8} {'overflowed':>11}")
-    evmask = 0xFFFF
-    for i in range(p["n"]):
-        ev = p["evtyper"][i] & evmask
-        e = events.BY_NUMBER.get(ev)
-        name = f"{e.name if e else 'event'} ({ev:#x})"
-        lines.append(f"  {'PMEV' + str(i):<9} {name:<26} {p['evcntr'][i]:>20} {(p['pmcntenset'] >> i) & 1:>8} "
-                     f"{(p['pmovsset'] >> i) & 1:>11}")
-    lines.append(f"  {'PMCCNTR':<9} {'CPU_CYCLES (0x11)':<26} {p['pmccntr']:>20} {(p['pmcntenset'] >> 31) & 1:>8} "
-                 f"{(p['pmovsset'] >> 31) & 1:>11}")
-    return "\n".join(lines) + "\n"
+    """``--summary``: the final PMU registers, one counter a line (vpmu.report.run_summary)."""
+    return report.run_summary_text(report.run_summary(res))
+
+
+def _summary_sv(data: dict, sep: str) -> str:
+    pmu = data.get("pmu") or {"counters": []}
+    return report.records_to_sv(pmu["counters"], sep, report.SUMMARY_COLUMNS)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = options_from_args(args).to_machine_config()
     res = api.run_config(args.guest, cfg, capture=False, keep_trace=False, raise_errors=True)
-    if args.summary:
-        sys.stderr.write(summary(res))
+    if args.summary or machine_readable(args):
+        data = report.run_summary(res)
+        sys.stderr.write(render(args, data, lambda: report.run_summary_text(data),
+                                lambda sep: _summary_sv(data, sep)))
     return res.exit_status

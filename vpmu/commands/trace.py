@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import sys
 
-from .. import tracecmd
+from .. import report, tracecmd
 from ..testing import context, first_difference
-from ..tracecmd import load, plot, summary
+from ..tracecmd import load, plot
+from .output import add_format_options, render
 
 
 def cmd_summary(args) -> int:
-    sys.stdout.write(summary(load(args.trace)))
+    data = tracecmd.summary_data(load(args.trace))
+    sys.stdout.write(render(args, data, lambda: tracecmd.summary_text(data),
+                            lambda sep: report.records_to_sv(data["counters"], sep, tracecmd.SUMMARY_COLUMNS)))
     return 0
 
 
@@ -45,6 +48,7 @@ def register(sub) -> None:
     tsub.required = True
     s = tsub.add_parser("summary", help="per-counter final values, overflows and interrupts")
     s.add_argument("trace")
+    add_format_options(s, "the summary (-x: the counter table)")
     s.set_defaults(func=cmd_summary)
     d = tsub.add_parser("diff", help="first divergence between two traces (exit 1 if they differ)")
     d.add_argument("a")

@@ -3,8 +3,9 @@ exception; and deciding when a block needs per-instruction sync points (precise 
 """
 from __future__ import annotations
 
-from numba import njit
 
+
+from .jit import kernel
 from . import channels as C
 from . import counting as cnt
 from . import layout as L
@@ -12,7 +13,7 @@ from . import predictor as bp
 from .counting import I, ONE, U, ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def finish_block(A, next_pc):
     """Retire the rest of the current block; its final branch resolves against next_pc."""
     cnt.defer_irq(A)
@@ -20,13 +21,13 @@ def finish_block(A, next_pc):
     cnt.release_irq(A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _finish_block(A, next_pc):
     if A[L.CUR_VALID] != ZERO:
         e = I(A[L.CUR_ENTRY])
-        n = I(A[L.BLK_N + e])
+        n = I(A[L.BLK_N + e * L.BW])
         cnt.commit(A, I(A[L.CUR_DONE]), n)
-        bk = A[L.BLK_BK + e]
+        bk = A[L.BLK_BK + e * L.BW]
         A[L.CUR_VALID] = ZERO
         if bk == U(L.BK_ERET):
             A[L.EL_STALE] = ONE               # ERET changed the exception level: re-read PSTATE
@@ -34,12 +35,12 @@ def _finish_block(A, next_pc):
             A[L.PB_VALID] = ONE
             A[L.PB_KIND] = bk
             A[L.PB_PC] = A[L.CUR_START] + U(4 * (n - 1))
-            A[L.PB_TARGET] = A[L.BLK_TGT + e]
+            A[L.PB_TARGET] = A[L.BLK_TGT + e * L.BW]
             A[L.PB_EL] = A[L.CUR_EL]
     bp.resolve_branch(A, next_pc)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def end_block_at(A, pc, retired):
     """A synchronous exception at pc: instructions before it retire, and pc itself if
     `retired` (SVC/HVC/SMC and handled semihosting calls complete; aborts/UNDEF/BRK do not).
@@ -54,7 +55,7 @@ def end_block_at(A, pc, retired):
     finish_block(A, pc)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def sync_to(A, pc):
     """Commit the current block's instructions before pc (pc inside the block)."""
     cnt.defer_flush(A)
@@ -69,12 +70,12 @@ def sync_to(A, pc):
         cnt.commit(A, done, idx)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def needs_precise(A, e):
     """Could something that must happen *between* two instructions of block e happen before
     its last instruction retires?  (A watched counter overflowing, a timer deadline, the
     instruction limit.)  Then the block runs with a sync point before every instruction."""
-    n = I(A[L.BLK_N + e])
+    n = I(A[L.BLK_N + e * L.BW])
     if A[L.ICOUNT] + U(n) > A[L.INSN_LIMIT]:
         return True
     if n <= 1 or (A[L.IRQ_WATCH] == ZERO and A[L.NEXT_DEADLINE] == cnt.M64):

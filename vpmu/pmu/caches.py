@@ -5,15 +5,16 @@ They start (cold) when a counter first counts one of their events, or at once wi
 """
 from __future__ import annotations
 
-from numba import njit
 
+
+from .jit import kernel
 from . import channels as C
 from . import counting as cnt
 from . import layout as L
 from .counting import I, ONE, U, ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def cache_lookup(A, is_d, line, is_write):
     """LRU set-associative lookup in the L1D (is_d) or L1I model; returns (hit, wrote_back)."""
     if is_d:
@@ -49,7 +50,7 @@ def cache_lookup(A, is_d, line, is_write):
     return False, wb
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def icache_fetch(A, start, size, pc_for_events):
     """Instruction fetch of a block: one L1I lookup per line it spans (before it executes)."""
     if A[L.L1I_ACTIVE] == ZERO:
@@ -59,7 +60,7 @@ def icache_fetch(A, start, size, pc_for_events):
     cnt.release_irq(A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _icache_fetch(A, start, size, pc_for_events):
     sh = A[L.LINE_SHIFT]
     first = start >> sh
@@ -74,7 +75,7 @@ def _icache_fetch(A, start, size, pc_for_events):
         ln += ONE
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _insn_class(A, pc):
     """Class of the instruction at pc in the current block (-1 if pc is not in it)."""
     start = A[L.CUR_START]
@@ -83,14 +84,14 @@ def _insn_class(A, pc):
     return I(A[L.POOL + I(A[L.BLK_IOFF + I(A[L.CUR_ENTRY])]) + I((pc - start) >> U(2))])
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def data_access(A, addr, size, is_write, pc, is_ram):
     cnt.defer_irq(A)
     _data_access(A, addr, size, is_write, pc, is_ram)
     cnt.release_irq(A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _data_access(A, addr, size, is_write, pc, is_ram):
     """One data access seen by the memory hook (Unicorn may split an instruction's transfer
     into several).  Per instruction execution, on its first access: UNALIGNED_LDST_RETIRED if
@@ -123,7 +124,7 @@ def _data_access(A, addr, size, is_write, pc, is_ram):
         ln += ONE
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _dside_event(A, d, pen, pc, ic):
     cnt.dyn_event(A, d, ONE, pc, ic)
     cnt.penalty(A, C.D_STALL_BE, pen, pc, ic)
@@ -133,7 +134,7 @@ def _dside_event(A, d, pen, pc, ic):
 CM_CIVAC, CM_IVAC, CM_CVAC, CM_IVAU, CM_IALLU = 1, 2, 3, 4, 5
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def maintenance_op(op1, crm, op2):
     """The CM_* operation of a DC/IC instruction (SYS, CRn = 7), 0 for anything else."""
     if op1 == 3 and op2 == 1 and crm == 14:
@@ -149,7 +150,7 @@ def maintenance_op(op1, crm, op2):
     return 0
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def cache_maintenance(A, op, addr, pc):
     """DC/IC by VA and IC IALLU seen by the SYS hook (a CM_* op).  Cleaning a dirty line is a
     write-back."""

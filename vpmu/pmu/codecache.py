@@ -36,10 +36,11 @@ The block cache and the per-instruction pool are flushed as a whole only when fu
 """
 from __future__ import annotations
 
-from numba import njit
+
 from unicorn import unicorn_const as UC
 
 from .. import native
+from .jit import inline_kernel, kernel
 from . import channels as C
 from . import counting as cnt
 from . import decode as D
@@ -58,12 +59,12 @@ MAX_INSNS = L.CODE_WORDS * 2              # instructions in the longest translat
 
 
 # ---- open-addressing sets of (key + 1) ------------------------------------------------------
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def _home(key, n):
     return I((key >> U(2)) * HASH_MUL) & (n - 1)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def set_has(A, base, n, key):
     k1 = key + ONE
     i = _home(key, n)
@@ -77,7 +78,7 @@ def set_has(A, base, n, key):
     return False
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def set_add(A, base, n, key):
     """Add key; False if the set is full (the caller decides what that means)."""
     k1 = key + ONE
@@ -94,37 +95,37 @@ def set_add(A, base, n, key):
 
 
 # ---- the block cache ---------------------------------------------------------------------------
-@njit(cache=True, _nrt=False)
+@kernel
 def blk_lookup(A, addr, size):
     """Slot of the block at addr: i if cached with this size, -2 - i if cached with another
     size (a new translation of other extent), -1 if not cached."""
     keyv = addr + ONE
     i = _home(addr, L.NBLK)
     for _ in range(L.NBLK):
-        k = A[L.BLK_KEY + i]
+        k = A[L.BLK_KEY + i * L.BW]
         if k == keyv:
-            return i if A[L.BLK_SIZE + i] == U(size) else -2 - i
+            return i if A[L.BLK_N + i * L.BW] == U(size) >> U(2) else -2 - i
         if k == ZERO:
             return -1
         i = (i + 1) & (L.NBLK - 1)
     return -1
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _free_slot(A, addr):
     i = _home(addr, L.NBLK)
-    while A[L.BLK_KEY + i] != ZERO:
+    while A[L.BLK_KEY + i * L.BW] != ZERO:
         i = (i + 1) & (L.NBLK - 1)
     return i
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def flush(A):
     """Forget every classified block (the cache or the pool is full).  Classes, code hooks
     and precise ranges stay."""
     cnt.defer_flush(A)                    # tallies name block slots
     for i in range(L.NBLK):
-        A[L.BLK_KEY + i] = ZERO
+        A[L.BLK_KEY + i * L.BW] = ZERO
     for i in range(L.NCPAGE):
         A[L.CPAGE_KEY + i] = ZERO
     A[L.BLK_USED] = ZERO
@@ -133,19 +134,19 @@ def flush(A):
     A[L.CC_FLUSHES] += ONE
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def bump_epoch(A):
     """Every VA may translate differently from now on: blocks check their words again."""
     A[L.XLAT_EPOCH] += ONE
     A[L.CC_EPOCHS] += ONE
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def on_new_tb(A, pc, size):
     """Unicorn translated the block at pc (again): its words may have changed."""
     e = blk_lookup(A, pc, size)
     if e >= 0:
-        A[L.BLK_EPOCH + e] = ZERO
+        A[L.BLK_EPOCH + e * L.BW] = ZERO
 
 
 # TLBI <op>, Xt by VA (op1 = 0, CRn = 8): CRm 3 (Inner Shareable) or 7, op2 odd: VAE1, VAAE1,
@@ -154,7 +155,7 @@ TLBI_VA_MASK = U((1 << 44) - 1)
 VA_TOP = U(0xFF00_0000_0000_0000)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def on_tlbi(A, op1, crm, op2, xt):
     """A TLBI retired.  By VA: only a page holding classified code matters; anything wider
     (VMALLE1, ASIDE1, ...) may change every translation."""
@@ -169,7 +170,7 @@ def on_tlbi(A, op1, crm, op2, xt):
 
 
 # ---- reading a block's words -----------------------------------------------------------------
-@njit(cache=True, _nrt=False)
+@kernel
 def read_code(uc, A, addr, size):
     """The block's bytes into CODE, through the guest's current stage-1 translation (the
     MMU off: the address itself).  False if nothing readable is there."""
@@ -179,21 +180,21 @@ def read_code(uc, A, addr, size):
     return _mem_read(uc, addr, buf, size) == 0
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def code_word(A, i):
     w = A[L.CODE + (i >> 1)]
     return (w >> U(32)) if (i & 1) else (w & U(0xFFFFFFFF))
 
 
 # ---- classes -----------------------------------------------------------------------------------
-@njit(cache=True, _nrt=False)
+@kernel
 def _class_key(A):
     r = L.DEC
     return (A[r + D.R_KIND] | (A[r + D.R_BK] << U(3)) | ((A[r + D.R_FLAGS] & U(_INC_FLAGS)) << U(6))
             | (A[r + D.R_NMEM] << U(24)) | (A[r + D.R_ESIZE] << U(40)))
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def class_id(A):
     """The class of the decoded record in DEC (interned: identical classes share an id).
     -1 if the class table is full."""
@@ -223,7 +224,7 @@ def class_id(A):
     return -1
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _failed_class(A):
     """The class a store-exclusive retires as when it fails: architecturally executed
     (INST_RETIRED, cycles) but neither a store nor a data access (Arm ARM ST_RETIRED);
@@ -239,7 +240,7 @@ def _failed_class(A):
 
 
 # ---- precise-mode ranges (a code hook over the whole block; Python installs it) -----------------
-@njit(cache=True, _nrt=False)
+@kernel
 def _prec_slot(A, start, size, insert):
     """Slot of the precise range (start, size); an insert takes the first empty or switched-off
     slot of that start.  -1 if absent (or, inserting, if the table is full)."""
@@ -260,7 +261,7 @@ def _prec_slot(A, start, size, insert):
     return free if insert else -1
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def set_precise(A, start, size, on):
     """The precise-mode code hook over [start, start + size) was installed (on) or removed.
     False if the range table is full."""
@@ -273,14 +274,14 @@ def set_precise(A, start, size, on):
     if e >= 0:
         if on:
             A[L.BLK_FLAGS + e] |= U(L.BF_PRECISE)
-            A[L.BLK_FAST + e] |= U(L.FAST_PRECISE)
+            A[L.BLK_FAST + e * L.BW] |= U(L.FAST_PRECISE)
         else:
             A[L.BLK_FLAGS + e] &= ~U(L.BF_PRECISE)
-            A[L.BLK_FAST + e] &= ~U(L.FAST_PRECISE)
+            A[L.BLK_FAST + e * L.BW] &= ~U(L.FAST_PRECISE)
     return True
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _is_precise(A, start, size):
     return _prec_slot(A, start, size, False) >= 0
 
@@ -294,7 +295,7 @@ def _is_precise(A, start, size):
 XCHK_RS, XCHK_FAIL, XCHK_IDX = 33, 40, 52
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def writes_no_gpr(w):
     """The instruction writes no general-purpose register: B.cond, CBZ/CBNZ, TBZ/TBNZ, B, BR,
     RET, barriers, hints, CMP/CMN/TST (flag-setting forms with Rd = XZR)."""
@@ -313,7 +314,7 @@ def writes_no_gpr(w):
 
 
 # ---- classification ----------------------------------------------------------------------------
-@njit(cache=True, _nrt=False)
+@kernel
 def _want_hook(A, va):
     """va needs a code hook (the check after a store-exclusive)."""
     if set_has(A, L.HOOK_KEY, L.NHOOK, va):
@@ -327,14 +328,15 @@ def _want_hook(A, va):
         A[L.NEW_N] = U(n + 1)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def classify(uc, A, addr, size, slot):
     """Classify the block at addr into slot (-1: a new slot).  Returns the slot, or -1 if the
     class table is full.  Instructions that need a code hook without one are listed in NEW_VA."""
     n = I(size) >> 2
     if n <= 0 or n > MAX_INSNS:
         return -1
-    same_extent = slot >= 0 and A[L.BLK_SIZE + slot] == U(size) and A[L.BLK_KEY + slot] == addr + ONE
+    same_extent = (slot >= 0 and A[L.BLK_N + slot * L.BW] == U(n)
+                   and A[L.BLK_KEY + slot * L.BW] == addr + ONE)
     if (not same_extent) and (I(A[L.POOL_TOP]) + n > L.NPOOL or I(A[L.BLK_USED]) >= L.NBLK * 3 // 4):
         flush(A)
         slot = -1
@@ -404,12 +406,12 @@ def classify(uc, A, addr, size, slot):
             _want_hook(A, addr + U(4 * (i + 1)))
     if last_x == n - 1:
         excl_last = pending
-    A[L.BLK_KEY + e] = addr + ONE
-    A[L.BLK_SIZE + e] = U(size)
-    A[L.BLK_N + e] = U(n)
+    A[L.BLK_KEY + e * L.BW] = addr + ONE
+    A[L.BLK_SUCC + e * L.BW] = ZERO
+    A[L.BLK_N + e * L.BW] = U(n)
     A[L.BLK_IOFF + e] = U(off)
-    A[L.BLK_BK + e] = last_bk
-    A[L.BLK_TGT + e] = last_tgt
+    A[L.BLK_BK + e * L.BW] = last_bk
+    A[L.BLK_TGT + e * L.BW] = last_tgt
     A[L.BLK_NMEM + e] = nmem
     A[L.BLK_WORD + e] = last_w
     A[L.BLK_EXCL + e] = excl_last
@@ -423,17 +425,17 @@ def classify(uc, A, addr, size, slot):
         bound = U(L.FAST_BOUND)
     odd = (excl_last != ZERO or last_bk == U(L.BK_ERET)
            or (last_bk == U(L.BK_COND) and last_tgt == addr + U(size)))
-    A[L.BLK_FAST + e] = (bound | (U(L.FAST_PRECISE) if precise else ZERO)
+    A[L.BLK_FAST + e * L.BW] = (bound | (U(L.FAST_PRECISE) if precise else ZERO)
                          | (U(L.FAST_ODD_END) if odd else ZERO))
-    A[L.BLK_EPOCH + e] = A[L.XLAT_EPOCH]
-    A[L.BLK_DEF + e] = ZERO
+    A[L.BLK_EPOCH + e * L.BW] = A[L.XLAT_EPOCH]
+    A[L.BLK_DEF + e * L.BW] = ZERO
     set_add(A, L.CPAGE_KEY, L.NCPAGE, addr >> U(PAGE_SHIFT))
     set_add(A, L.CPAGE_KEY, L.NCPAGE, (addr + U(size) - ONE) >> U(PAGE_SHIFT))
     A[L.CC_CLASSIFIED] += ONE
     return e
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _same_words(uc, A, e, addr, size):
     if not read_code(uc, A, addr, U(size)):
         return False
@@ -444,33 +446,34 @@ def _same_words(uc, A, e, addr, size):
     return True
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def ensure(uc, A, addr, size):
     """The slot of the block at addr, classified and checked against the current words
     (-1: it cannot be classified).  NEW_N > 0 afterwards: sites need code hooks first."""
     A[L.NEW_N] = ZERO
     e = blk_lookup(A, addr, size)
     if e >= 0:
-        if A[L.BLK_EPOCH + e] == A[L.XLAT_EPOCH]:
+        if A[L.BLK_EPOCH + e * L.BW] == A[L.XLAT_EPOCH]:
             return e
         A[L.CC_CHECKED] += ONE
         if _same_words(uc, A, e, addr, size):
-            A[L.BLK_EPOCH + e] = A[L.XLAT_EPOCH]
+            A[L.BLK_EPOCH + e * L.BW] = A[L.XLAT_EPOCH]
             set_add(A, L.CPAGE_KEY, L.NCPAGE, addr >> U(PAGE_SHIFT))
             return e
         A[L.CC_CHANGED] += ONE
-        if A[L.BLK_DEF + e] != ZERO:
+        if A[L.BLK_DEF + e * L.BW] != ZERO:
             cnt.defer_flush(A)            # its tally must be added with its old totals
         return classify(uc, A, addr, size, e)
-    if e <= -2:
+    if e <= -2:                           # a new translation of other extent at this address
         e = -2 - e
-        if A[L.BLK_DEF + e] != ZERO:
+        A[L.CC_CHANGED] += ONE
+        if A[L.BLK_DEF + e * L.BW] != ZERO:
             cnt.defer_flush(A)
         return classify(uc, A, addr, size, e)
     return classify(uc, A, addr, size, -1)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def xchk_at(A, addr):
     """The POOL_XCHK word of the instruction at addr in the current block (0: none)."""
     start = A[L.CUR_START]

@@ -18,9 +18,10 @@ Semantics follow kvm-pmu.md section 3 (KVM's view of PMUv3).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
 
 from .. import native
+from .jit import kernel
 from . import channels as C
 from . import layout as L
 from . import regs
@@ -35,8 +36,8 @@ ZERO = U(0)
 _pycall = native.pycall
 
 
-@njit(cache=True, _nrt=False)
-def ring_put(A, rtype, a, b, c, d, e):
+@kernel
+def ring_put(A, rtype, a, b, c, d, e, f=0, g=0):
     n = I(A[L.RING_N])
     if n >= L.NRING:
         _pycall(L.PC_RING_FULL, A.ctypes)
@@ -50,10 +51,12 @@ def ring_put(A, rtype, a, b, c, d, e):
     A[o + 3] = U(c)
     A[o + 4] = U(d)
     A[o + 5] = U(e)
+    A[o + 6] = U(f)
+    A[o + 7] = U(g)
     A[L.RING_N] = U(n + 1)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def valid_mask(A):
     """bits [N-1:0] | bit 31: the implemented counters."""
     n = I(A[L.NCNT])
@@ -61,7 +64,7 @@ def valid_mask(A):
     return m | (ONE << U(L.CCNT))
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def irq_update(A):
     """The overflow interrupt is a level: PMCR.E && (PMOVSSET & PMINTENSET) != 0
     (newest KVM: PMCNTENSET is not part of it, kvm-pmu.md 3.9).  Python is told on a change."""
@@ -78,7 +81,7 @@ def irq_update(A):
             _pycall(L.PC_IRQ_LEVEL, A.ctypes)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def defer_irq(A):
     """Hold the interrupt-line notification while an instruction's events are being added:
     whoever reacts to it (the GIC, a Xen sample snapshotting the PMU) must see every counter
@@ -86,7 +89,7 @@ def defer_irq(A):
     A[L.IRQ_DEFER] = ONE
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def release_irq(A):
     pending = A[L.IRQ_DEFER] == U(2)
     A[L.IRQ_DEFER] = ZERO
@@ -94,7 +97,7 @@ def release_irq(A):
         _pycall(L.PC_IRQ_LEVEL, A.ctypes)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def overflowing_add(A, c, inc):
     """Add inc to counter c with its width; return True if it overflowed (kvm-pmu.md 3.8)."""
     old = A[L.CNT + c]
@@ -107,13 +110,13 @@ def overflowing_add(A, c, inc):
     return ovf
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _mark(A, c, pc, at_icount):
     A[L.OVS] |= ONE << U(c)
     ring_put(A, L.RT_OVERFLOW, c, A[L.CNT + c], at_icount, pc, 0)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _chain(A, c, pc, at_icount):
     """CHAIN: an even counter's 32-bit overflow increments its odd neighbour if that counter is
     enabled and programmed with CHAIN; never with 64-bit overflow, never into 31.  Returns the
@@ -129,7 +132,7 @@ def _chain(A, c, pc, at_icount):
     return -1
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _pmu_ovfs(A, pc, at_icount):
     """One PMU_OVFS event (an overflow happened).  The overflows it causes set PMOVS and CHAIN
     like any other but produce no further PMU_OVFS event (no feedback loop)."""
@@ -144,7 +147,7 @@ def _pmu_ovfs(A, pc, at_icount):
                 _chain(A, c, pc, at_icount)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def on_overflow(A, c, pc, at_icount):
     """Counter c overflowed at pc (kvm-pmu.md 3.8): PMOVS and its record, CHAIN into the odd
     neighbour (whose own overflow is an overflow too), PMU_OVFS once per overflow."""
@@ -155,7 +158,7 @@ def on_overflow(A, c, pc, at_icount):
     irq_update(A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def dyn_event(A, d, n, pc, at_icount):
     """A dynamic event happened n times at pc (attributed to the current block's EL)."""
     lst = A[L.DYN_LISTEN + d]
@@ -169,7 +172,7 @@ def dyn_event(A, d, n, pc, at_icount):
                 on_overflow(A, c, pc, at_icount)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def add_cycles(A, cyc, pc, at_icount):
     """Advance the executed-cycle count; derive CNT_CYCLES ticks."""
     t0 = A[L.CYCLES]
@@ -180,7 +183,7 @@ def add_cycles(A, cyc, pc, at_icount):
         dyn_event(A, C.D_CNT_CYCLES, ticks, pc, at_icount)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def penalty(A, stall_d, pen, pc, ic):
     """`pen` extra cycles (a mispredict or refill): CPU_CYCLES, the frontend or backend stall
     channel `stall_d` and STALL count them, and time advances."""
@@ -191,12 +194,12 @@ def penalty(A, stall_d, pen, pc, ic):
         add_cycles(A, pen, pc, ic)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def now(A):
     return A[L.CYCLES] + A[L.IDLE]
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def headroom(A, c):
     """Events until counter c overflows (1 = the next event overflows it)."""
     v = A[L.CNT + c]
@@ -205,7 +208,7 @@ def headroom(A, c):
     return (M32 - (v & M32)) + ONE
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def locate(A, c, i0, i1, needed, oi, oc):
     """(index, events so far) of the instruction in [i0, i1) of the current block at which
     counter c's static channel has produced `needed` more events (the overflowing one);
@@ -233,7 +236,7 @@ def locate(A, c, i0, i1, needed, oi, oc):
 # being updated per block (hooks._fast), as the eager path does.
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def defer_flush(A):
     """Add the tallied blocks to the counters, ICOUNT and the cycle count; the budget is
     invalid afterwards (DEF_BVALID = 0)."""
@@ -250,8 +253,8 @@ def defer_flush(A):
     for i in range(n):
         e = I(A[L.DEF_LIST + i])
         k = A[L.DEF_CNT + i]
-        A[L.BLK_DEF + e] = ZERO
-        ic += k * A[L.BLK_N + e]
+        A[L.BLK_DEF + e * L.BW] = ZERO
+        ic += k * A[L.BLK_N + e * L.BW]
         cyc += k * A[L.BLK_TOT + e * C.NS + C.S_CYC]
         for j in range(nact):
             d = A[L.ACT + j]
@@ -267,7 +270,7 @@ def defer_flush(A):
                                             # dyn_event -> defer_flush cycle numba cannot compile)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def defer_budget(A):
     """How much deferred blocks may add to any quantity before something observable could
     happen: the smallest of every static counter's headroom - 1 at the current EL, and the
@@ -301,7 +304,7 @@ def defer_budget(A):
     return b
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def defer_ok(A):
     """Can blocks be counted deferred with the current configuration?"""
     return (A[L.DEF_ENABLE] != ZERO and A[L.L1I_ACTIVE] == ZERO and A[L.L1D_ACTIVE] == ZERO
@@ -310,7 +313,7 @@ def defer_ok(A):
             and A[L.DYN_LISTEN + C.D_CNT_CYCLES] == ZERO)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _queue_overflow(A, nq, c, old, i0, i1, oi, oc):
     """Counter c (which held `old`) overflowed while instructions [i0, i1) retired: queue it
     with the instruction whose events reach the threshold."""
@@ -323,7 +326,7 @@ def _queue_overflow(A, nq, c, old, i0, i1, oi, oc):
     A[q], A[q + 1], A[q + 2], A[q + 3] = U(k), U(c), old, acc
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _settle_overflows(A, nq, i0, start, icount0):
     """Handle the queued overflows in instruction order (then counter order): each is
     recorded at its instruction, with the counter as it was just after that instruction, so
@@ -347,7 +350,7 @@ def _settle_overflows(A, nq, i0, start, icount0):
         A[L.CNT + c] = final
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def commit(A, i0, i1):
     """Retire instructions [i0, i1) of the current block: static channels into counters.
 
@@ -356,7 +359,7 @@ def commit(A, i0, i1):
     commit_ex(A, i0, i1, -1, 0)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def commit_ex(A, i0, i1, oi, oc):
     """commit(), with instruction oi retiring as class oc instead of its own (a failed
     store-exclusive is not a store: the class is chosen after it executed)."""
@@ -369,12 +372,12 @@ def commit_ex(A, i0, i1, oi, oc):
         release_irq(A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _commit_ex(A, i0, i1, oi, oc):
     if i1 <= i0:
         return
     e = I(A[L.CUR_ENTRY])
-    n = I(A[L.BLK_N + e])
+    n = I(A[L.BLK_N + e * L.BW])
     elbit = U(1) << (A[L.CUR_EL] + U(16))
     start = A[L.CUR_START]
     icount0 = A[L.ICOUNT]

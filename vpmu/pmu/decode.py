@@ -9,7 +9,7 @@ data accesses and their element size, the claimed system-register site and the s
 register of a Store-Exclusive.  :func:`class_inc` turns a record into the static channel
 increments exactly as the tail of ``classify_word`` does.
 
-Both functions are ``@njit(_nrt=False)``, allocation-free and exception-free: they take
+Both functions are numba kernels (``jit.kernel``), allocation-free and exception-free: they take
 ints and preallocated ``uint64`` arrays only, so the native hooks can call them.
 
 Every decision is classify.py's (see its docstring and docs/events.md); this module only
@@ -31,9 +31,10 @@ one, so it retires as what it is (classify.py does the same, see ``classify._dis
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
 
 from .. import _jitcache  # noqa: F401  (before any kernel is compiled or loaded)
+from .jit import kernel
 from . import channels as C
 from . import layout as L
 from . import regs
@@ -130,7 +131,7 @@ IMM4_SMOV, IMM4_UMOV = 5, 7
 
 
 # ==================================================================================== helpers
-@njit(cache=True, _nrt=False)
+@kernel
 def _set(out, kind, flags, nmem, esize):
     out[R_KIND] = kind
     out[R_FLAGS] = flags
@@ -138,7 +139,7 @@ def _set(out, kind, flags, nmem, esize):
     out[R_ESIZE] = esize
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _branch(out, addr, bk, flags, offset):
     """A direct branch to addr + offset (offset signed), modulo 2**64."""
     out[R_KIND] = K_BRANCH
@@ -147,12 +148,12 @@ def _branch(out, addr, bk, flags, offset):
     out[R_TARGET] = U(addr) + U(offset)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _sext(v, bits):
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def sys_is_maintenance(op1, crn, crm, op2):
     """regs.sys_is_maintenance, natively: IC IALLUIS / IC IALLU / IC IVAU and every TLBI."""
     if crn == 7 and ((op1 == 0 and (crm == 1 or crm == 5) and op2 == 0) or (op1 == 3 and crm == 5 and op2 == 1)):
@@ -161,7 +162,7 @@ def sys_is_maintenance(op1, crn, crm, op2):
 
 
 # ====================================== C4.1 Branches, Exception Generating and System instructions
-@njit(cache=True, _nrt=False)
+@kernel
 def _system(w, handler, out):
     """System instructions (bits [31:22] = 0b1101010100), decoded exactly as classify does:
     every one is of the system cycle class; MSR/MRS of a claimed register is a site; writes
@@ -197,7 +198,7 @@ def _system(w, handler, out):
             _set(out, K_STORE, F_STORE, 1, 1)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _exception(w, out):
     """Exception generation (C4.1 Branches, Exception Generating and System): SVC, HVC,
     SMC, BRK, HLT are system; DCPS1-3 and TCANCEL (debug state / TME only) and the
@@ -211,7 +212,7 @@ def _exception(w, out):
         out[R_KIND] = K_SYSTEM
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _branch_reg(w, out):
     """Unconditional branch (register) (C4.1 Branches, Exception Generating and System):
     BR, BLR, RET, ERET and their PAuth forms.  ERET is an exception return, not a branch for
@@ -254,7 +255,7 @@ def _branch_reg(w, out):
         out[R_FLAGS] = F_BR | F_PCW
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _branch_sys(w, addr, handler, out):
     """C4.1 Branches, Exception Generating and System instructions (op0 = 101x)."""
     if (w & B_IMM_MASK) == B_IMM_VAL:                       # B, BL: imm26
@@ -275,7 +276,7 @@ def _branch_sys(w, addr, handler, out):
 
 
 # ======================================================================= C4.1 Loads and Stores
-@njit(cache=True, _nrt=False)
+@kernel
 def _excl(w, out):
     """Load/store exclusive, ordered, compare-and-swap (bits [29:24] = 0b001000).
     Fields o2 (bit 23), L (22), o1 (21), o0 (15); size in [31:30]."""
@@ -304,7 +305,7 @@ def _excl(w, out):
         _set(out, K_STORE, F_STORE, 1, esize)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _simd_multiple(w, out):
     """AdvSIMD load/store multiple structures (C4.1 Loads and Stores), post-indexed when
     bit 23 is set: one access per register of the list, the element size of the arrangement."""
@@ -325,7 +326,7 @@ def _simd_multiple(w, out):
         _set(out, K_STORE, F_STORE, nregs, 1 << size)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _simd_single(w, out):
     """AdvSIMD load/store single structure (C4.1 Loads and Stores), incl. LDnR (replicate);
     post-indexed when bit 23 is set.  selem registers, each one access."""
@@ -364,7 +365,7 @@ def _simd_single(w, out):
         _set(out, K_STORE, F_STORE, selem, esize)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _ldst_reg(w, form, out):
     """Load/store register: unscaled, pre/post-indexed, unprivileged, register offset,
     unsigned immediate (C4.1 Loads and Stores).  size [31:30], V (bit 26), opc [23:22]."""
@@ -400,7 +401,7 @@ def _ldst_reg(w, form, out):
             _set(out, K_STORE, F_STORE, 1, esize)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _atomic(w, out):
     """Atomic memory operations (C4.1 Loads and Stores; FEAT_LSE, FEAT_LRCPC LDAPR): an
     atomic is a load and a store with 2 accesses (classify's decision); LDAPR is a load."""
@@ -415,7 +416,7 @@ def _atomic(w, out):
         _set(out, K_LOAD, F_LOAD, 1, 1 << size)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _ldst_pair(w, out):
     """Load/store register pair, incl. no-allocate (LDNP/STNP) and LDPSW (C4.1 Loads and
     Stores): two accesses.  opc [31:30], V (bit 26), L (bit 22), addressing mode [24:23]."""
@@ -442,7 +443,7 @@ def _ldst_pair(w, out):
         _set(out, K_STORE, F_STORE, 2, esize)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _literal(w, out):
     """Load register (literal) (C4.1 Loads and Stores); opc 3 with V = 0 is PRFM (literal)."""
     opc = w >> 30
@@ -456,7 +457,7 @@ def _literal(w, out):
         _set(out, K_LOAD, F_LOAD, 1, 8 if opc == 1 else 4)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _rcpc_unscaled(w, out):
     """LDAPUR*/STLUR* (FEAT_LRCPC2; C4.1 Loads and Stores, "LDAPR/STLR (unscaled immediate)")."""
     size = w >> 30
@@ -469,7 +470,7 @@ def _rcpc_unscaled(w, out):
         _set(out, K_LOAD, F_LOAD, 1, 1 << size)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _ldst(w, out):
     """C4.1 Loads and Stores (op0 = x1x0)."""
     group = (w >> 28) & 3
@@ -507,7 +508,7 @@ def _ldst(w, out):
 
 
 # ============================ C4.1 Data Processing -- Register, -- Scalar FP and Advanced SIMD
-@njit(cache=True, _nrt=False)
+@kernel
 def _dp_reg(w, out):
     """C4.1 Data Processing -- Register (op0 = x101): MADD/MSUB, SMADDL.., SMULH/UMULH are
     mul; UDIV/SDIV are div; everything else (ALU, shifts, CRC32, conditional select...) is
@@ -527,7 +528,7 @@ def _dp_reg(w, out):
             out[R_KIND] = K_DIV
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _simd_fp(w, out):
     """Data processing, scalar FP and Advanced SIMD (C4.1 "Data Processing -- Scalar Floating-Point and
     Advanced SIMD", op0 = x111): the fp class, except SMOV and
@@ -540,7 +541,7 @@ def _simd_fp(w, out):
 
 
 # ================================================================================== entry points
-@njit(cache=True, _nrt=False)
+@kernel
 def decode(word, addr, handler, out):
     """Decode one A64 instruction word at addr into out[0:NREC] (see R_*).
 
@@ -560,7 +561,7 @@ def decode(word, addr, handler, out):
     # 100x data processing (immediate), 0000 reserved/SME, 0010 SVE, unallocated: OTHER
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def class_inc(out, base_cycles, extra_cycles_by_kind, inc):
     """The static channel increments of a decoded record (inc: uint64[channels.NS]), as the
     tail of classify_word computes them.  extra_cycles_by_kind[K_*]: the cycle model's extra

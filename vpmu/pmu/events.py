@@ -5,7 +5,12 @@ what is counted, as in QEMU's pm_events table).  The whole common architected ra
 0x00-0x3F is listed in order, with the events vpmu does not implement marked as such,
 plus the 0x4000 common range.  Definitions quote the Arm ARM's short descriptions;
 the "derived" column says exactly how this emulator produces the count (see
-docs/events.md for the long form and every decision).
+docs/events.md for the long form and every decision).  The Cortex-A57's
+IMPLEMENTATION DEFINED events (names only, not counted) follow the common ones.
+
+Every event name lives here; :mod:`vpmu.pmu.perfnames` derives Linux perf's spellings
+(``instructions``, ``r10``, ``armv8_pmuv3_0/br_mis_pred/``, ...) from these names, and its
+:func:`~vpmu.pmu.perfnames.event_number` is the one parser of event names.
 """
 from __future__ import annotations
 
@@ -164,9 +169,85 @@ _COMMON = [
 ]
 # fmt: on
 
+# ---- Cortex-A57 IMPLEMENTATION DEFINED events ---------------------------------------------------
+# The Arm-recommended IMPLEMENTATION DEFINED events (0x40-0xBF) a Cortex-A57 implements: the
+# ArchStdEvent entries of Linux perf's tools/perf/pmu-events/arch/arm64/arm/cortex-a57-a72/*.json,
+# whose numbers and names come from arch/arm64/recommended.json (the Arm ARM's "recommended
+# IMPLEMENTATION DEFINED event numbers").  vpmu does not count them: PMCEID0/1 cannot advertise
+# them (they cover only 0x00-0x3F and 0x4000-0x403F), and KVM passes such an event to the host's
+# own PMU, which vpmu does not model, so a counter programmed with one reads 0.  They are listed
+# so that every name perf accepts for this CPU resolves to its number (filters, `vpmu stat`).
+# fmt: off
+_A57_IMPDEF = [
+    (0x40, "L1D_CACHE_RD",          "Level 1 data cache access, read"),
+    (0x41, "L1D_CACHE_WR",          "Level 1 data cache access, write"),
+    (0x42, "L1D_CACHE_REFILL_RD",   "Level 1 data cache refill, read"),
+    (0x43, "L1D_CACHE_REFILL_WR",   "Level 1 data cache refill, write"),
+    (0x46, "L1D_CACHE_WB_VICTIM",   "Level 1 data cache write-back, victim"),
+    (0x47, "L1D_CACHE_WB_CLEAN",    "Level 1 data cache write-back, cleaning and coherency"),
+    (0x48, "L1D_CACHE_INVAL",       "Level 1 data cache invalidate"),
+    (0x4C, "L1D_TLB_REFILL_RD",     "Level 1 data TLB refill, read"),
+    (0x4D, "L1D_TLB_REFILL_WR",     "Level 1 data TLB refill, write"),
+    (0x50, "L2D_CACHE_RD",          "Level 2 data cache access, read"),
+    (0x51, "L2D_CACHE_WR",          "Level 2 data cache access, write"),
+    (0x52, "L2D_CACHE_REFILL_RD",   "Level 2 data cache refill, read"),
+    (0x53, "L2D_CACHE_REFILL_WR",   "Level 2 data cache refill, write"),
+    (0x56, "L2D_CACHE_WB_VICTIM",   "Level 2 data cache write-back, victim"),
+    (0x57, "L2D_CACHE_WB_CLEAN",    "Level 2 data cache write-back, cleaning and coherency"),
+    (0x58, "L2D_CACHE_INVAL",       "Level 2 data cache invalidate"),
+    (0x60, "BUS_ACCESS_RD",         "Bus access, read"),
+    (0x61, "BUS_ACCESS_WR",         "Bus access, write"),
+    (0x62, "BUS_ACCESS_SHARED",     "Bus access, Normal, Cacheable, Shareable"),
+    (0x63, "BUS_ACCESS_NOT_SHARED", "Bus access, not Normal, Cacheable, Shareable"),
+    (0x64, "BUS_ACCESS_NORMAL",     "Bus access, Normal"),
+    (0x65, "BUS_ACCESS_PERIPH",     "Bus access, peripheral"),
+    (0x66, "MEM_ACCESS_RD",         "Data memory access, read"),
+    (0x67, "MEM_ACCESS_WR",         "Data memory access, write"),
+    (0x68, "UNALIGNED_LD_SPEC",     "Unaligned access, read"),
+    (0x69, "UNALIGNED_ST_SPEC",     "Unaligned access, write"),
+    (0x6A, "UNALIGNED_LDST_SPEC",   "Unaligned access"),
+    (0x6C, "LDREX_SPEC",            "Exclusive operation speculatively executed, LDREX or LDX"),
+    (0x6D, "STREX_PASS_SPEC",       "Exclusive operation speculatively executed, STREX or STX pass"),
+    (0x6E, "STREX_FAIL_SPEC",       "Exclusive operation speculatively executed, STREX or STX fail"),
+    (0x70, "LD_SPEC",               "Operation speculatively executed, load"),
+    (0x71, "ST_SPEC",               "Operation speculatively executed, store"),
+    (0x72, "LDST_SPEC",             "Operation speculatively executed, load or store"),
+    (0x73, "DP_SPEC",               "Operation speculatively executed, integer data processing"),
+    (0x74, "ASE_SPEC",              "Operation speculatively executed, Advanced SIMD instruction"),
+    (0x75, "VFP_SPEC",              "Operation speculatively executed, floating-point instruction"),
+    (0x76, "PC_WRITE_SPEC",         "Operation speculatively executed, software change of the PC"),
+    (0x77, "CRYPTO_SPEC",           "Operation speculatively executed, Cryptographic instruction"),
+    (0x78, "BR_IMMED_SPEC",         "Branch speculatively executed, immediate branch"),
+    (0x79, "BR_RETURN_SPEC",        "Branch speculatively executed, procedure return"),
+    (0x7A, "BR_INDIRECT_SPEC",      "Branch speculatively executed, indirect branch"),
+    (0x7C, "ISB_SPEC",              "Barrier speculatively executed, ISB"),
+    (0x7D, "DSB_SPEC",              "Barrier speculatively executed, DSB"),
+    (0x7E, "DMB_SPEC",              "Barrier speculatively executed, DMB"),
+    (0x81, "EXC_UNDEF",             "Exception taken, other synchronous"),
+    (0x82, "EXC_SVC",               "Exception taken, Supervisor Call"),
+    (0x83, "EXC_PABORT",            "Exception taken, Instruction Abort"),
+    (0x84, "EXC_DABORT",            "Exception taken, Data Abort or SError"),
+    (0x86, "EXC_IRQ",               "Exception taken, IRQ"),
+    (0x87, "EXC_FIQ",               "Exception taken, FIQ"),
+    (0x88, "EXC_SMC",               "Exception taken, Secure Monitor Call"),
+    (0x8A, "EXC_HVC",               "Exception taken, Hypervisor Call"),
+    (0x8B, "EXC_TRAP_PABORT",       "Exception taken, Instruction Abort not taken locally"),
+    (0x8C, "EXC_TRAP_DABORT",       "Exception taken, Data Abort or SError not taken locally"),
+    (0x8D, "EXC_TRAP_OTHER",        "Exception taken, other traps not taken locally"),
+    (0x8E, "EXC_TRAP_IRQ",          "Exception taken, IRQ not taken locally"),
+    (0x8F, "EXC_TRAP_FIQ",          "Exception taken, FIQ not taken locally"),
+    (0x90, "RC_LD_SPEC",            "Release consistency operation speculatively executed, Load-Acquire"),
+    (0x91, "RC_ST_SPEC",            "Release consistency operation speculatively executed, Store-Release"),
+]
+# fmt: on
+
+# CATALOGUE: the common architected events (they drive counting and PMCEID); IMPDEF: the
+# Cortex-A57's implementation-defined events above; ALL: both, for names and listings.
 CATALOGUE: list[Event] = [Event(n, name, d, der, s, dy, mv, sp) for n, name, d, der, s, dy, mv, sp in _COMMON]
-BY_NUMBER: dict[int, Event] = {e.number: e for e in CATALOGUE}
-BY_NAME: dict[str, Event] = {e.name: e for e in CATALOGUE}
+IMPDEF: list[Event] = [Event(n, name, d) for n, name, d in _A57_IMPDEF]
+ALL: list[Event] = CATALOGUE + IMPDEF
+BY_NUMBER: dict[int, Event] = {e.number: e for e in ALL}
+BY_NAME: dict[str, Event] = {e.name: e for e in ALL}
 
 SW_INCR, CHAIN, CPU_CYCLES, INST_RETIRED = 0x00, 0x1E, 0x11, 0x08
 
@@ -209,13 +290,3 @@ def base_pmceid(pmuver: int) -> tuple[int, int]:
             p1 |= 1 << (32 + n - 0x4020)
     return p0, p1
 
-
-def resolve(name_or_number: str | int) -> int:
-    """Event number from a name (case-insensitive) or a decimal/hex number string."""
-    if isinstance(name_or_number, int):
-        return name_or_number
-    s = name_or_number.strip()
-    e = BY_NAME.get(s.upper())
-    if e is not None:
-        return e.number
-    return int(s, 0)

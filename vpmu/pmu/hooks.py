@@ -11,10 +11,13 @@
 - ``mrs_hook`` / ``msr_hook`` (UC_HOOK_INSN): perform a claimed register access.  PMU,
   timer reads and ID registers are native; the GIC CPU interface and timer writes go to
   Python through ``vpmu_pycall``.  Writes of the translation registers reach the code cache.
-- ``sys_hook`` (SYS): TLB maintenance for the code cache, cache maintenance for the models.
+- ``sys_hook`` (SYS): TLB maintenance for the code cache, cache maintenance for the models,
+  DC ZVA against armed watchpoints.
 - ``edge_hook`` (UC_HOOK_EDGE_GENERATED, once per new translation): the code cache checks the
   block's words again.
 - ``mem_hook`` (only while a counter needs data addresses): cache model, unaligned.
+- ``watch_hook`` (only on the physical ranges behind armed watchpoints, ``vpmu.board.debug``):
+  Python judges the access; a Watchpoint exception is raised before the access is performed.
 
 Python runs only for rare events.  Hooks never raise; what a guest does wrong becomes
 an architectural outcome decided by the kernels.
@@ -27,11 +30,14 @@ hooks).  ``stop_at`` uses that to hand control to the Python main loop at an exa
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, cfunc, njit
+from numba import carray, cfunc
 from unicorn import arm64_const as R
 
+from .. import arch as X
 from .. import native
+from .jit import inline_kernel, kernel, nrt_kernel
 from . import blocks as blk
+from . import channels as C
 from . import caches
 from . import codecache as cc
 from . import counting as cnt
@@ -54,25 +60,23 @@ PSTATE_EL_SHIFT = U(2)
 # UC_HOOK_INSN's uc_arm64_cp_reg: crn, crm, op0, op1, op2 (uint32 each), then val (uint64)
 CP_CRN, CP_CRM, CP_OP0, CP_OP1, CP_OP2, CP_VAL_LO, CP_VAL_HI = 0, 1, 2, 3, 4, 6, 7
 CRN_CACHE, CRN_TLBI = 7, 8                # SYS: DC/IC (CRn 7), TLBI (CRn 8)
-EXCP_UDEF = 1                             # QEMU's exception number for UNDEFINED
-ESR_IL, ESR_EC_SYSREG = 1 << 25, 0x18     # ESR_ELx.IL; EC of a trapped MSR/MRS/system instruction
 COND_NOT_TAKEN, COND_TAKEN = 1, 2         # PB_OUTCOME of a conditional branch to the next insn
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _read_reg(uc, A, reg):
     A[L.SCRATCH] = ZERO
     _reg_read(uc, reg, A[L.SCRATCH:].ctypes)
     return A[L.SCRATCH]
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _write_reg(uc, A, reg, val):
     A[L.SCRATCH + 1] = val
     _reg_write(uc, reg, A[L.SCRATCH + 1:].ctypes)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def stop_at(uc, A, pc, reason, arg):
     """Hand control to the Python main loop, resuming later at pc."""
     A[L.STOP_REASON] = U(reason)
@@ -81,14 +85,14 @@ def stop_at(uc, A, pc, reason, arg):
     _emu_stop(uc)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def irq_deliverable(uc, A):
     if A[L.IRQ_CAND] == ZERO:
         return False
     return (_read_reg(uc, A, REG_PSTATE) & PSTATE_I) == ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _xreg(rs):
     """Unicorn's register id of Xrs (X0..X28 are consecutive, X29/X30 are not)."""
     if rs <= 28:
@@ -96,7 +100,7 @@ def _xreg(rs):
     return R.UC_ARM64_REG_X29 if rs == 29 else R.UC_ARM64_REG_X30
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _exclusive_outcome(uc, A, v):
     """The store-exclusive of check word v (codecache.XCHK_*) in the current block executed: if
     its status register says it failed, it retires as the "failed" class (no store, no data
@@ -114,7 +118,7 @@ def _exclusive_outcome(uc, A, v):
         cnt.commit_ex(A, I(A[L.CUR_DONE]), idx + 1, idx, I((v >> U(cc.XCHK_FAIL)) & U(0xFFF)))
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _cond_holds(uc, A, word):
     """Did the conditional branch `word` (the last instruction, just executed) see its
     condition hold?  Its inputs are still intact at the next block boundary."""
@@ -152,17 +156,17 @@ def _cond_holds(uc, A, word):
     return ((val >> bit) & ONE == ZERO) != ((word >> U(24)) & ONE == ONE)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def _defer_tally(A, e):
     """Block e completed: one more execution in the tally (kernels.defer_flush adds them)."""
-    i = I(A[L.BLK_DEF + e])
+    i = I(A[L.BLK_DEF + e * L.BW])
     if i != 0:
         A[L.DEF_CNT + i - 1] += ONE
     else:
         _defer_new(A, e)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _defer_new(A, e):
     n = I(A[L.DEF_N])
     if n == 0:
@@ -174,11 +178,11 @@ def _defer_new(A, e):
         n = 0
     A[L.DEF_LIST + n] = U(e)
     A[L.DEF_CNT + n] = ONE
-    A[L.BLK_DEF + e] = U(n + 1)
+    A[L.BLK_DEF + e * L.BW] = U(n + 1)
     A[L.DEF_N] = U(n + 1)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def _fast(uc, addr, size, A):
     """The deferred block boundary (kernels.defer_flush explains the scheme): the common case
     here, the rest in _fast_slow.  Returns False (nothing tallied) when the eager path must
@@ -186,60 +190,75 @@ def _fast(uc, addr, size, A):
     if A[L.CUR_VALID] == ZERO or A[L.CUR_FAST] == ZERO or A[L.CUR_DONE] != ZERO or A[L.DEF_BVALID] == ZERO:
         return _fast_slow(uc, addr, size, A)
     e_prev = I(A[L.CUR_ENTRY])
-    if (A[L.BLK_FAST + e_prev] & U(L.FAST_ODD_END)) != ZERO:
+    if (A[L.BLK_FAST + e_prev * L.BW] & U(L.FAST_ODD_END)) != ZERO:
         cnt.defer_flush(A)
         return False
     # the previous block completed: tally it (its bound was spent when it was admitted) and
     # let the predictor learn its branch, as on the eager path (no event can be counted)
     _defer_tally(A, e_prev)
-    bk = I(A[L.BLK_BK + e_prev])
+    rec = L.BLK + e_prev * L.BW
+    bk = I(A[rec + L.BK_FIELD])
     if bk != L.BK_NONE:
-        bp.bp_update(A, bk, A[L.CUR_START] + U(4) * (A[L.BLK_N + e_prev] - ONE), A[L.BLK_TGT + e_prev], addr, ZERO)
+        bp.bp_update(A, bk, A[L.CUR_START] + U(4) * (A[rec + L.N_FIELD] - ONE), A[rec + L.TGT_FIELD], addr, ZERO)
     A[L.CUR_VALID] = ZERO
-    return _admit(uc, addr, size, A)
+    return _admit(uc, addr, size, A, e_prev)
 
 
-@njit(cache=True, _nrt=False, inline="always")
-def _admit(uc, addr, size, A):
+@inline_kernel
+def _successor(A, addr, size, e_prev):
+    """The slot of the block at addr: the one that followed e_prev last time if it is still
+    that block (no hash probe), else looked up and remembered as e_prev's successor."""
+    if e_prev >= 0:
+        s = I(A[L.BLK_SUCC + e_prev * L.BW]) - 1
+        if s >= 0 and A[L.BLK_KEY + s * L.BW] == addr + ONE and A[L.BLK_N + s * L.BW] == U(size) >> U(2):
+            return s
+    e = cc.blk_lookup(A, addr, size)
+    if e >= 0 and e_prev >= 0:
+        A[L.BLK_SUCC + e_prev * L.BW] = U(e + 1)
+    return e
+
+
+@inline_kernel
+def _admit(uc, addr, size, A, e_prev):
     """Start the block at addr deferred if it is known, nothing waits at this boundary and its
-    bound fits in the budget."""
+    bound fits in the budget.  e_prev: the block that just completed (-1: not known)."""
     if (A[L.EL_STALE] | A[L.IRQ_CAND] | A[L.EXIT_PENDING]) != ZERO:
         cnt.defer_flush(A)
         return False
-    e = cc.blk_lookup(A, addr, size)
-    if e < 0 or A[L.BLK_EPOCH + e] != A[L.XLAT_EPOCH]:
+    e = _successor(A, addr, size, e_prev)
+    if e < 0 or A[L.BLK_EPOCH + e * L.BW] != A[L.XLAT_EPOCH]:
         cnt.defer_flush(A)
         return False
-    f = A[L.BLK_FAST + e]
+    f = A[L.BLK_FAST + e * L.BW]
     if (f & U(L.FAST_PRECISE)) != ZERO or A[L.DEF_BVALID] == ZERO or (f & U(L.FAST_BOUND)) > A[L.DEF_BUDGET]:
         return _admit_slow(uc, addr, size, A, e)
     _start_deferred(A, addr, size, e, f & U(L.FAST_BOUND))
     return True
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def _start_deferred(A, addr, size, e, bound):
     A[L.DEF_BUDGET] -= bound
     A[L.DEF_BLOCKS] += ONE
     _start_block(A, addr, size, e, False, True)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def _start_block(A, addr, size, e, precise, deferred):
     """The block at addr (slot e) starts executing."""
     A[L.CUR_VALID] = ONE
     A[L.CUR_START] = addr
     A[L.CUR_SIZE] = U(size)
-    A[L.CUR_N] = A[L.BLK_N + e]
+    A[L.CUR_N] = A[L.BLK_N + e * L.BW]
     A[L.CUR_DONE] = ZERO
     A[L.CUR_ENTRY] = U(e)
     A[L.CUR_PRECISE] = ONE if precise else ZERO
     A[L.CUR_FAST] = ONE if deferred else ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _admit_slow(uc, addr, size, A, e):
-    f = A[L.BLK_FAST + e]
+    f = A[L.BLK_FAST + e * L.BW]
     if (f & U(L.FAST_PRECISE)) == ZERO and A[L.DEF_BVALID] == ZERO:
         cnt.defer_flush(A)                  # (nothing is tallied while the budget is invalid)
         A[L.DEF_BUDGET] = cnt.defer_budget(A)
@@ -251,29 +270,33 @@ def _admit_slow(uc, addr, size, A, e):
     return False
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _fast_slow(uc, addr, size, A):
     """_fast when the previous block was not admitted deferred, was partly committed, or the
     budget was reset while it ran (a flush for Python or a system-register access)."""
+    e_prev = -1
     if A[L.CUR_VALID] != ZERO:
-        if A[L.CUR_DONE] != ZERO or (A[L.BLK_FAST + I(A[L.CUR_ENTRY])] & U(L.FAST_ODD_END)) != ZERO:
+        e_prev = I(A[L.CUR_ENTRY])
+        if A[L.CUR_DONE] != ZERO or (A[L.BLK_FAST + e_prev * L.BW] & U(L.FAST_ODD_END)) != ZERO:
             cnt.defer_flush(A)
             return False                  # the eager path retires it (exclusive outcome, ...)
         blk.finish_block(A, addr)           # retire it now: commit and resolve its branch
         A[L.CUR_VALID] = ZERO
     else:
         bp.resolve_branch(A, addr)
-    return _admit(uc, addr, size, A)
+    return _admit(uc, addr, size, A, e_prev)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _block(uc, addr, size, A):
     # 1. the previous block retired completely; its branch resolves against addr
+    e_prev = I(A[L.CUR_ENTRY]) if A[L.CUR_VALID] != ZERO else -1
     if A[L.CUR_VALID] != ZERO:
         e_prev = I(A[L.CUR_ENTRY])
         if A[L.BLK_EXCL + e_prev] != ZERO:      # a store-exclusive judged at the block's end
             _exclusive_outcome(uc, A, A[L.BLK_EXCL + e_prev])
-        if A[L.BLK_BK + e_prev] == U(L.BK_COND) and A[L.BLK_TGT + e_prev] == A[L.CUR_START] + A[L.CUR_SIZE]:
+        rec = L.BLK + e_prev * L.BW
+        if A[rec + L.BK_FIELD] == U(L.BK_COND) and A[rec + L.TGT_FIELD] == A[L.CUR_START] + A[L.CUR_SIZE]:
             A[L.PB_OUTCOME] = U(COND_TAKEN) if _cond_holds(uc, A, A[L.BLK_WORD + e_prev]) else U(COND_NOT_TAKEN)
         blk.finish_block(A, addr)
     else:
@@ -283,13 +306,25 @@ def _block(uc, addr, size, A):
     if A[L.EL_STALE] != ZERO:
         A[L.EL_NOW] = (_read_reg(uc, A, REG_PSTATE) >> PSTATE_EL_SHIFT) & U(3)
         A[L.EL_STALE] = ZERO
+        if A[L.WATCH_ON] != ZERO:
+            # the exception return may make a new mapping of a watched address current
+            # (a page mapped by the handler): the board re-places the watch hooks first
+            stop_at(uc, A, addr, L.SR_DEBUG, 0)
+            return
     A[L.CUR_EL] = A[L.EL_NOW]
+    if size == 0:
+        # a translation without instructions: QEMU's software step in the active-pending
+        # state raises the step exception before the first instruction (translate-a64.c
+        # aarch64_tr_translate_insn); nothing starts, the board takes the exception
+        return
     # 2. find the block in the code cache (classified natively the first time, its words
     #    checked again after TLB maintenance or a new translation)
     e = cc.ensure(uc, A, addr, size)
     if e < 0:
         stop_at(uc, A, addr, L.SR_UNCLASSIFIABLE, size)
         return
+    if e_prev >= 0:
+        A[L.BLK_SUCC + e_prev * L.BW] = U(e + 1)
     if A[L.NEW_N] != ZERO:                # new sites: their code hooks must exist before translation
         stop_at(uc, A, addr, L.SR_HOOKS, e)
         return
@@ -333,7 +368,7 @@ def block_hook(uc, addr, size, user):
     _block(uc, addr, size, A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _code(uc, addr, A):
     xchk = cc.xchk_at(A, addr)
     if xchk != ZERO:
@@ -359,7 +394,7 @@ def code_hook(uc, addr, size, user):
     _code(uc, addr, A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _gpr_number(reg):
     """Rt of a system-register access from Unicorn's register id (XZR = 31)."""
     if reg == REG_XZR:
@@ -371,24 +406,58 @@ def _gpr_number(reg):
     return reg - R.UC_ARM64_REG_X0
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _raise_undef(A, key, h, is_read, el, reg):
     """Take the exception for a refused access right at the instruction (QEMU raises it from
     inside the hook and longjmps out of the translated block; the PC is already the access's).
     An EL0 generic-timer access refused by CNTKCTL_EL1 traps with EC 0x18 and the access in the
     ISS (Arm ARM D17.2.37); every other refusal is UNDEFINED (EC 0x00), as KVM injects it."""
-    syndrome = ESR_IL                                       # EC 0x00, unknown reason
+    syndrome = X.ESR_UNKNOWN                                # EC 0x00, unknown reason
     if el == 0 and h >= regs.H_TIMER_FIRST and h <= regs.H_TIMER_LAST:
         rule = A[L.RULE + key]
         need = rule & U(rg.EL0_NEED) if is_read else (rule >> U(15)) & U(rg.EL0_NEED)
         if need != ZERO and need != U(regs.NEVER):
-            syndrome = (ESR_EC_SYSREG << 26) | ESR_IL | ((key >> 14) & 3) << 20 | (key & 7) << 17 \
+            syndrome = (X.EC_SYSREG << X.EC_SHIFT) | X.IL | ((key >> 14) & 3) << 20 | (key & 7) << 17 \
                 | ((key >> 11) & 7) << 14 | ((key >> 7) & 15) << 10 | _gpr_number(reg) << 5 \
                 | ((key >> 3) & 15) << 1 | (1 if is_read else 0)
-    native.exception_with_syndrome(native.as_ptr(A[L.ENV_ADDR]), EXCP_UDEF, syndrome, 1)
+    native.exception_with_syndrome(native.as_ptr(A[L.ENV_ADDR]), X.EXCP_UDEF, syndrome, 1)
 
 
-@njit(cache=True)                 # carray() of Unicorn's register struct needs NRT
+@kernel
+def _watch_xlat_changed(uc, A):
+    """A write that may change translations retires (it ends its block): with watchpoints
+    armed the board re-places its hooks before the next instruction."""
+    if A[L.WATCH_ON] != ZERO and A[L.STOP_REASON] == U(L.SR_NONE):
+        A[L.STOP_REASON] = U(L.SR_DEBUG)
+        _emu_stop(uc)
+
+
+@kernel
+def _watch_ask(A, access, addr, size):
+    """Python judges a data access against the watchpoints (PC_WATCH); a match raises the
+    Watchpoint exception here, before the access is performed: QEMU's helper longjmps out of
+    the translated block with the PC of the accessing instruction (synchronised before any
+    memory hook and before the SYS hook), so it does not retire and memory is unchanged.  The
+    fault address goes where QEMU's exception entry takes FAR_EL1 from."""
+    A[L.PY_ARG] = U(access)
+    A[L.PY_ARG + 1] = addr
+    A[L.PY_ARG + 2] = U(size)
+    A[L.PY_ARG + 4] = ZERO
+    _pycall(L.PC_WATCH, A.ctypes)
+    syndrome = A[L.PY_ARG + 4]
+    if syndrome != ZERO:
+        native.poke64(A[L.VADDR_ADDR], A[L.PY_ARG + 5])
+        native.exception_with_syndrome(native.as_ptr(A[L.ENV_ADDR]), X.EXCP_DATA_ABORT, syndrome, 1)
+
+
+@cfunc(native.HOOK_MEM_SIG, cache=True)
+def watch_hook(uc, access, addr, size, value, user):
+    A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
+    _watch_ask(A, access, addr, size)
+    return True
+
+
+@nrt_kernel                 # carray() of Unicorn's register struct needs NRT
 def _sysreg(uc, reg, cp, A, is_read):
     c = carray(cp, 8, dtype=np.uint32)
     key = (I(c[CP_OP0]) << 14) | (I(c[CP_OP1]) << 11) | (I(c[CP_CRN]) << 7) | (I(c[CP_CRM]) << 3) | I(c[CP_OP2])
@@ -398,6 +467,7 @@ def _sysreg(uc, reg, cp, A, is_read):
     if h >= regs.H_OBS_MMU:               # observed only: QEMU performs the access
         if h == regs.H_OBS_MMU and not is_read:
             cc.bump_epoch(A)              # SCTLR/TTBR/TCR: a VA may now translate elsewhere
+            _watch_xlat_changed(uc, A)
         return 0
     pc = _read_reg(uc, A, REG_PC)
     blk.sync_to(A, pc)
@@ -477,14 +547,18 @@ def mem_hook(uc, access, addr, size, value, user):
     return True
 
 
-@njit(cache=True)                 # carray() of Unicorn's register struct needs NRT
+@nrt_kernel                 # carray() of Unicorn's register struct needs NRT
 def _sys(uc, cp, A):
     c = carray(cp, 8, dtype=np.uint32)
     crn, crm, op1, op2 = c[CP_CRN], c[CP_CRM], c[CP_OP1], c[CP_OP2]
     xt = U(c[CP_VAL_LO]) | (U(c[CP_VAL_HI]) << U(32))
     if crn == CRN_TLBI:
         cc.on_tlbi(A, op1, crm, op2, xt)
+        _watch_xlat_changed(uc, A)
         return 0                                # QEMU performs the instruction
+    if A[L.WATCH_ON] != ZERO and crn == CRN_CACHE and op1 == 3 and crm == 4 and op2 == 1:
+        # DC ZVA: Unicorn zeroes the block without a memory hook (helper_dc_zva)
+        _watch_ask(A, L.WATCH_ZVA, xt, 0)
     if crn != CRN_CACHE:
         return 0
     op = caches.maintenance_op(op1, crm, op2)
@@ -500,7 +574,7 @@ def sys_hook(uc, reg, cp, user):
 
 
 # ---- the one entry point for Python -> native calls ----------------------------------------------
-@njit(cache=True, _nrt=False)
+@kernel
 def _entry(A, op):
     a0, a1, a2, a3 = A[L.ENTRY_ARG], A[L.ENTRY_ARG + 1], A[L.ENTRY_ARG + 2], A[L.ENTRY_ARG + 3]
     cnt.defer_flush(A)                      # Python sees (and changes) counted state only
@@ -547,3 +621,85 @@ def edge_hook(uc, cur_tb, prev_tb, user):
     A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
     tb = carray(cur_tb, 2, dtype=np.uint64)        # uc_tb: pc, then icount (u16) and size (u16)
     cc.on_new_tb(A, tb[0], (tb[1] >> U(8 * (native.UC_TB_SIZE_OFFSET - 8))) & U(0xFFFF))
+
+
+# ---- synchronous exceptions ------------------------------------------------------------------------
+@kernel
+def _insn_at(A, pc):
+    """The encoding of the instruction at pc in the current block, -1 if pc is not in it."""
+    start = A[L.CUR_START]
+    if A[L.CUR_VALID] == ZERO or pc < start or pc >= start + A[L.CUR_SIZE]:
+        return I(-1)
+    return I(A[L.POOL_W + I(A[L.BLK_IOFF + I(A[L.CUR_ENTRY])]) + I((pc - start) >> U(2))])
+
+
+@kernel
+def _intr(uc, intno, A):
+    """A synchronous exception Unicorn hands over instead of taking it (UC_HOOK_INTR).  SVC,
+    BRK, UNDEFINED instructions, refused system-register accesses and aborts are taken here:
+    the instructions before it retire (and the SVC itself), QEMU's own exception entry does the
+    architectural part (ESR/FAR/ELR/SPSR_EL1, SP banking, PSTATE, the vector: arm_cpu_do_interrupt
+    with the syndrome QEMU computed), EXC_TAKEN counts it at the exception level it was taken
+    from, and the trace gets its record.  Debug exceptions are told apart by their class:
+    breakpoints (QEMU's), watchpoints (``watch_hook``) and software steps (QEMU's, after a
+    one-instruction block or before any).  The board's services (HVC, SMC, semihosting), the EL0
+    DAIF trap Unicorn's translator gets wrong, a fault at a vector just entered (no usable vector
+    table) and anything unusual go to Python (PC_INTR), as every exception used to."""
+    pc = _read_reg(uc, A, REG_PC)
+    el = (_read_reg(uc, A, REG_PSTATE) >> PSTATE_EL_SHIFT) & U(3)
+    syn = native.peek32(A[L.SYN_ADDR])
+    ec = I((syn >> U(X.EC_SHIFT)) & U(0x3F))
+    fault_pc = pc
+    retired = False
+    far = ZERO
+    kind = 0
+    if intno == X.EXCP_SWI:                       # the PC is already the preferred return address
+        kind = L.EK_SVC
+        fault_pc = pc - U(X.INSN_SIZE)
+        retired = True
+    elif intno == X.EXCP_BKPT:
+        kind = L.EK_BRK
+    elif intno == X.EXCP_DATA_ABORT or intno == X.EXCP_PREFETCH_ABORT:
+        kind = L.EK_DATA_ABORT if intno == X.EXCP_DATA_ABORT else L.EK_PREFETCH_ABORT
+        if ec == X.EC_WATCHPOINT_LOW or ec == X.EC_WATCHPOINT_CUR:
+            kind = L.EK_WATCHPOINT                # raised by watch_hook / _sys, FAR set there
+        elif ec == X.EC_BREAKPOINT_LOW or ec == X.EC_BREAKPOINT_CUR:
+            kind = L.EK_BREAKPOINT                # FAR is UNKNOWN: 0, as QEMU 7.2 writes
+            native.poke64(A[L.VADDR_ADDR], ZERO)
+        far = native.peek64(A[L.VADDR_ADDR])
+    elif intno == X.EXCP_UDEF and (ec == X.EC_SOFTSTEP_LOW or ec == X.EC_SOFTSTEP_CUR):
+        # QEMU's software step: its one-instruction block completed (ISV = 1, the PC is where it
+        # went), or no block ran (ISV = 0: active-pending, a translation without instructions)
+        kind = L.EK_SOFTSTEP
+    elif intno == X.EXCP_UDEF:
+        w = _insn_at(A, pc)
+        if w >= 0 and not (el >= ONE and ((w & X.HVC_MASK) == X.HVC or w == X.HLT_SEMIHOSTING)) \
+                and not (el == ZERO and ec == X.EC_UNKNOWN and (w & X.MSR_DAIF_MASK) == X.MSR_DAIF):
+            kind = L.EK_SYSREG_TRAP if ec == X.EC_SYSREG else L.EK_UNDEF
+    if kind == 0 or (A[L.LAST_VEC] == fault_pc + ONE and A[L.LAST_VEC_IC] == A[L.ICOUNT]):
+        A[L.PY_ARG] = U(intno)
+        _pycall(L.PC_INTR, A.ctypes)
+        return
+    if kind == L.EK_SOFTSTEP:
+        blk.finish_block(A, pc)
+    else:
+        blk.end_block_at(A, fault_pc, retired)
+    native.do_interrupt(native.as_ptr(A[L.CPU_ADDR]))
+    vector = _read_reg(uc, A, REG_PC)
+    elr = _read_reg(uc, A, R.UC_ARM64_REG_ELR_EL1)
+    esr = _read_reg(uc, A, R.UC_ARM64_REG_ESR_EL1)
+    ic = A[L.ICOUNT]
+    cnt.ring_put(A, L.RT_EXCEPTION, U(kind) | (el << U(8)), esr, elr, far, vector, ic)
+    A[L.LAST_VEC] = vector + ONE
+    A[L.LAST_VEC_IC] = ic
+    # EXC_TAKEN is attributed to the exception level the exception was taken from
+    A[L.CUR_EL] = el
+    cnt.dyn_event(A, C.D_EXC_TAKEN, ONE, elr, ic)
+    A[L.CUR_EL] = ONE
+    A[L.EL_NOW] = ONE
+
+
+@cfunc(native.HOOK_INTR_SIG, cache=True)
+def intr_hook(uc, intno, user):
+    A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
+    _intr(uc, intno, A)

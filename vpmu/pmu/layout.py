@@ -20,7 +20,7 @@ NCPAGE = 1 << 15        # VA pages holding classified code, open addressing
 NNEW = 512              # instructions of one classification that still need their code hook
 CODE_WORDS = 2048 // 8  # bytes of the longest translation block (512 instructions), as uint64
 NRING = 4096            # trace ring records
-RING_W = 6              # words per ring record
+RING_W = 8              # words per ring record: the type and up to 7 values
 BP_N = 4096             # 2-bit conditional-branch predictor entries
 BTB_N = 1024            # indirect-branch target buffer entries
 RAS_N = 16              # return address stack depth
@@ -86,7 +86,14 @@ RAM_HI = _alloc(1)
 ID_AA64DFR0_BASE = _alloc(1)   # the CPU model's ID register values (PMU fields patched on read)
 ID_DFR0_BASE = _alloc(1)
 NEXT_SAMPLE = _alloc(1)    # --trace-sample: next icount at which Python records all counters
-ENV_ADDR = _alloc(1)       # Unicorn's CPUARMState of this engine (native.cpu_and_env)
+ENV_ADDR = _alloc(1)       # Unicorn's CPUARMState of this engine (native.cpu_and_env) ...
+CPU_ADDR = _alloc(1)       # ... and its CPU object (QEMU's do_interrupt takes it)
+SYN_ADDR = _alloc(1)       # env->exception.syndrome ...
+VADDR_ADDR = _alloc(1)     # ... and env->exception.vaddress (native.cpu_layout)
+LAST_VEC = _alloc(1)       # vector + 1 of the last synchronous exception taken ...
+LAST_VEC_IC = _alloc(1)    # ... and ICOUNT then (a fault at that vector at once: no vector table)
+WATCH_ON = _alloc(1)       # watchpoints are armed (vpmu.board.debug): DC ZVA asks Python, and a
+                           # translation change (TTBR/TCR/SCTLR write, TLBI, ERET) stops with SR_DEBUG
 # deferred counting (kernels.defer_*): completed blocks are tallied per block and added to the
 # counters at the next point that could observe them
 DEF_ENABLE = _alloc(1)     # the run allows deferred counting (MachineConfig.defer)
@@ -132,6 +139,10 @@ ACT_N = _alloc(1)          # number of counters counting a static channel
 ACT = _alloc(32)           # their descriptors: counter | static channel << 8 | EL mask << 16 | ovf64 << 24
 DYN_LISTEN = _alloc(C.ND)  # per dynamic channel: bitmask of counters counting it
 IRQ_WATCH = _alloc(1)      # counters whose overflow raises the interrupt line (or a Xen sample)
+# observer counters (vpmu stat): counters at indices >= PMCR_EL0.N, which the guest cannot see,
+# counting the events the runner programmed in their TYPER words through the same commit path
+OBS_MASK = _alloc(1)       # bit c: counter c is an observer (always >= NCNT, never 31)
+OBS_ALWAYS = _alloc(1)     # 1: observers count the whole run; 0: only while the guest's PMCR.E is set
 IRQ_DEFER = _alloc(1)      # inside a commit: the line's new level is told to Python afterwards
 
 # --- generic timer -------------------------------------------------------------------------
@@ -156,19 +167,25 @@ CLS_ESIZE = _alloc(NCLS)   # element size in bytes of its data accesses (alignme
 CLS_N = _alloc(1)
 CLS_HKEY = _alloc(NCLS_H)  # class intern table: class key + 1 (0 = empty) ...
 CLS_HVAL = _alloc(NCLS_H)  # ... and its class id
-BLK_KEY = _alloc(NBLK)     # start VA + 1 (0 = empty)
-BLK_SIZE = _alloc(NBLK)
-BLK_N = _alloc(NBLK)
-BLK_IOFF = _alloc(NBLK)
-BLK_BK = _alloc(NBLK)      # branch kind of the last instruction
-BLK_TGT = _alloc(NBLK)     # its direct target
+# the block cache: what the block hook touches for every block is one 64-byte record (BW words)
+# so that a block costs one cache line; the rest is in per-field tables.  Record fields:
+# A[BLK_x + e * BW] (or A[BLK + e * BW + x_FIELD]).
+BW = 8
+KEY_FIELD, N_FIELD, FAST_FIELD, EPOCH_FIELD, DEF_FIELD, BK_FIELD, TGT_FIELD, SUCC_FIELD = range(BW)
+BLK = _alloc(NBLK * BW)
+BLK_KEY = BLK + KEY_FIELD      # start VA + 1 (0 = empty)
+BLK_N = BLK + N_FIELD          # instructions (the block is 4 * N bytes: A64 instructions are 4 bytes)
+BLK_FAST = BLK + FAST_FIELD    # deferred counting: bound | FAST_PRECISE | FAST_ODD_END (below)
+BLK_EPOCH = BLK + EPOCH_FIELD  # XLAT_EPOCH at which the block's code was last checked (0 = must check)
+BLK_DEF = BLK + DEF_FIELD      # 1 + index in DEF_LIST while the block is tallied, else 0
+BLK_BK = BLK + BK_FIELD        # branch kind of the last instruction
+BLK_TGT = BLK + TGT_FIELD      # its direct target
+BLK_SUCC = BLK + SUCC_FIELD    # 1 + the slot of the block that last followed this one (0 = none)
+BLK_IOFF = _alloc(NBLK)    # -- per-field tables: A[BLK_x + e]
 BLK_NMEM = _alloc(NBLK)
 BLK_WORD = _alloc(NBLK)    # the last instruction's encoding (conditional branch to the next insn)
 BLK_EXCL = _alloc(NBLK)    # a store-exclusive judged when the block completes: its check word (XCHK)
 BLK_FLAGS = _alloc(NBLK)   # BF_*
-BLK_EPOCH = _alloc(NBLK)   # XLAT_EPOCH at which the block's code was last checked (0 = must check)
-BLK_FAST = _alloc(NBLK)    # deferred counting: bound | FAST_PRECISE | FAST_ODD_END (below)
-BLK_DEF = _alloc(NBLK)     # 1 + index in DEF_LIST while the block is tallied, else 0
 DEF_LIST = _alloc(NDEF)    # tallied blocks (slots) ...
 DEF_CNT = _alloc(NDEF)     # ... and how many times each completed
 BLK_TOT = _alloc(NBLK * C.NS)
@@ -248,9 +265,13 @@ BK_NONE, BK_COND, BK_B, BK_BL, BK_BR, BK_BLR, BK_RET, BK_ERET = 0, 1, 2, 3, 4, 5
 SR_NONE, SR_HOOKS, SR_PRECISE_ON, SR_PRECISE_OFF, SR_MEMHOOK, SR_LIMIT = 0, 1, 2, 3, 4, 5
 SR_RESTART = 8             # Python: resume at the PC an exception handler wrote
 SR_UNCLASSIFIABLE = 9      # the code cache cannot hold the block (class table full)
+SR_DEBUG = 10              # the debug unit must (re)place its hooks before the guest goes on
 
 # vpmu_pycall kinds
-PC_SYSREG, PC_IRQ, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE = 2, 3, 5, 6, 7, 8
+PC_SYSREG, PC_IRQ, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE, PC_INTR = 2, 3, 5, 6, 7, 8, 9
+PC_WATCH = 10              # a data access (or DC ZVA) the watchpoints may match: PY_ARG = (access, address,
+                           # size); Python answers the Watchpoint exception's syndrome (0: none) in PY_ARG + 4
+WATCH_ZVA = 0              # PC_WATCH access kind of a DC ZVA (else Unicorn's UC_MEM_READ / UC_MEM_WRITE)
 
 # hooks.entry operations (Python -> native)
 E_RECONFIGURE, E_IRQ_UPDATE, E_END_BLOCK_AT, E_FINISH_BLOCK, E_DYN_EVENT = 1, 2, 3, 4, 5
@@ -261,4 +282,10 @@ E_HOOKED, E_PRECISE = 12, 13
 XCHK = 1 << 32             # POOL_XCHK / BLK_EXCL: a store-exclusive check (codecache.XCHK_*)
 
 # trace ring record types
-RT_OVERFLOW, RT_IRQ_LEVEL, RT_PMU_REG, RT_SWINC = 1, 2, 3, 4
+RT_OVERFLOW, RT_IRQ_LEVEL, RT_PMU_REG, RT_SWINC, RT_EXCEPTION = 1, 2, 3, 4, 5
+# RT_EXCEPTION kinds (the trace's exception "kind")
+EK_SVC, EK_BRK, EK_UNDEF, EK_SYSREG_TRAP, EK_DATA_ABORT, EK_PREFETCH_ABORT = 1, 2, 3, 4, 5, 6
+EK_BREAKPOINT, EK_WATCHPOINT, EK_SOFTSTEP = 7, 8, 9
+EXCEPTION_KINDS = {EK_SVC: "svc", EK_BRK: "brk", EK_UNDEF: "undef", EK_SYSREG_TRAP: "sysreg_trap",
+                   EK_DATA_ABORT: "data_abort", EK_PREFETCH_ABORT: "prefetch_abort",
+                   EK_BREAKPOINT: "breakpoint", EK_WATCHPOINT: "watchpoint", EK_SOFTSTEP: "software_step"}

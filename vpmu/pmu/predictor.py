@@ -5,20 +5,21 @@ the same whenever a counter starts counting it.  The rules are in docs/events.md
 """
 from __future__ import annotations
 
-from numba import njit
 
+
+from .jit import inline_kernel, kernel
 from . import channels as C
 from . import counting as cnt
 from . import layout as L
 from .counting import I, ONE, U, ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def bp_index(pc):
     return I((pc >> U(2)) & U(L.BP_N - 1))
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def bp_update(A, kind, pc, target, next_pc, outcome):
     """The predictor state after the branch at pc (kind BK_*) went to next_pc; returns
     1 if it was mispredicted, | 2 if it is a taken conditional branch.
@@ -69,7 +70,7 @@ def bp_update(A, kind, pc, target, next_pc, outcome):
     return r
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def resolve_branch(A, next_pc):
     """The successor of the last retired branch is known: taken/not-taken, predictor, and
     the events (PC_WRITE_RETIRED's conditional part, BR_MIS_PRED, mispredict cycles)."""

@@ -6,8 +6,9 @@ UNDEF rules (kvm-pmu.md 3.1-3.9).  Handlers are the named ``regs.H_*`` ids.
 """
 from __future__ import annotations
 
-from numba import njit
 
+
+from .jit import inline_kernel, kernel
 from . import channels as C
 from . import counting as cnt
 from . import layout as L
@@ -21,13 +22,13 @@ SEL_MASK = 31                         # PMSELR_EL0.SEL
 EL0_NEED = 0x7FFF                     # regs.el0_rule_table: 15-bit EL0 requirement fields
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@inline_kernel
 def pmev_index(key):
     """Counter index n of a PMEVCNTR<n>/PMEVTYPER<n> key (regs.pmev_index)."""
     return I(((key >> 3) & 3) << 3 | (key & 7))
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def event_allowed(A, ev):
     """KVM filter (kvm-pmu.md 2): no filter = allowed; else the bitmap bit."""
     if A[L.FILT_ON] == ZERO:
@@ -37,7 +38,7 @@ def event_allowed(A, ev):
     return (A[L.FILT + (ev >> 6)] >> U(ev & 63)) & ONE != ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def reconfigure(A):
     """Recompute what each counter counts from PMCR/PMCNTEN/PMINTEN/PMEVTYPER/PMCCFILTR,
     the filter, the PMU version and the frozen flag (KVM re-evaluates on every such change)."""
@@ -50,11 +51,24 @@ def reconfigure(A):
     watch = ZERO
     evmask = A[L.EVMASK]
     pmcr = A[L.PMCR]
+    obs = A[L.OBS_MASK]
+    obs_on = e_on or A[L.OBS_ALWAYS] != ZERO
     for c in range(32):
         A[L.C_S + c] = U(L.NOCH)
         A[L.C_D + c] = U(L.NOCH)
         bit = ONE << U(c)
-        if c == L.CCNT:
+        if (obs & bit) != ZERO:
+            # An observer (vpmu stat): beyond PMCR.N, so no guest access, PMCR.P, PMCNTEN,
+            # PMINTEN, PMOVS or CHAIN reaches it; 64 bits wide, so it never overflows (no
+            # PMU_OVFS, no trace record); the guest's filter does not apply (a host-side count).
+            A[L.C_OVF64 + c] = ONE
+            A[L.C_WMASK + c] = cnt.M64
+            ty = A[L.TYPER + c]
+            A[L.C_EL + c] = U((1 if (ty & regs.TY_U) == ZERO else 0) | (2 if (ty & regs.TY_P) == ZERO else 0))
+            if not obs_on:
+                continue
+            ev = I(ty & U(0xFFFF))
+        elif c == L.CCNT:
             A[L.C_OVF64 + c] = U(1) if (pmcr & U(regs.PMCR_LC)) != ZERO else ZERO
             A[L.C_WMASK + c] = cnt.M64
             ev = 0x11                       # the cycle counter counts CPU_CYCLES
@@ -62,23 +76,24 @@ def reconfigure(A):
             A[L.C_OVF64 + c] = U(1) if ((pmcr & U(regs.PMCR_LP)) != ZERO and A[L.EVCNT64] != ZERO) else ZERO
             A[L.C_WMASK + c] = cnt.M64 if A[L.EVCNT64] != ZERO else cnt.M32
             ev = I(A[L.TYPER + c] & evmask)
-        ty = A[L.TYPER + c]
-        # EL filter for a guest without EL2/EL3: counts at EL1 iff P == NSK (NSK reads 0),
-        # at EL0 iff U == NSU (NSU reads 0) (kvm-pmu.md 3.6).
-        elm = 0
-        if (ty & regs.TY_U) == ZERO:
-            elm |= 1
-        if (ty & regs.TY_P) == ZERO:
-            elm |= 2
-        A[L.C_EL + c] = U(elm)
-        if not e_on or (A[L.CNTEN] & bit & vm) == ZERO:
-            continue
-        if (A[L.INTEN] & bit) != ZERO:
-            watch |= bit
-        if ev == 0 or ev == 0x1E:           # SW_INCR / CHAIN: software, never filtered
-            continue
-        if not event_allowed(A, ev):        # denied: never counts, reads/writes still work
-            continue
+        if (obs & bit) == ZERO:
+            ty = A[L.TYPER + c]
+            # EL filter for a guest without EL2/EL3: counts at EL1 iff P == NSK (NSK reads 0),
+            # at EL0 iff U == NSU (NSU reads 0) (kvm-pmu.md 3.6).
+            elm = 0
+            if (ty & regs.TY_U) == ZERO:
+                elm |= 1
+            if (ty & regs.TY_P) == ZERO:
+                elm |= 2
+            A[L.C_EL + c] = U(elm)
+            if not e_on or (A[L.CNTEN] & bit & vm) == ZERO:
+                continue
+            if (A[L.INTEN] & bit) != ZERO:
+                watch |= bit
+            if ev == 0 or ev == 0x1E:           # SW_INCR / CHAIN: software, never filtered
+                continue
+            if not event_allowed(A, ev):        # denied: never counts, reads/writes still work
+                continue
         sl = -1
         if ev < 64:
             sl = ev
@@ -91,7 +106,7 @@ def reconfigure(A):
         A[L.C_S + c] = s
         A[L.C_D + c] = dch
         if s != U(L.NOCH):
-            A[L.ACT + nact] = U(c) | (s << U(8)) | (U(elm) << U(16)) | (A[L.C_OVF64 + c] << U(24))
+            A[L.ACT + nact] = U(c) | (s << U(8)) | (A[L.C_EL + c] << U(16)) | (A[L.C_OVF64 + c] << U(24))
             nact += 1
         if dch != U(L.NOCH):
             A[L.DYN_LISTEN + I(dch)] |= bit
@@ -111,7 +126,7 @@ def reconfigure(A):
     A[L.DEF_OK] = ONE if cnt.defer_ok(A) else ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def access_undef(A, key, h, is_read, el):
     """Does this access UNDEF?  kvm-pmu.md 3.1 (EL0 table, checked first) and 3.2 (index)."""
     rule = A[L.RULE + key]
@@ -148,13 +163,13 @@ def access_undef(A, key, h, is_read, el):
     return False
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def pmcr_read(A):
     # N replaced by the configured counter number; P and C read 0; IDCODE/IMP read 0 (KVM).
     return (A[L.PMCR] & U(0xFF & ~(regs.PMCR_P | regs.PMCR_C))) | (A[L.NCNT] << U(11))
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def pmu_read(A, h, key):
     vm = cnt.valid_mask(A)
     if h == regs.H_PMCR:
@@ -190,13 +205,13 @@ def pmu_read(A, h, key):
     return ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def typer_mask(A):
     # P | U | evtCount (10 or 16 bits); NSK/NSU/NSH/M read 0 for an EL1 guest (kvm-pmu.md 3.6).
     return regs.TY_P | regs.TY_U | A[L.EVMASK]
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def swinc(A, v, pc):
     """PMSWINC_EL0 write (kvm-pmu.md 3.8 step 6): ignores P/U and the filter."""
     cnt.defer_irq(A)
@@ -204,7 +219,7 @@ def swinc(A, v, pc):
     cnt.release_irq(A)
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def _swinc(A, v, pc):
     if (A[L.PMCR] & U(regs.PMCR_E)) == ZERO or A[L.FROZEN] != ZERO:
         return
@@ -216,7 +231,7 @@ def _swinc(A, v, pc):
                 cnt.on_overflow(A, c, pc, A[L.ICOUNT])
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def pmu_write(A, h, key, val, pc):
     vm = cnt.valid_mask(A)
     if h == regs.H_PMCR:
@@ -295,7 +310,7 @@ def pmu_write(A, h, key, val, pc):
         return
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def timer_read(A, h):
     t = cnt.now(A) // A[L.TICK_DIV]
     if h == regs.H_CNTFRQ:
@@ -321,7 +336,7 @@ def timer_read(A, h):
     return ZERO
 
 
-@njit(cache=True, _nrt=False)
+@kernel
 def id_read(A, h, qemu_value):
     if h == regs.H_ID_AA64DFR0:   # ID_AA64DFR0_EL1.PMUVer [11:8]
         pv = A[L.PMUVER] if A[L.PMU_PRESENT] != ZERO else ZERO

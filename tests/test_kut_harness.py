@@ -78,10 +78,6 @@ MORE_EXACT = {
     "pmu-overflow-interrupt": "PASS (7 tests, 1 skipped)",
 }
 
-# Not yet on vpmu: hardware watchpoints and software step come with the debug work (d2-debug);
-# until then these entries fail and the test is reported as an expected failure.
-PENDING = {"debug-wp": "hardware watchpoints", "debug-sstep": "software step"}
-
 RESULT = re.compile(r"^(PASS|FAIL|SKIP)\s+(\S+)(?:\s+(.*))?$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -123,8 +119,4 @@ def test_run_tests_sh_results_match_qemu(front, tmp_path):
             {k: v for k, v in QEMU_RESULTS.items() if k not in HOST_TIMED}
     expected = {name: MORE_EXACT.get(name, result) for name, result in QEMU_RESULTS.items()}
     wrong = {name: (vpmu[name], want) for name, want in expected.items() if vpmu[name] != want}
-    pending = {name: got for name, got in wrong.items() if name in PENDING}
-    wrong = {name: got for name, got in wrong.items() if name not in PENDING}
     assert not wrong, "entry: (vpmu, expected)\n" + "\n".join(f"{k}: {v}" for k, v in wrong.items())
-    if pending:
-        pytest.xfail("; ".join(f"{name} needs {PENDING[name]}: {got}" for name, got in pending.items()))

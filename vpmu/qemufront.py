@@ -70,6 +70,8 @@ MACHINE_PROPS = {
     "secure": "off (no EL3)",
     "its": "off (no ITS)",
 }
+MACHINE_SWITCHES = {"mte": "MTE is not modelled", "virtualization": "vpmu's board has no EL2",
+                    "secure": "vpmu's board has no EL3", "its": "vpmu's GICv3 has no ITS"}
 BOOLEANS = {"on": True, "yes": True, "true": True, "y": True, "off": False, "no": False, "false": False,
             "n": False}
 
@@ -542,9 +544,9 @@ def _check_machine_props(props: dict) -> None:
         elif key == "accel":
             if value != "tcg":
                 raise FrontError(f"-machine accel={value}: vpmu is an emulator: only tcg is available")
-        elif key in ("mte", "virtualization", "secure", "its"):
+        elif key in MACHINE_SWITCHES:
             if _bool("-machine", key, value):
-                raise FrontError(f"-machine {key}={value}: not supported by vpmu ({MACHINE_PROPS[key]})")
+                raise FrontError(f"-machine {key}={value}: {MACHINE_SWITCHES[key]}")
         else:
             raise FrontError(f"-machine {key}={value}: property '{key}' is not supported by vpmu")
 

@@ -617,8 +617,9 @@ def _readable(path: str, message: str) -> None:
 def front_status(e: errors.VpmuError) -> int:
     """The exit status of a runner error under the front: QEMU's 1 for anything that stops the
     start (a bad option value, an image vpmu cannot load); vpmu's own status for what stops a
-    running guest (102 fault loop, 103 instruction limit, 104 WFI deadlock: QEMU would hang until
-    the harness's timeout, which a harness also reports as a failure) and 106 (a vpmu bug)."""
+    running guest (102 fault loop, 104 WFI deadlock: QEMU would hang until the harness's timeout,
+    which a harness also reports as a failure; 103 needs --max-insns, which the front does not
+    set) and 106 (a vpmu bug)."""
     if isinstance(e, (errors.UsageError, errors.ImageError)):
         return FRONT_STATUS
     return e.status

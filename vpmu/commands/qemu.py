@@ -45,7 +45,8 @@ Accepted options (QEMU's meaning unless noted):
   -dtb FILE             the device tree blob, with QEMU's edits
   -nographic            no display; the UART on stdio unless -serial or -nodefaults says otherwise
   -display none
-  -serial stdio|mon:stdio|chardev:ID   the UART (PL011) on standard output (the only backend)
+  -serial stdio|mon:stdio|chardev:ID   the UART (PL011) on standard output (the only backend;
+                        output only: the guest never receives input)
   -nodefaults           no default devices (vpmu has none; also no default serial)
   -chardev testdev,id=ID | stdio,id=ID[,mux=on|off][,signal=on|off] | null,id=ID
   -device virtio-serial-device[,id=ID]
@@ -73,11 +74,11 @@ Everything else is refused with one line naming the option (e.g. -device pci-tes
 
 Exit status (what a QEMU harness reads):
   the guest's: testdev (N << 1) | 1, semihosting SYS_EXIT code, PSCI SYSTEM_OFF 0 (as QEMU)
-  1    a start-up error: a refused option, "could not load kernel 'FILE'", an image vpmu cannot load
-       (one line on standard error, before anything runs: kvm-unit-tests reports the entry as SKIP
-       with that line as the reason)
-  102, 103, 104  vpmu stopped a guest QEMU would leave running forever: a fault loop, the instruction
-       limit, a WFI nothing can wake (a harness's timeout would report a failure on QEMU)
+  1    a start-up error, one line on standard error: a refused option (checked before the kernel
+       file is opened, so kvm-unit-tests' premature check reports the entry as SKIP with that line),
+       "could not load kernel 'FILE'", an initrd or dtb that cannot be read, an image vpmu cannot load
+  102, 104  vpmu stopped a guest QEMU would leave running forever: a fault loop, a WFI nothing can
+       wake (on QEMU a harness's timeout reports the failure)
   106  a bug in vpmu
   A guest killed by a signal (timeout) dies of it; QEMU prints "terminating on signal N" and exits 0.
 """
@@ -130,6 +131,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")
         return 130
+    except BrokenPipeError:                    # the reader went away (as vpmu run)
+        return 0
     except Exception as e:                     # a bug in vpmu: one line, vpmu's status
         sys.stderr.write(f"{prog}: internal error: {type(e).__name__}: {e}\n")
         return errors.EXIT_INTERNAL

@@ -282,3 +282,15 @@ def test_probes_do_not_load_the_emulator():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("guest,append,status", [("board_wfi_deadlock", "", 104),    # vpmu's status: QEMU hangs
+                                                 ("board_exit", "psci=off", 0),      # QEMU's: SYSTEM_OFF is 0
+                                                 ("board_exit", "exit=9", 9)])       # semihosting exit code
+def test_run_statuses_through_the_front(vpmu_guest_dir, capsys, guest, append, status):
+    from vpmu.pytest_plugin import resolve_guest
+    argv = ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-nographic", "-semihosting",
+            "-kernel", resolve_guest(vpmu_guest_dir, guest)] + (["-append", append] if append else [])
+    assert Q.run_front(argv, "vpmu-system-aarch64") == status
+    err = capsys.readouterr().err
+    assert err == "" if status != 104 else (err.startswith("vpmu-system-aarch64: ") and err.count("\n") == 1)

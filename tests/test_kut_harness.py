@@ -4,7 +4,7 @@
 
 kvm-unit-tests is not vendored: the test needs a build configured with
 ``--arch=arm64 --target-cpu=cortex-a57`` (so QEMU gets ``-cpu cortex-a57``, the CPU vpmu
-models) in ``$VPMU_KUT_DIR`` (default ``/work/kut/build-a57``) and is skipped without one.  It
+models) in ``$VPMU_KUT_BUILD`` (default ``/work/kut/build-a57``) and is skipped without one.  It
 is marked ``slow`` (a few minutes: the timer entry alone runs 1.6e9 guest instructions).
 
 The expected verdicts are QEMU's, measured with QEMU 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18) on
@@ -31,13 +31,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-KUT_DIR = Path(os.environ.get("VPMU_KUT_DIR", "/work/kut/build-a57"))
+KUT_DIR = Path(os.environ.get("VPMU_KUT_BUILD", "/work/kut/build-a57"))
 QEMU = shutil.which("qemu-system-aarch64")
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (KUT_DIR / "run_tests.sh").is_file() or not (KUT_DIR / "arm" / "pmu.flat").is_file(),
-                       reason=f"no kvm-unit-tests arm64 build in {KUT_DIR} (set VPMU_KUT_DIR; "
+                       reason=f"no kvm-unit-tests arm64 build in {KUT_DIR} (set VPMU_KUT_BUILD; "
                               f"docs/qemu-compat.md says how to build one)"),
 ]
 

@@ -34,11 +34,23 @@ ROOT = Path(__file__).resolve().parents[1]
 KUT_DIR = Path(os.environ.get("VPMU_KUT_BUILD", "/work/kut/build-a57"))
 QEMU = shutil.which("qemu-system-aarch64")
 
+
+
+def _a57_build(d: Path) -> bool:
+    """A built arm64 tree configured with --target-cpu=cortex-a57 (arm/run passes that -cpu)."""
+    try:
+        config = (d / "config.mak").read_text()
+    except OSError:
+        return False
+    return (d / "run_tests.sh").is_file() and (d / "arm" / "pmu.flat").is_file() and \
+        re.search(r"^TARGET_CPU=cortex-a57$", config, re.M) is not None
+
+
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (KUT_DIR / "run_tests.sh").is_file() or not (KUT_DIR / "arm" / "pmu.flat").is_file(),
-                       reason=f"no kvm-unit-tests arm64 build in {KUT_DIR} (set VPMU_KUT_BUILD; "
-                              f"docs/qemu-compat.md says how to build one)"),
+    pytest.mark.skipif(not _a57_build(KUT_DIR),
+                       reason=f"no kvm-unit-tests arm64 build configured with --target-cpu=cortex-a57 in "
+                              f"{KUT_DIR} (set VPMU_KUT_BUILD; docs/qemu-compat.md says how to build one)"),
 ]
 
 # QEMU 7.2 TCG, -cpu cortex-a57, MAX_SMP=1: the single-CPU entries of arm/unittests.cfg

@@ -45,7 +45,7 @@ def build_one(src: Path, force: bool) -> str | None:
     name = src.stem
     elf = OUT / f"{name}.elf"
     opts = _options(src)
-    deps = [src, *RUNTIME, RT / "link.ld.in", RT / "vpmu.h", Path(__file__)]
+    deps = [src, *RUNTIME, RT / "link.ld.in", RT / "vpmu.h", *SRC.glob("*.h"), Path(__file__)]
     newest = max(p.stat().st_mtime for p in deps)
     outs = [elf] + ([OUT / f"{name}.bin"] if "flat" in opts else []) \
         + ([OUT / f"{name}.img"] if "image" in opts else [])

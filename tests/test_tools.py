@@ -113,22 +113,99 @@ def test_plugin_failure_message_shows_the_differing_record(pytester, vpmu_guest_
 
 
 def test_bench_reports_mips_ratio_and_exact_counts(capsys, vpmu_guest_dir):
-    """`vpmu bench` on a short loop: the report's shape and the loop's counts (10 instructions,
-    1 branch, 2 loads, 2 stores, 4 accesses per iteration; the timing itself is not tested)."""
-    rc = main(["bench", str(vpmu_guest_dir / "bench.elf"), "--rounds", "2", "--iterations", "20000"])
+    """`vpmu bench loop10` on a short loop: the report's shape and the loop's counts (10
+    instructions, 1 branch, 2 loads, 2 stores, 4 accesses per iteration; the timing itself is
+    not tested)."""
+    rc = main(["bench", "loop10", "--rounds", "2", "--iterations", "20000", "--no-qemu",
+               "--guest-dir", str(vpmu_guest_dir)])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "2 rounds" in out and "MIPS" in out and "median of 2 rounds" in out
+    assert out.count("loop10:") == 1 and "2 rounds" in out and "MIPS" in out and "median of 2 rounds" in out
     ratio = float(out.split("ratio:")[1].split()[0])
     assert ratio > 0
-    assert "inst=200010 br=20002 ld=40000 st=40000 mem=80000 cycles=200010" in out
-    assert "    200010 instructions" in out and "    200003 instructions" in out
+    assert "inst=200007 cpu_cycles=200007 br=20002 ld=40000 st=40000 mem=80000 cycles=200007" in out
+    assert "    200007 instructions" in out and "    200003 instructions" in out
+    assert "machine set-up" in out and "qemu : skipped: --no-qemu" in out
+    assert "workload " not in out                   # one workload: no summary table
 
 
-@pytest.mark.parametrize("args", [["--rounds", "0"], ["--iterations", "0"]])
-def test_bench_rejects_bad_counts(capsys, vpmu_guest_dir, args):
-    assert main(["bench", str(vpmu_guest_dir / "bench.elf"), *args]) == 2
-    assert "at least 1" in capsys.readouterr().err
+def test_bench_runs_named_workloads_with_arguments_and_writes_json(capsys, vpmu_guest_dir, tmp_path):
+    """Several workloads, one with guest arguments: a report each, the summary table, and the
+    JSON file with the same figures; --iterations sizes only the loops."""
+    js = tmp_path / "bench.json"
+    rc = main(["bench", "loop6", "exceptions:n=40,k=40", "--rounds", "1", "--iterations", "3000", "--no-qemu",
+               "--guest-dir", str(vpmu_guest_dir), "--json", str(js)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "loop6:" in out and "exceptions:" in out and "plain: skipped: needs the board" in out
+    table = out[out.index("workload "):].splitlines()
+    assert [r.split()[0] for r in table] == ["workload", "loop6", "exceptions"]
+    assert table[1].split()[1] == str(6 * 3000 + 7)
+    doc = json.loads(js.read_text())
+    assert doc["rounds"] == 1 and doc["qemu"] is None and doc["qemu_skipped"] == "--no-qemu"
+    loop6, exc = doc["workloads"]
+    assert loop6["args"] == {"k": 6, "n": 3000} and loop6["counts"]["inst"] == 18007 and loop6["plain_ratio"] > 0
+    assert exc["args"] == {"n": 40, "k": 40} and exc["plain_ratio"] is None and "VBAR_EL1" in exc["plain_skipped"]
+    assert len(exc["vpmu_setup"]) == 1 and exc["setup_time"] < exc["startup_time"]
+
+
+def test_bench_json_to_stdout_only(capsys, vpmu_guest_dir):
+    assert main(["bench", "loop4:n=1000", "--rounds", "1", "--no-qemu", "--guest-dir", str(vpmu_guest_dir),
+                 "--json", "-"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [w["workload"] for w in doc["workloads"]] == ["loop4"] and doc["workloads"][0]["counts"]["st"] == 0
+
+
+def test_bench_says_why_qemu_is_skipped(capsys, vpmu_guest_dir, monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    assert main(["bench", "loop4:n=1000", "--rounds", "1", "--guest-dir", str(vpmu_guest_dir)]) == 0
+    assert "qemu : skipped: qemu-system-aarch64 not found on PATH" in capsys.readouterr().out
+
+
+@pytest.mark.qemu
+def test_bench_compares_with_qemu(capsys, vpmu_guest_dir):
+    if shutil.which("qemu-system-aarch64") is None:
+        pytest.skip("qemu-system-aarch64 not installed")
+    assert main(["bench", "loop6:n=3000", "--rounds", "1", "--guest-dir", str(vpmu_guest_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "TCG -icount shift=0" in out and "ratio to QEMU:" in out
+
+
+def test_bench_list(capsys):
+    assert main(["bench", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("loop10", "loop6", "loop4", "mmu", "icache", "timer_syscalls", "exceptions"):
+        assert f"\n{name}: " in "\n" + out
+    assert "mb=128 (1..1024)" in out and "plain Unicorn: no (needs the board" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--rounds", "0"], "--rounds must be 1..100"),
+    (["--rounds", "101"], "--rounds must be 1..100"),
+    (["--iterations", "0"], "n=0 is outside 1..1000000000"),
+    (["--iterations", "10000000000"], "n=10000000000 is outside"),
+    (["--scale", "0"], "--scale must be a number in"),
+    (["--scale", "nan"], "--scale must be a number in"),
+    (["--scale", "1e9"], "--scale must be a number in"),
+    (["nope"], "unknown workload 'nope'"),
+    (["mmu:mb=2048"], "mb=2048 is outside 1..1024"),
+    (["mmu:size=1"], "no argument 'size'"),
+    (["loop6:n=abc"], "expected NAME:KEY=NUMBER"),
+    (["mmu", "--iterations", "5"], "--iterations sizes the loop workloads"),
+    (["--qemu", "/nonexistent/qemu"], "--qemu /nonexistent/qemu: not found"),
+    (["--json", ""], "--json needs a file name"),
+    (["--json", "/nonexistent/dir/x.json"], "--json /nonexistent/dir/x.json:"),
+])
+def test_bench_rejects_bad_options(capsys, vpmu_guest_dir, args, message):
+    """Every bad value: one line, exit 2, before any round runs."""
+    assert main(["bench", "--guest-dir", str(vpmu_guest_dir), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_bench_missing_guests(capsys, tmp_path):
+    assert main(["bench", "loop6", "--guest-dir", str(tmp_path), "--no-qemu"]) == 101
+    assert "bench_loops.elf: not found" in capsys.readouterr().err
 
 
 def test_tools_startup_breakdown(vpmu_guest_dir):

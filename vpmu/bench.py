@@ -1,158 +1,108 @@
-"""``vpmu bench``: the counting path against plain Unicorn, on the same code in the same run.
+"""``vpmu bench``: the named benchmark workloads (vpmu.workloads) under vpmu, against plain
+Unicorn and QEMU TCG -icount on the same image.
 
-The benchmark guest (guests/build/bench.elf) programs six event counters (INST_RETIRED,
-CPU_CYCLES, BR_RETIRED, LD_RETIRED, ST_RETIRED, MEM_ACCESS) and the cycle counter and runs
-``bench_loop`` (10 instructions per iteration).  The same ``bench_loop`` then runs on a
-plain Unicorn engine with no hooks.  vpmu is timed from the guest's "bench: start" line to
-its "bench: end" line (enabling the counters, the loop and its first classification, and
-disabling them), plain Unicorn around ``emu_start``.  The two alternate for --rounds
-rounds.  The ratio is vpmu MIPS / plain MIPS: the median of the per-round ratios (each
-compares two runs made moments apart, which is what stays stable on a shared, noisy
-machine), with the ratio of the fastest round of each and its range printed too.
+Each workload (vpmu bench --list) is a guest that runs one function with six event
+counters and the cycle counter enabled. Rounds alternate: the guest under vpmu (timed
+between its "bench: start" and "bench: end" lines; machine set-up reported apart, Python's
+start-up in no figure), the same function on plain Unicorn without hooks (where Unicorn
+alone can run it), and the guest on qemu-system-aarch64 -icount shift=0 when it is
+installed (timed by QEMU's clock through semihosting SYS_ELAPSED). Reported per workload:
+MIPS and the ratios vpmu MIPS / plain MIPS and vpmu MIPS / QEMU MIPS, each the median of
+the per-round ratios; times and MIPS are medians over the rounds.
+
+This module turns the command line's choices into workloads and arguments (:func:`plan`),
+finds QEMU (:func:`resolve_qemu`), runs the measurements (:func:`measure`) and measures
+start-up (:func:`startup`); the rounds themselves are vpmu.workloads.measure.
 """
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator, Optional
 
-from .errors import VpmuError
+from . import workloads as W
+from .errors import UsageError, VpmuError
 
-
-def default_guest() -> str:
-    return str(Path(__file__).resolve().parent.parent / "guests" / "build" / "bench.elf")
-
-
-def _symbols(path: str) -> dict:
-    from elftools.elf.elffile import ELFFile
-    with open(path, "rb") as f:
-        st = ELFFile(f).get_section_by_name(".symtab")
-        return {s.name: s["st_value"] for s in st.iter_symbols()} if st else {}
+DEFAULT_ROUNDS = 5
+MAX_ROUNDS = 100
+MAX_SCALE = 1000.0
+LOOPS = ("loop10", "loop6", "loop4")        # the workloads --iterations sizes (their n)
+ITERATIONS_ARG = "n"
 
 
-def plain_unicorn(path: str, iterations: int) -> tuple[int, float]:
-    """bench_loop(iterations, buf) on Unicorn without any hook: (instructions, seconds)."""
-    import unicorn
-    from unicorn import arm64_const as R
-    from unicorn import unicorn_const as UC
-    from .board.loader import open_image
-    img = open_image(path)
-    sym = _symbols(path)
-    if not {"bench_loop", "bench_end", "bench_buf"} <= set(sym):
-        raise VpmuError(f"{path}: no bench_loop/bench_end/bench_buf symbols")
-    uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
-    uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
-    uc.mem_map(0x4000_0000, 128 << 20)
-    for paddr, blob, memsz in img.segments:
-        uc.mem_write(paddr, blob)
-    buf = sym["bench_buf"]              # the same buffer the guest uses
-    uc.reg_write(R.UC_ARM64_REG_X0, iterations)
-    uc.reg_write(R.UC_ARM64_REG_X1, buf)
-    uc.reg_write(R.UC_ARM64_REG_LR, sym["bench_end"])
-    t = time.perf_counter()
-    uc.emu_start(sym["bench_loop"], sym["bench_end"])
-    dt = time.perf_counter() - t
-    return 10 * iterations + 3, dt
+def default_guest_dir() -> Path:
+    return W.GUEST_DIR
 
 
-class _Marks:
-    """Guest output sink that notes when the "bench: start" / "bench: end" lines complete."""
-
-    def __init__(self):
-        self.out = bytearray()
-        self.t: dict = {}
-
-    def __call__(self, b: bytes) -> None:
-        self.out += b
-        if b.endswith(b"\n"):
-            line = self.out[self.out.rfind(b"\n", 0, len(self.out) - 1) + 1:-1]
-            if line in (b"bench: start", b"bench: end"):
-                self.t[line.decode()] = time.perf_counter()
+def check_rounds(rounds: int) -> int:
+    if not 1 <= rounds <= MAX_ROUNDS:
+        raise UsageError(f"--rounds must be 1..{MAX_ROUNDS} (got {rounds})")
+    return rounds
 
 
-def vpmu_run(path: str, iterations: int | None = None) -> tuple[int, float, float, dict]:
-    """The guest under vpmu: (loop instructions, loop seconds, machine set-up seconds, result kv)."""
-    t0 = time.perf_counter()
-    from .board.loader import open_image
-    from .board.machine import Machine
-    from .options import RunOptions
-    marks = _Marks()
-    cfg = RunOptions(append=f"n={iterations}" if iterations is not None else "").to_machine_config()
-    m = Machine(cfg, open_image(path), out=marks)
-    t1 = time.perf_counter()
-    m.run()
-    m.close()
-    kv = dict(line.split("=", 1) for line in marks.out.decode().splitlines() if "=" in line)
-    if set(marks.t) != {"bench: start", "bench: end"}:
-        raise VpmuError(f"{path}: no 'bench: start' / 'bench: end' lines (not the benchmark guest?)", 101)
-    return int(kv.get("inst", "0")), marks.t["bench: end"] - marks.t["bench: start"], t1 - t0, kv
+def plan(specs: list[str], *, scale: float = 1.0, iterations: Optional[int] = None) -> list[tuple[W.Workload, dict]]:
+    """The workloads to run and their guest arguments.  ``specs``: ``NAME`` or
+    ``NAME:KEY=VALUE,...`` (none: every workload, in the table's order).  ``scale``
+    multiplies each workload's scale argument; ``iterations`` sets the loops' ``n``
+    unless a spec sets it.  UsageError for anything out of range."""
+    if not (math.isfinite(scale) and 0 < scale <= MAX_SCALE):
+        raise UsageError(f"--scale must be a number in (0, {MAX_SCALE:g}] (got {scale!r})")
+    chosen = [W.parse_spec(s) for s in specs] if specs else [(w, {}) for w in W.WORKLOADS]
+    if iterations is not None:
+        if not any(w.name in LOOPS for w, _ in chosen):
+            raise UsageError(f"--iterations sizes the loop workloads ({', '.join(LOOPS)}); none is selected")
+        chosen = [(w, {ITERATIONS_ARG: iterations, **over} if w.name in LOOPS else over) for w, over in chosen]
+    return [(w, w.arguments(scale=scale, overrides=over)) for w, over in chosen]
+
+
+def resolve_qemu(qemu: Optional[str], use: bool = True) -> tuple[Optional[str], str]:
+    """(path of qemu-system-aarch64, "") or (None, why the QEMU comparison is skipped).
+    An explicit ``qemu`` that does not exist is a usage error (exit 2, as qemu-diff)."""
+    if not use:
+        return None, "--no-qemu"
+    found = W.find_qemu(qemu)
+    if found:
+        return found, ""
+    if qemu:
+        raise UsageError(f"--qemu {qemu}: not found")
+    return None, "qemu-system-aarch64 not found on PATH (install QEMU or pass --qemu PATH)"
+
+
+def measure(chosen: list[tuple[W.Workload, dict]], *, rounds: int = DEFAULT_ROUNDS, qemu: Optional[str] = None,
+            qemu_skipped: str = "", guest_dir: Path | str | None = None,
+            progress: Callable[[str], None] | None = None) -> Iterator[W.Measurement]:
+    """Each workload's rounds (vpmu.workloads.measure), one Measurement per workload as it
+    completes.  Every guest must exist before the first round runs."""
+    check_rounds(rounds)
+    for w, _ in chosen:
+        path = w.guest_path(guest_dir)
+        if not os.path.exists(path):
+            raise VpmuError(f"{path}: not found (build the guests: python3 dev.py setup)", W.EXIT_BAD_IMAGE)
+    for w, args in chosen:
+        yield W.measure(w, args, rounds=rounds, qemu=qemu, qemu_skipped=qemu_skipped, guest_dir=guest_dir,
+                        progress=progress)
 
 
 def startup(path: str, runs: int = 3) -> tuple[float, float]:
-    """Cold (fresh numba cache) and warm wall time of `vpmu run` on the trivial guest."""
-    import tempfile
-    exe = [sys.executable, "-m", "vpmu", "run", path]
-    with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, VPMU_CACHE_DIR=d)
-        t = time.perf_counter()
-        subprocess.run(exe, env=env, capture_output=True, check=True)
-        cold = time.perf_counter() - t
-    warm = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(exe, capture_output=True, check=True)
-        warm.append(time.perf_counter() - t)
-    return cold, min(warm)
-
-
-@dataclass
-class Measurement:
-    """``rounds`` alternating rounds of the guest under vpmu and ``bench_loop`` on plain Unicorn."""
-    path: str
-    iterations: int
-    rounds: int
-    vpmu_insns: int              # the fastest vpmu round: loop instructions and seconds
-    vpmu_seconds: float
-    setup_seconds: float         # machine set-up, fastest round (the first also loads the kernels)
-    plain_insns: int             # the fastest plain round
-    plain_seconds: float
-    ratios: list = field(default_factory=list)   # per round vpmu MIPS / plain MIPS, sorted
-    counts: dict = field(default_factory=dict)   # the guest's key=value results (last round)
-
-    @property
-    def vpmu_mips(self) -> float:
-        return self.vpmu_insns / self.vpmu_seconds / 1e6
-
-    @property
-    def plain_mips(self) -> float:
-        return self.plain_insns / self.plain_seconds / 1e6
-
-    @property
-    def median_ratio(self) -> float:
-        return self.ratios[len(self.ratios) // 2]
-
-
-def measure(path: str, iterations: int, rounds: int) -> Measurement:
-    """Alternate vpmu and plain-Unicorn rounds; VpmuError if the guest is not the benchmark."""
+    """Cold (fresh numba cache) and warm (fastest of ``runs``) wall time of `vpmu run` on
+    the guest ``path``, each a fresh interpreter: the start-up the measurements exclude."""
     if not os.path.exists(path):
-        raise VpmuError(f"{path}: not found (build the guests: python3 dev.py setup)", 101)
-    if rounds < 1 or iterations < 1:
-        raise VpmuError("--rounds and --iterations must be at least 1", 2)
-    runs_v, runs_p = [], []
-    kv: dict = {}
-    for _ in range(rounds):
-        n_v, t_v, t_start, kv = vpmu_run(path, iterations)
-        iters = int(kv.get("iterations", "0"))
-        if iters != iterations:
-            raise VpmuError(f"{path}: the guest ran {iters} iterations, not {iterations} "
-                            f"(not the benchmark guest?)", 101)
-        n_p, t_p = plain_unicorn(path, iters)
-        runs_v.append((t_v, n_v, t_start))
-        runs_p.append((t_p, n_p))
-    t_v, n_v, _ = min(runs_v)
-    t_p, n_p = min(runs_p)
-    ratios = sorted((n / tv) / (m / tp) for (tv, n, _), (tp, m) in zip(runs_v, runs_p))
-    return Measurement(path, iterations, rounds, n_v, t_v, min(r[2] for r in runs_v), n_p, t_p, ratios, kv)
+        raise VpmuError(f"{path}: not found (build the guests: python3 dev.py setup)", W.EXIT_BAD_IMAGE)
+    exe = [sys.executable, "-m", "vpmu", "run", path]
+
+    def timed(env: Optional[dict] = None) -> float:
+        t = time.perf_counter()
+        p = subprocess.run(exe, env=env, capture_output=True)
+        if p.returncode != 0:
+            last = (p.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1]
+            raise VpmuError(f"start-up: `vpmu run {path}` exited {p.returncode}: {last}", W.EXIT_BAD_IMAGE)
+        return time.perf_counter() - t
+
+    with tempfile.TemporaryDirectory() as d:
+        cold = timed(dict(os.environ, VPMU_CACHE_DIR=d))
+    return cold, min(timed() for _ in range(runs))

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from .api import run
 from .errors import VpmuError
 
-QEMU_ARGS = ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-icount", "shift=0", "-semihosting",
-             "-nographic", "-nic", "none", "-m", "128M"]
+# QEMU's board as vpmu's (the benchmark workloads, vpmu.workloads, use it with their own -m)
+QEMU_BOARD_ARGS = ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-icount", "shift=0", "-semihosting",
+                   "-nographic", "-nic", "none"]
+QEMU_ARGS = [*QEMU_BOARD_ARGS, "-m", "128M"]
 
 
 def find_qemu(path: str | None = None) -> str | None:

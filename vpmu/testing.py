@@ -147,3 +147,19 @@ def assert_kv(result, **expected) -> None:
     if bad:
         tail = "\n".join(result.output.splitlines()[-15:])
         raise AssertionError("guest results differ:\n  " + "\n  ".join(bad) + f"\n--- guest output (tail) ---\n{tail}")
+
+
+def assert_runs_identical(a, b) -> None:
+    """Two RunResults describe the same run: output, exit status, reason, error, instruction
+    and cycle counts, final PMU state and every trace record, the run header included (for
+    runs of one configuration counted two ways, e.g. deferred and ``eager=True``)."""
+    for name in ("output", "exit_status", "reason", "error", "icount", "cycles", "pmu"):
+        va, vb = getattr(a, name), getattr(b, name)
+        if va != vb:
+            show = (lambda v: repr(v)[-300:]) if name == "output" else repr
+            raise AssertionError(f"runs differ in {name}: {show(va)} != {show(vb)}")
+    i = first_difference(a.trace, b.trace, ignore=(), skip=())
+    if i is not None:
+        left = context(a.trace, i) if i < len(a.trace) else f"  (trace A ends after {len(a.trace)} records)"
+        right = context(b.trace, i) if i < len(b.trace) else f"  (trace B ends after {len(b.trace)} records)"
+        raise AssertionError(f"traces differ at record {i}:\n trace A:\n{left}\n trace B:\n{right}")

@@ -1,4 +1,4 @@
-"""Command line: ``vpmu run|events|bench|dtb|policy|trace|sweep|qemu-diff ...``.
+"""Command line: ``vpmu run|events|bench|dtb|policy|trace|sweep|qemu-diff|qemu ...``.
 
 This module holds the top-level parser, the one argument-parser class every subcommand uses
 (argparse errors as one line, exit status 2) and the mapping from errors to exit statuses;

@@ -53,6 +53,9 @@ APPEND_MAX = 64 * 1024
 # Xen domid_t: the ids from DOMID_FIRST_RESERVED (0x7FF0, xen.h) up are DOMID_SELF, DOMID_IO, ...
 # (vpmu.xen.abi lists them); a guest's own id is below.
 XEN_DOMID_MAX = 0x7FEF
+# The character devices the virtio console's port 0 can be connected to (vpmu/board/chardev.py):
+# QEMU's chr-testdev protocol (kvm-unit-tests' exit path), the standard output, nothing.
+VIRTIO_CONSOLE_BACKENDS = ("testdev", "stdio", "null")
 
 # Board interrupt numbers (QEMU virt): PPIs are INTID 16..31.
 DEFAULT_PMU_IRQ = 23
@@ -195,6 +198,9 @@ class MachineConfig:
     semihosting: bool = True                # HLT #0xF000 from EL1 is a semihosting call (else UNDEFINED)
     rtc_base: Optional[int] = None          # PL031 count at guest time 0 (None: the host clock at start)
     seed: int = 0                           # /chosen rng-seed and kaslr-seed are derived from it
+    # QEMU virt's virtio-mmio transports with a legacy virtio console whose port 0 is
+    # connected to this character device (VIRTIO_CONSOLE_BACKENDS); None: no transports
+    virtio_console: Optional[str] = None
     # Xen frontend
     xen: bool = False
     xen_domid: int = 0

@@ -18,8 +18,10 @@ checked property by property against ``qemu-system-aarch64 -M virt,gic-version=3
 Where this tree differs from virt's, on purpose:
 
 - devices the board does not have are not described: flash, fw-cfg, PL061 GPIO and
-  gpio-keys, PCIe, virtio-mmio, the platform bus, and the GICv3 ITS (so nothing takes
-  phandle 0x8003);
+  gpio-keys, PCIe, the platform bus, and the GICv3 ITS (so nothing takes phandle
+  0x8003); the 32 virtio-mmio transports are described only when the board has them
+  (``--virtio-console``, :data:`VIRTIO_MMIO_BASE`), as virt's ``create_virtio_devices``
+  writes them;
 - ``/chosen``'s ``kaslr-seed`` (u64) and ``rng-seed`` (32 bytes) are derived from the run's
   ``--seed`` (:func:`boot_seed_bytes`), where virt fills them with fresh randomness on every
   boot: runs stay reproducible, and another seed gives another KASLR offset and early
@@ -58,6 +60,13 @@ UART_CLOCK_HZ = 24_000_000       # the "apb-pclk" fixed clock
 RTC_BASE, RTC_SIZE = 0x0901_0000, 0x0000_1000
 RTC_SPI = 2                      # a15irqmap[VIRT_RTC]: INTID 34
 RNG_SEED_SIZE = 32               # create_randomness: rng-seed is 32 bytes, kaslr-seed a u64
+
+# virt's virtio-mmio transports (base_memmap[VIRT_MMIO], a15irqmap[VIRT_MMIO]): 32 of 0x200
+# bytes from 0x0a000000, transport i on SPI 16 + i (INTID 48 + i), edge-rising in the tree.
+# virt plugs the first -device into the highest transport, so a lone console is the last one.
+VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE = 0x0A00_0000, 0x200
+VIRTIO_MMIO_COUNT = 32
+VIRTIO_MMIO_FIRST_SPI = 16
 
 # virt allows RAM up to 255 GiB below the high I/O area (LEGACY_RAMLIMIT_GB).
 RAM_MAX = 255 << 30
@@ -153,6 +162,7 @@ class BoardSpec:
     xen_version: tuple = XEN_VERSION
     psci_method: str = "hvc"
     cpu_compatible: str = "arm,cortex-a57"
+    virtio_mmio: bool = False                     # virt's 32 virtio-mmio transports
 
     ram_base = RAM_BASE                           # fixed parts of the map (class constants)
     uart_path = f"/pl011@{UART_BASE:x}"
@@ -196,6 +206,9 @@ class BoardSpec:
                  ("UART", 32 + UART_SPI), ("RTC", 32 + RTC_SPI)]
         if self.pmu_irq is not None:
             users.append(("PMU", self.pmu_irq))
+        if self.virtio_mmio:
+            users += [(f"virtio-mmio transport {i}", 32 + VIRTIO_MMIO_FIRST_SPI + i)
+                      for i in range(VIRTIO_MMIO_COUNT)]
         if self.xen:
             if intid_kind(self.xen_evtchn_irq) != "PPI":
                 raise ValueError(f"Xen event-channel interrupt {self.xen_evtchn_irq} is "
@@ -218,6 +231,7 @@ class BoardSpec:
         return cls(ram_size=cfg.memory,
                    pmu_irq=cfg.pmu.irq if cfg.pmu.present else None,
                    bootargs=cfg.append, xen=cfg.xen, seed=cfg.seed,
+                   virtio_mmio=cfg.virtio_console is not None,
                    timer_phys=phys, timer_virt=virt, timer_hyp_phys=hyp)
 
 
@@ -354,6 +368,15 @@ def _tree(spec: BoardSpec) -> pyfdt.FDT:
                       _w("interrupts", *gic_interrupt(32 + RTC_SPI)),
                       _w("clocks", PHANDLE_APB_PCLK),
                       _s("clock-names", "apb_pclk")))
+    # create_virtio_devices: lowest address first (virt adds them in reverse order for that)
+    if spec.virtio_mmio:
+        for i in range(VIRTIO_MMIO_COUNT):
+            base = VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE
+            root.append(_node(f"virtio_mmio@{base:x}", _s("compatible", "virtio,mmio"),
+                              _reg((base, VIRTIO_MMIO_SIZE)),
+                              _w("interrupts", *gic_interrupt(32 + VIRTIO_MMIO_FIRST_SPI + i,
+                                                              GIC_FDT_IRQ_FLAGS_EDGE_LO_HI)),
+                              _flag("dma-coherent")))
 
     # fdt_add_psci_node. virt's conduit: none if secure=on with firmware, SMC with
     # virtualization=on (EL2), otherwise HVC (and always HVC under KVM). Our guests run

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional, Union
 
 from .config import (APPEND_MAX, COUNT_MAX, CYCLE_COST_MAX, MEMORY_MAX, MEMORY_MIN, PMU_VERSIONS,
-                     PMUVER_V3P5, XEN_DOMID_MAX, CacheModel, CycleModel, MachineConfig, TraceLimit)
+                     PMUVER_V3P5, VIRTIO_CONSOLE_BACKENDS, XEN_DOMID_MAX, CacheModel, CycleModel,
+                     MachineConfig, TraceLimit)
 from .errors import UsageError
 from .filter import parse_filter
 from .pmu.layout import CACHE_MAX_LINES
@@ -194,6 +195,12 @@ class RunOptions:
         None, group="board", metavar="FILE",
         help="initial RAM disk, loaded as QEMU's -initrd (Image/flat kernels: at RAM + min(RAM/2, 128M) or "
              "after the kernel) and named by /chosen/linux,initrd-start/end")
+    virtio_console: Optional[str] = _option(
+        None, group="board", choices=VIRTIO_CONSOLE_BACKENDS,
+        help="add QEMU virt's 32 virtio-mmio transports (0x0a000000, SPI 16-47) with a legacy virtio "
+             "console on the last one, its port 0 connected to: testdev (QEMU's chr-testdev: the guest "
+             "writing 'Nq' ends the run with status (N << 1) | 1, kvm-unit-tests' exit path), stdio "
+             "(standard output) or null (docs/qemu-compat.md)")
     no_semihosting: bool = _option(
         False, group="board",
         help="no Arm semihosting: HLT #0xF000 is an Undefined Instruction, as on QEMU without -semihosting "
@@ -271,6 +278,9 @@ class RunOptions:
         put("cycles", _model(self.cycles, CycleModel, parse_cycle_model))
         put("cache", _model(self.cache, CacheModel, parse_cache_model))
         put("memory", _memory(self.memory))
+        if self.virtio_console is not None and self.virtio_console not in VIRTIO_CONSOLE_BACKENDS:
+            raise UsageError(f"--virtio-console must be one of {', '.join(VIRTIO_CONSOLE_BACKENDS)} "
+                             f"(got {self.virtio_console!r})")
         if self.xen_vpmu not in XEN_VPMU_MODES:
             raise UsageError(f"--xen-vpmu must be one of {', '.join(XEN_VPMU_MODES)} (got {self.xen_vpmu!r})")
         # Numbers the model holds in uint64 arena words and adds to counts: below 2**63, so a
@@ -339,6 +349,7 @@ class RunOptions:
         cfg.append, cfg.dtb_path, cfg.initrd_path = self.append, self.dtb, self.initrd
         cfg.semihosting = not self.no_semihosting
         cfg.rtc_base, cfg.seed = self.rtc_base, self.seed
+        cfg.virtio_console = self.virtio_console
         cfg.xen, cfg.xen_domid, cfg.xen_vpmu = self.xen, self.xen_domid, self.xen_vpmu
         cfg.max_insns, cfg.trace_path = self.max_insns, self.trace
         if self.max_output is not None:

@@ -2,8 +2,9 @@
 
 What a guest needs to take PPIs (PMU 23, timers 27/30, Xen upcall 31), SGIs and SPIs
 on one CPU, as QEMU's virt GICv3 with security disabled (GICD_CTLR.DS = 1) presents
-it.  Interrupts are level-sensitive inputs (``set_level``) or edge/software pending
-bits; only Group 1 is delivered (IRQ).  After every state change the machine is told
+it.  Interrupts are input lines (``set_level``: level-sensitive, or a rising edge latched
+when GICD_ICFGR makes them edge-triggered) or software pending bits; only Group 1 is
+delivered (IRQ).  After every state change the machine is told
 whether an interrupt is *deliverable if PSTATE.I were clear* (``on_change``), which
 the native block hook turns into an exception at the next instruction boundary.
 
@@ -93,8 +94,13 @@ class Gic:
         self.on_change(self.deliverable())
 
     def set_level(self, intid: int, level: bool) -> None:
+        """An interrupt input changed level.  A level-sensitive interrupt is pending while the
+        line is high; an edge-triggered one (GICD_ICFGR) latches its rising edge as a pending
+        bit that stays set until acknowledged or cleared (GICv3 architecture, 4.1.1)."""
         if self.level[intid] != level:
             self.level[intid] = level
+            if level and self.edge[intid]:
+                self.soft_pend[intid] = True
             self.changed()
 
     def set_pending(self, intid: int) -> None:

@@ -3,7 +3,8 @@
 It creates the Unicorn engine (cortex-a57, AArch64 EL1 without EL3), the PMU model's arena
 and its native hooks, and the board's devices, each in its own module: guest memory
 (``memory.py``), the PL011 (``pl011.py``), the PL031 RTC (``pl031.py``), the GICv3
-(``gic.py``), the generic and one-shot timers with WFI (``timers.py``), the PMU seen from
+(``gic.py``), the virtio-mmio console when configured (``virtio_console.py``,
+``chardev.py``), the generic and one-shot timers with WFI (``timers.py``), the PMU seen from
 Python (``pmu_device.py``), the block cache (``codecache.py``), self-hosted debug
 (``debug.py``: watchpoints, software step, the OS lock), the exception model
 (``exceptions.py``), semihosting (``semihosting.py``) and PSCI/SMCCC/PV time (``smccc.py``).
@@ -39,6 +40,7 @@ from ..trace import SCHEMA_VERSION, TraceWriter
 from .. import arch as X
 from . import fdtedit
 from . import memmap as MM
+from .chardev import open_backend
 from .codecache import CodeCache
 from .debug import DebugUnit
 from .env import Frontend, GuestExit, InterruptedContext, PmuRegs
@@ -54,6 +56,7 @@ from .pmu_device import PmuDevice
 from .semihosting import Semihosting
 from .smccc import Smccc
 from .timers import Timers
+from .virtio_console import CONSOLE_TRANSPORT, TRANSMITQ, VirtioMmio
 
 UNTIL = 0xFFFF_FFFF_FFFF_FFFC           # never executed; the run loop stops by other means
 NONE64 = L.NONE64
@@ -125,6 +128,14 @@ class Machine:
         # the GIC may trace or interrupt: the deferred counts are brought up to date first
         uc.mmio_map(MM.GICD_BASE, MM.GICD_SIZE, *self._mmio(self.gic.dist_read, self.gic.dist_write, self.N.flush))
         uc.mmio_map(MM.GICR_BASE, MM.GICR_SIZE, *self._mmio(self.gic.redist_read, self.gic.redist_write, self.N.flush))
+        self.virtio: Optional[VirtioMmio] = None
+        if cfg.virtio_console is not None:     # QEMU's -device virtio-serial-device -device virtconsole
+            backend = open_backend(cfg.virtio_console, self.out,
+                                   on_note=lambda text: self._virtio_note(CONSOLE_TRANSPORT, TRANSMITQ, text))
+            self.virtio = VirtioMmio(self.mem, self.gic, backend, note=self._virtio_note)
+            # the console may trace, interrupt or end the run: the deferred counts are brought up to date first
+            uc.mmio_map(self.virtio.base, self.virtio.size,
+                        *self._mmio(self.virtio.read, self.virtio.write, self.N.flush))
 
         # ---- hooks: native counting path, Python for the rare events -------------------------------
         from ..pmu import hooks as H
@@ -223,6 +234,11 @@ class Machine:
         """mmio_map's (read_cb, read_ud, write_cb, write_ud) for a device, under the guard."""
         on_read, on_write = self.guard.mmio(read, write, before)
         return on_read, None, on_write, None
+
+    def _virtio_note(self, transport: int, queue: int, note: str) -> None:
+        """A virtio request the device did not carry out (docs/trace.md, ``virtio``)."""
+        self.trace.add({"type": "virtio", "icount": int(self.A[L.ICOUNT]), "transport": transport,
+                        "queue": queue, "note": note})
 
     def _gic_changed(self, deliverable: Optional[int]) -> None:
         self.A[L.IRQ_CAND] = 0 if deliverable is None else 1

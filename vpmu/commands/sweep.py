@@ -1,61 +1,155 @@
-"""``vpmu sweep``: guests x filter policies in parallel (see vpmu.sweep)."""
+"""``vpmu sweep``: guests x filter policies on local processes or a Dask cluster (vpmu.sweeps)."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import ExitStack
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, Optional
 
-from .. import sweep as S
-from ..errors import VpmuError
-from ..policy import read_policy_file
+from .. import sweeps as S
+from ..errors import UsageError
+from ..options import RunOptions
+from ..policy import PolicyError, read_policy_file
+from .run import add_run_options
+
+DESCRIPTION = """\
+Run every guest under every policy, one run per (guest, policy), on local processes (-j) or a
+Dask distributed cluster (--dask), and print a table: a row per run (exit status, instructions,
+the final value of each event the guest counted; the CSV names the counters). A policy is an
+ordered list of KVM filter items (allow|deny:FIRST[-LAST]) applied as successive
+KVM_ARM_VCPU_PMU_V3_FILTER calls; the unfiltered baseline "none" comes first unless
+--no-baseline. Every vpmu run option applies to every run (its --filter items before the
+policy's; --trace is a pattern with {guest} and {policy}; --max-insns defaults to 5e7 here).
+All options, policies and guests are checked before the first run starts. --csv writes the long
+format (one line per guest, policy, counter, event and value, with the run's status), --json
+the rows, --report a self-contained HTML page (a table and a plot per guest). The exit status
+is 1 when a run failed on the runner's side (its error is listed below the table), else 0.
+"""
 
 
-def _policies(args) -> list[tuple[str, list[str]]]:
-    out: list[tuple[str, list[str]]] = [] if args.no_baseline else [("none", [])]
+DEFAULTS = {f.name: f.default for f in fields(RunOptions)}
+
+
+def _policies(args: argparse.Namespace) -> list[S.Policy]:
+    out: list[S.Policy] = [] if args.no_baseline else [S.Policy("none", ())]
     for path in args.policy or []:
         try:
-            items = [str(r) for r in read_policy_file(path)]
-        except Exception as e:
-            raise VpmuError(f"--policy {path}: {e}", 2) from None
-        out.append((Path(path).stem, items))
-    for spec in args.filters or []:
+            items = tuple(str(r) for r in read_policy_file(path))
+        except PolicyError as e:
+            raise UsageError(f"--policy {path}: {e}") from None
+        out.append(S.Policy(Path(path).stem, items))
+    for spec in args.policy_filters or []:
         name, _, body = spec.rpartition("=") if "=" in spec.split(":")[0] else ("", "", spec)
-        items = [x.strip() for x in body.replace(";", ",").split(",") if x.strip()]
-        out.append((name or body, items))
+        items = tuple(x.strip() for x in body.replace(";", ",").split(",") if x.strip())
+        out.append(S.Policy(name or body, items))
     if not out:
-        raise VpmuError("no policies to sweep (use --policy/--filters, or keep the baseline)", 2)
+        raise UsageError("no policies to sweep (use --policy/--filters, or keep the baseline)")
     return out
 
 
-def cmd_sweep(args) -> int:
+def _check_output(path: Optional[str], flag: str) -> None:
+    """Fail before the sweep, not after it, when an output file cannot be written."""
+    if path is None:
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path}: is a directory")
+    if not os.path.isdir(parent):
+        raise UsageError(f"{flag} {path}: no such directory {parent}")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"{flag} {path}: not writable")
+
+
+def _dask_executor(stack: ExitStack, scheduler: str, workers: int) -> Executor:
+    """Dask distributed's concurrent.futures executor: a LocalCluster of ``workers``
+    processes for ``local``, else a client of the scheduler at that address."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError("--dask needs Dask distributed: pip install 'vpmu[dask]'") from None
+    try:
+        if scheduler == "local":
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                       dashboard_address=None))
+            client = stack.enter_context(Client(cluster))
+        else:
+            client = stack.enter_context(Client(scheduler, timeout="10s"))
+    except (OSError, TimeoutError, ValueError) as e:
+        raise UsageError(f"--dask {scheduler}: cannot reach the scheduler ({e})") from None
+    return client.get_executor(pure=False)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
     guests = [S.guest_path(g) for g in args.guests]
     policies = _policies(args)
-    opts = {"pmu_version": args.pmu_version, "counters": args.counters, "max_insns": args.max_insns}
+    options = {f.name: getattr(args, f.name) for f in fields(RunOptions)}
+    for path, flag in ((args.csv, "--csv"), (args.json, "--json"), (args.report, "--report")):
+        _check_output(path, flag)
+    if args.report:
+        from ..sweepreport import require_matplotlib
+        require_matplotlib()
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1 (got {args.jobs})")
     jobs = args.jobs or os.cpu_count() or 1
-    rows = S.sweep(guests, policies, opts, jobs, progress=not args.quiet)
-    sys.stdout.write(S.table(rows))
+    # Everything is checked before an executor (processes, a cluster) is started.
+    planned = S.plan(guests, policies, **options)
+    with ExitStack() as stack:
+        executor: Optional[Executor] = None
+        if args.dask:
+            executor = _dask_executor(stack, args.dask, jobs)
+        elif jobs > 1 and len(planned) > 1:
+            executor = stack.enter_context(ProcessPoolExecutor(max_workers=min(jobs, len(planned))))
+        progress: Any = (S.Progress(len(planned), verbose=args.verbose, bar=not args.quiet)
+                         if args.verbose or not args.quiet else False)
+        try:
+            rows = S.run_jobs(planned, executor=executor, progress=progress)
+        finally:
+            if progress:
+                progress.close()
+    sys.stdout.write(rows.table())
     if args.csv:
-        S.write_csv(rows, args.csv)
+        rows.to_csv(args.csv)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
-    return 1 if any(r.get("error") for r in rows) else 0
+            json.dump(rows.to_json_data(), f, indent=1)
+            f.write("\n")
+    if args.report:
+        from ..sweepreport import write_report
+        given = {k: v for k, v in options.items() if v not in (None, False, ()) and v != DEFAULTS[k]}
+        write_report(rows, args.report, options=given)
+    return 1 if rows.errors() else 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("sweep", help="run guests x filter policies in parallel; result table/CSV/JSON",
-                       description=S.__doc__)
+    p = sub.add_parser("sweep", help="run guests x filter policies on local processes or Dask; table, CSV, JSON, "
+                                     "HTML report", description=DESCRIPTION)
     p.add_argument("guests", nargs="+", metavar="GUEST", help="guest images (or names in guests/build)")
-    p.add_argument("--policy", action="append", metavar="FILE", help="a policy file (as vpmu policy reads), repeatable")
-    p.add_argument("--filters", action="append", metavar="[NAME=]ITEM[,ITEM...]",
+    g = p.add_argument_group("policies")
+    g.add_argument("--policy", action="append", metavar="FILE",
+                   help="a policy file (as vpmu policy reads), repeatable; named after the file")
+    g.add_argument("--filters", dest="policy_filters", action="append", metavar="[NAME=]ITEM[,ITEM...]",
                    help="an inline policy: comma-separated allow|deny:FIRST[-LAST] items, repeatable")
-    p.add_argument("--no-baseline", action="store_true", help="do not include the unfiltered run")
-    p.add_argument("--pmu-version", default=None, help="guest PMU version for every run")
-    p.add_argument("--counters", type=int, default=None, help="PMCR_EL0.N for every run")
-    p.add_argument("--max-insns", type=int, default=50_000_000, help="per-run instruction limit (default 5e7)")
-    p.add_argument("-j", "--jobs", type=int, default=0, help="parallel runs (default: all cores)")
-    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
-    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--no-baseline", action="store_true", help="do not include the unfiltered run \"none\"")
+    w = p.add_argument_group("where the runs happen")
+    w.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                   help="parallel local processes, or the workers of --dask local (default: all cores)")
+    w.add_argument("--dask", metavar="SCHEDULER",
+                   help="run on Dask distributed: a scheduler address (tcp://HOST:8786) or 'local' for a "
+                        "LocalCluster here; workers need vpmu installed (pip install 'vpmu[dask]')")
+    o = p.add_argument_group("output")
+    o.add_argument("--csv", metavar="FILE",
+                   help="write the long format: guest, policy, counter, event, value, event_number, status, "
+                        "reason, instructions, cycles, filters, error")
+    o.add_argument("--json", metavar="FILE", help="write the rows as JSON")
+    o.add_argument("--report", metavar="FILE.html",
+                   help="write a self-contained HTML report: per guest a table and a plot (needs matplotlib)")
+    o.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal)")
+    o.add_argument("-v", "--verbose", action="store_true", help="a line per finished run on stderr")
+    add_run_options(p)
     p.set_defaults(func=cmd_sweep)

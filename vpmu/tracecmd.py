@@ -267,6 +267,7 @@ def plot(recs: list[dict], out: str, width: int = 1000, height: int = 600, *, fm
     dpi = 100
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vpmu-trace-plot", "font.size": 9}):
         fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
+        ncols = 1
         if layout == "overlay" or not series:
             axes = [fig.add_subplot()] * max(len(series), 1)
         else:
@@ -297,7 +298,7 @@ def plot(recs: list[dict], out: str, width: int = 1000, height: int = 600, *, fm
             ax.grid(True, linewidth=0.3)
             if layout == "panels" and ax.get_legend_handles_labels()[0]:
                 ax.legend(loc="best", fontsize="small")
-        for ax in dict.fromkeys(used[-2:] if layout == "panels" else used):
+        for ax in dict.fromkeys(used[-ncols:]):        # the bottom panel of each column
             ax.set_xlabel("instructions retired")
         if layout == "overlay" and (series or irqs):
             used[0].set_ylabel("counter value" + (" (unwrapped)" if any(s.wraps for s in series) else ""))

@@ -3,7 +3,7 @@
 Every ``import`` statement counts, function-level ones included (only ``if TYPE_CHECKING:``
 blocks are skipped).  The layers:
 
-    cli -> commands -> api / library modules (policy, sweep, bench, workloads, qemudiff, qemufront,
+    cli -> commands -> api / library modules (policy, sweeps, bench, workloads, qemudiff, qemufront,
                                                tracecmd, dtb)
         -> options -> vmdesc -> kvm -> filter -> config / errors / sizes / pmu.events
 
@@ -25,7 +25,7 @@ PKG = ROOT / "vpmu"
 # The modules this test guards (board/, pmu/, xen/ and native.py are checked by their own
 # owners' rules; a cycle through one of ours is still caught below).
 OURS = {"vpmu", "vpmu.__main__", "vpmu.api", "vpmu.cli", "vpmu.options", "vpmu.sizes", "vpmu.config",
-        "vpmu.errors", "vpmu.filter", "vpmu.vmdesc", "vpmu.policy", "vpmu.dtb", "vpmu.sweep",
+        "vpmu.errors", "vpmu.filter", "vpmu.vmdesc", "vpmu.policy", "vpmu.dtb", "vpmu.sweeps", "vpmu.sweepreport",
         "vpmu.qemudiff", "vpmu.qemufront", "vpmu.bench", "vpmu.workloads", "vpmu.tracecmd", "vpmu.pytest_plugin"}
 
 
@@ -137,8 +137,9 @@ def test_no_import_cycle_through_our_modules():
 
 
 @pytest.mark.parametrize("module", ["vpmu.api", "vpmu.options", "vpmu.vmdesc", "vpmu.kvm", "vpmu.filter",
-                                    "vpmu.policy", "vpmu.sweep", "vpmu.qemudiff", "vpmu.qemufront", "vpmu.bench",
-                                    "vpmu.workloads", "vpmu.tracecmd", "vpmu.dtb", "vpmu.pytest_plugin"])
+                                    "vpmu.policy", "vpmu.sweeps", "vpmu.sweepreport", "vpmu.qemudiff",
+                                    "vpmu.qemufront", "vpmu.bench", "vpmu.workloads", "vpmu.tracecmd", "vpmu.dtb",
+                                    "vpmu.pytest_plugin"])
 def test_the_library_never_reaches_the_command_line(module):
     for cli in ("vpmu.cli", "vpmu.commands"):
         assert not _reaches(module, cli), _reaches(module, cli)

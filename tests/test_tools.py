@@ -1,5 +1,5 @@
-"""`vpmu trace`, `vpmu sweep`, `vpmu qemu-diff` and the pytest plugin, on real runs."""
-import csv
+"""`vpmu trace`, `vpmu qemu-diff`, `vpmu bench`, tools/ and the pytest plugin, on real runs (sweeps:
+test_sweep.py; trace plots: test_trace_plot.py)."""
 import json
 import shutil
 import struct
@@ -57,22 +57,6 @@ def test_trace_sample_records(traces):
     samples = [r for r in recs if r["type"] == "sample"]
     assert samples and all(r["icount"] >= 20 * (k + 1) for k, r in enumerate(samples))
     assert all(len(r["evcntr"]) == 6 for r in samples)
-
-
-def test_sweep_table_csv_json(tmp_path, capsys, vpmu_guest_dir):
-    out_csv, out_json = tmp_path / "s.csv", tmp_path / "s.json"
-    g = str(vpmu_guest_dir / "pmu_smoke.elf")
-    rc = main(["sweep", g, g, "--filters", "noinst=deny:INST_RETIRED", "-j", "2", "-q",
-               "--csv", str(out_csv), "--json", str(out_json)])
-    assert rc == 0
-    table = capsys.readouterr().out
-    assert table.count("pmu_smoke.elf") == 4                       # 2 guests x (baseline + 1 policy)
-    rows = list(csv.DictReader(out_csv.open()))
-    assert {r["policy"] for r in rows} == {"none", "noinst"}
-    for r in rows:
-        assert r["c0:0x8"] == ("42" if r["policy"] == "none" else "0")   # INST_RETIRED denied
-        assert r["c2:0x21"] == "20"                                        # BR_RETIRED unaffected
-    assert len(json.loads(out_json.read_text())) == 4
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-aarch64") is None,

@@ -4,14 +4,18 @@
   overflows and the interrupts taken on the PMU INTID, plus exceptions and exit;
 - diff: the first record where two traces diverge, with its neighbours (exit status 1
   when they differ, 0 when they agree);
-- plot: a PNG of counter values against retired instructions (points from --trace-sample
-  records, traced counter reads and writes, overflow records and the exit record), with overflow and interrupt
-  markers.  Needs matplotlib (``pip install vpmu[plot]``).
+- plot: a PNG or SVG of counter values against retired instructions (points from
+  --trace-sample records, traced counter reads and writes, overflow records and the exit
+  record; :func:`counter_series`), each line labelled with the event its counter counted,
+  32-bit wraps unwrapped, a panel per counter (or one overlay) on a linear, log or symlog
+  axis, with overflow and interrupt markers.  Needs matplotlib (``pip install vpmu[plot]``).
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
-from typing import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional
 
 from .config import TraceLimit
 from .errors import EXIT_USAGE, UsageError, VpmuError
@@ -154,25 +158,120 @@ def summary_text(d: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _counter_series(recs: list[dict]) -> dict[int, list[tuple[int, int]]]:
-    series: dict[int, list[tuple[int, int]]] = {}
-    names = {f"PMEVCNTR{i}_EL0": i for i in range(31)}
-    names["PMCCNTR_EL0"] = 31
+# ---------------------------------------------------------------------------------------------
+# plot
+
+PLOT_FORMATS = ("png", "svg")
+YSCALES = ("linear", "log", "symlog")
+LAYOUTS = ("panels", "overlay")
+PMCR_P, PMCR_C = 1 << 1, 1 << 2          # PMCR_EL0.P / .C: reset the event counters / PMCCNTR
+CYCLE_COUNTER = 31
+
+
+@dataclass
+class CounterSeries:
+    """One counter's values against retired instructions, as a trace shows them."""
+    index: int                                              # 0..30, 31 = PMCCNTR
+    events: list[str] = field(default_factory=list)         # what it counted, in order
+    points: list[tuple[int, int]] = field(default_factory=list)      # (icount, value)
+    overflows: list[tuple[int, int]] = field(default_factory=list)   # (icount, value after it)
+    wraps: int = 0                                          # overflows that wrapped the value
+
+    @property
+    def counter(self) -> str:
+        return "PMCCNTR" if self.index == CYCLE_COUNTER else f"PMEV{self.index}"
+
+    @property
+    def label(self) -> str:
+        return f"{' then '.join(self.events)} ({self.counter})" if self.events else self.counter
+
+
+def counter_series(recs: list[dict], unwrap: bool = True) -> list[CounterSeries]:
+    """The counters a trace shows, each with the event(s) it counted and its values.
+
+    Values come from ``--trace-sample`` records, traced counter reads and writes
+    (``--trace-pmu-regs``, PMXEVCNTR through PMSELR), PMCR_EL0 writes with P or C (a reset to
+    0), overflow records and the exit record.  Events come from traced PMEVTYPER<n> /
+    PMXEVTYPER writes and the exit record's PMEVTYPER values, named from the event catalogue.
+
+    ``unwrap``: a counter that wraps at its overflow (a 32-bit counter: PMUv3.0-3.4, or
+    PMCR_EL0.LP/LC clear) continues above 2**32 instead of falling back to 0, so a wrap does
+    not flatten the plot.  A wrap is an overflow record whose value is below the counter's
+    previous value, or below 2**32 (a 64-bit counter overflowing at bit 31 reads 2**32 and
+    has not wrapped); a write to the counter starts it again from the written value.
+    Counters that never leave 0 and were not enabled at the end are left out.
+    """
+    from .pmu.events import BY_NUMBER
+    run = recs[0] if recs and recs[0].get("type") == "run" else {}
+    n = run.get("counters") or 0
+    series: dict[int, CounterSeries] = {}
+    offset: dict[int, int] = {}
+    last: dict[int, int] = {}                   # the last raw value seen
+    sel = 0
+
+    def get(c: int) -> CounterSeries:
+        if c not in series:
+            series[c] = CounterSeries(c, events=["CPU_CYCLES"] if c == CYCLE_COUNTER else [])
+        return series[c]
+
+    def point(c: int, icount: int, raw: int) -> None:
+        last[c] = raw
+        get(c).points.append((icount, raw + (offset.get(c, 0) if unwrap else 0)))
+
+    def write(c: int, icount: int, raw: int) -> None:
+        offset[c] = 0
+        point(c, icount, raw)
+
+    def event(c: int, number: int) -> None:
+        ev = BY_NUMBER.get(number)
+        name = ev.name if ev else f"event {number:#x}"
+        s = get(c)
+        if not s.events or s.events[-1] != name:
+            s.events.append(name)
+
+    cntr = {f"PMEVCNTR{i}_EL0": i for i in range(31)}
+    cntr["PMCCNTR_EL0"] = CYCLE_COUNTER
+    typer = {f"PMEVTYPER{i}_EL0": i for i in range(31)}
     for r in recs:
-        if r["type"] == "pmu_reg" and r["reg"] in names:
-            series.setdefault(names[r["reg"]], []).append((r["icount"], r["value"]))
-        elif r["type"] == "sample":
+        t = r["type"]
+        if t == "pmu_reg":
+            reg, v = r["reg"], r["value"]
+            c = cntr.get(reg, sel if reg == "PMXEVCNTR_EL0" else None)
+            if c is not None:
+                (write if r["dir"] == "w" else point)(c, r["icount"], v)
+            elif r["dir"] == "w":
+                c = typer.get(reg, sel if reg == "PMXEVTYPER_EL0" else None)
+                if c is not None and c != CYCLE_COUNTER:
+                    event(c, v & 0xFFFF)
+                elif reg == "PMSELR_EL0":
+                    sel = v & 0x1F
+                elif reg == "PMCR_EL0":
+                    for c in (range(n) if v & PMCR_P else ()):
+                        write(c, r["icount"], 0)
+                    if v & PMCR_C:
+                        write(CYCLE_COUNTER, r["icount"], 0)
+        elif t == "sample":
             for i, v in enumerate(r["evcntr"]):
-                series.setdefault(i, []).append((r["icount"], v))
-            series.setdefault(31, []).append((r["icount"], r["pmccntr"]))
-        elif r["type"] == "overflow":
-            series.setdefault(r["counter"], []).append((r["icount"], r["value"]))
-        elif r["type"] == "exit" and r.get("pmu"):
+                point(i, r["icount"], v)
+            point(CYCLE_COUNTER, r["icount"], r["pmccntr"])
+        elif t == "overflow":
+            c, v = r["counter"], r["value"]
+            prev = last.get(c)
+            if unwrap and (v < 2**32 or (prev is not None and v < prev)):
+                offset[c] = offset.get(c, 0) + (2**64 if prev is not None and prev >= 2**32 else 2**32)
+                get(c).wraps += 1
+            point(c, r["icount"], v)
+            s = get(c)
+            s.overflows.append(s.points[-1])
+        elif t == "exit" and r.get("pmu"):
             p = r["pmu"]
-            for i in range(min(p["n"], len(p["evcntr"]))):
-                series.setdefault(i, []).append((r["icount"], p["evcntr"][i]))
-            series.setdefault(31, []).append((r["icount"], p["pmccntr"]))
-    return series
+            for i in range(p["n"]):
+                event(i, p["evtyper"][i] & 0xFFFF)
+                point(i, r["icount"], p["evcntr"][i])
+            point(CYCLE_COUNTER, r["icount"], p["pmccntr"])
+    enabled = next((r["pmu"]["pmcntenset"] for r in reversed(recs) if r["type"] == "exit" and r.get("pmu")), 0)
+    return [series[c] for c in sorted(series)
+            if series[c].points and (any(v for _, v in series[c].points) or (enabled >> c) & 1)]
 
 
 def check_plot_size(width: int, height: int) -> None:
@@ -181,39 +280,81 @@ def check_plot_size(width: int, height: int) -> None:
             raise UsageError(f"{name} must be {PLOT_MIN_PIXELS}..{PLOT_MAX_PIXELS} pixels (got {v})")
 
 
-def plot(recs: list[dict], out: str, width: int = 1000, height: int = 600) -> None:
-    """Write the PNG to ``out`` (VpmuError, status 2, if it cannot be written)."""
+def plot_format(out: str, fmt: Optional[str] = None) -> str:
+    """The image format: ``fmt``, else the output file's extension (.png, .svg)."""
+    if fmt is None:
+        fmt = os.path.splitext(out)[1].lstrip(".").lower()
+        if fmt not in PLOT_FORMATS:
+            raise VpmuError(f"{out}: cannot tell the image format from the name; use --format "
+                            f"{'|'.join(PLOT_FORMATS)} or a .png/.svg file", 2)
+    if fmt not in PLOT_FORMATS:
+        raise VpmuError(f"--format must be one of {', '.join(PLOT_FORMATS)} (got {fmt!r})", 2)
+    return fmt
+
+
+def plot(recs: list[dict], out: str, width: int = 1000, height: int = 600, *, fmt: Optional[str] = None,
+         yscale: str = "linear", layout: str = "panels", unwrap: bool = True) -> None:
+    """Counter values against retired instructions, as PNG or SVG (``fmt``, else from
+    ``out``'s extension).  ``layout``: "panels" gives each counter its own axes (its own
+    scale: no counter hides another), "overlay" draws them all on one with distinct line
+    styles.  ``yscale``: linear, log or symlog.  Overflows are marked with a red x on their
+    counter, PMU interrupts with a dashed vertical line; lines are labelled with the event."""
+    fmt = plot_format(out, fmt)
+    if yscale not in YSCALES:
+        raise VpmuError(f"--yscale must be one of {', '.join(YSCALES)} (got {yscale!r})", 2)
+    if layout not in LAYOUTS:
+        raise VpmuError(f"--layout must be one of {', '.join(LAYOUTS)} (got {layout!r})", 2)
     check_plot_size(width, height)
     try:
         import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         raise VpmuError("vpmu trace plot needs matplotlib: pip install 'vpmu[plot]'", 2) from None
-    dpi = 100
-    fig, ax = plt.subplots(figsize=(width / dpi, height / dpi), dpi=dpi)
-    series = _counter_series(recs)
-    for c in sorted(series):
-        pts = sorted(series[c])
-        if not pts:
-            continue
-        xs, ys = ([float(v) for v in col] for col in zip(*pts))     # uint64 values: numpy needs floats
-        ax.step(xs, ys, where="post", label="PMCCNTR" if c == 31 else f"PMEVCNTR{c}")
-    ovf = [(float(r["icount"]), float(r["value"])) for r in recs if r["type"] == "overflow"]
-    if ovf:
-        ax.scatter(*zip(*ovf), marker="x", color="red", zorder=3, label="overflow")
+    series = counter_series(recs, unwrap=unwrap)
     pmu_irq = recs[0].get("pmu_irq", 23)
-    irqs = [float(r["icount"]) for r in recs if r["type"] == "irq" and r.get("intid") == pmu_irq]
-    for k, x in enumerate(irqs):
-        ax.axvline(x, color="orange", linewidth=0.8, linestyle="--", label="PMU interrupt" if k == 0 else None)
-    ax.set_xlabel("instructions retired")
-    ax.set_ylabel("counter value")
-    ax.set_title(f"{recs[0].get('image')}: counters")
-    if series or ovf or irqs:
-        ax.legend(loc="best", fontsize="small")
-    try:
-        fig.savefig(out, format="png", dpi=dpi)
-    except OSError as e:
-        raise VpmuError(f"-o {out}: cannot write ({e.strerror or e})", EXIT_USAGE) from None
-    finally:
-        plt.close(fig)
+    irqs = [r["icount"] for r in recs if r["type"] == "irq" and r.get("intid") == pmu_irq]
+    dpi = 100
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vpmu-trace-plot", "font.size": 9}):
+        fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
+        ncols = 1
+        if layout == "overlay" or not series:
+            axes = [fig.add_subplot()] * max(len(series), 1)
+        else:
+            ncols = 1 if len(series) <= 3 else 2
+            nrows = -(-len(series) // ncols)
+            grid = fig.subplots(nrows, ncols, sharex=True, squeeze=False)
+            axes = [ax for row in grid for ax in row]
+            for ax in axes[len(series):]:
+                ax.set_visible(False)
+        styles = ["-", "--", ":", "-."]
+        for k, (s, ax) in enumerate(zip(series, axes)):
+            xs, ys = zip(*s.points)
+            overlay = layout == "overlay"
+            ax.step(xs, ys, where="post", label=s.label if overlay else "_nolegend_",
+                    linestyle=styles[k % len(styles)] if overlay else "-",
+                    linewidth=max(2.4 - 0.3 * k, 0.9) if overlay else 1.4)
+            if s.overflows:
+                ax.scatter(*zip(*s.overflows), marker="x", color="red", zorder=3,
+                           label="overflow" if not overlay or k == 0 else None)
+            if not overlay:
+                ax.set_title(s.label + (f", unwrapped ({s.wraps} wrap{'s' * (s.wraps != 1)})" if s.wraps else ""),
+                             fontsize=9)
+        used = axes[:max(len(series), 1)]
+        for ax in dict.fromkeys(used):
+            for j, x in enumerate(irqs):
+                ax.axvline(x, color="orange", linewidth=0.8, linestyle="--", label="PMU interrupt" if j == 0 else None)
+            ax.set_yscale(yscale)
+            ax.grid(True, linewidth=0.3)
+            if layout == "panels" and ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="best", fontsize="small")
+        for ax in dict.fromkeys(used[-ncols:]):        # the bottom panel of each column
+            ax.set_xlabel("instructions retired")
+        if layout == "overlay" and (series or irqs):
+            used[0].set_ylabel("counter value" + (" (unwrapped)" if any(s.wraps for s in series) else ""))
+            used[0].legend(loc="best", fontsize="small")
+        fig.suptitle(f"{recs[0].get('image')}: counters" if series else
+                     f"{recs[0].get('image')}: no counter values in this trace (run with --trace-sample N)")
+        try:
+            fig.savefig(out, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
+        except OSError as e:
+            raise VpmuError(f"-o {out}: cannot write ({e.strerror or e})", EXIT_USAGE) from None

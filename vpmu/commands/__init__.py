@@ -3,7 +3,7 @@
 Every module has ``register(subparsers)``, which adds its parser and stores its handler as
 ``args.func`` (called with the parsed arguments; it returns the exit status).  Only argparse
 and printing live here: what a command computes lives in the library module it calls
-(:mod:`vpmu.api`, :mod:`vpmu.stat`, :mod:`vpmu.policy`, :mod:`vpmu.sweep`, :mod:`vpmu.bench`, :mod:`vpmu.dtb`,
+(:mod:`vpmu.api`, :mod:`vpmu.stat`, :mod:`vpmu.policy`, :mod:`vpmu.sweeps`, :mod:`vpmu.bench`, :mod:`vpmu.dtb`,
 :mod:`vpmu.tracecmd`, :mod:`vpmu.qemudiff`, :mod:`vpmu.qemufront`).  :data:`COMMANDS` is the order of
 ``vpmu --help``.
 """

@@ -40,9 +40,11 @@ def cmd_diff(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    fmt = tracecmd.plot_format(args.output, args.format)
     check_plot_size(args.width, args.height)          # before reading a long trace
-    plot(load(args.trace), args.output, args.width, args.height)
-    print(f"wrote {args.output} ({args.width}x{args.height})")
+    plot(load(args.trace), args.output, args.width, args.height, fmt=fmt, yscale=args.yscale, layout=args.layout,
+         unwrap=not args.raw)
+    print(f"wrote {args.output} ({fmt}, {args.width}x{args.height})")
     return 0
 
 
@@ -60,9 +62,21 @@ def register(sub) -> None:
     d.add_argument("--upto", type=int, default=None, metavar="ICOUNT", help="compare records up to this icount")
     d.add_argument("--context", type=int, default=2, metavar="N", help="neighbouring records to show (default 2)")
     d.set_defaults(func=cmd_diff)
-    pl = tsub.add_parser("plot", help="PNG of counter values against retired instructions (needs matplotlib)")
+    pl = tsub.add_parser("plot", help="PNG or SVG of counter values against retired instructions (needs matplotlib)",
+                         description="Plot each counter against retired instructions, labelled with the event it "
+                                     "counted; overflows are red x marks, PMU interrupts dashed lines. Run the guest "
+                                     "with --trace-sample N (and --trace-pmu-regs) for points along the way.")
     pl.add_argument("trace")
-    pl.add_argument("-o", "--output", required=True, help="PNG file to write")
+    pl.add_argument("-o", "--output", required=True, help="image file to write (.png or .svg)")
+    pl.add_argument("--format", choices=tracecmd.PLOT_FORMATS, default=None,
+                    help="image format (default: from the --output extension)")
+    pl.add_argument("--yscale", choices=tracecmd.YSCALES, default="linear",
+                    help="value axis: linear (default), log, or symlog (linear around 0, log beyond)")
+    pl.add_argument("--layout", choices=tracecmd.LAYOUTS, default="panels",
+                    help="panels: each counter on its own axes (default); overlay: all on one")
+    pl.add_argument("--raw", action="store_true",
+                    help="plot the register values as read: a 32-bit counter falls back to 0 when it wraps "
+                         "(default: unwrapped, counting on above 2**32)")
     pl.add_argument("--width", type=int, default=1000, help="pixels, 100..10000 (default 1000)")
     pl.add_argument("--height", type=int, default=600, help="pixels, 100..10000 (default 600)")
     pl.set_defaults(func=cmd_plot)

@@ -9,7 +9,6 @@ be written as CSV (``--csv FILE``) or JSON (``--json FILE``).  The baseline poli
 from __future__ import annotations
 
 import csv
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -17,16 +16,17 @@ from pathlib import Path
 
 from .api import run_config
 from .errors import VpmuError
+from .guestsdk import locate
 from .options import RunOptions
 
 
-def guest_path(g: str) -> str:
-    if os.path.exists(g):
-        return g
-    p = Path(__file__).resolve().parent.parent / "guests" / "build" / f"{g}.elf"
-    if p.exists():
-        return str(p)
-    raise VpmuError(f"guest {g!r}: no such file (and no guests/build/{g}.elf)", 2)
+def guest_path(g: str, guest_dir: str | None = None) -> str:
+    """A guest by path, or by name in the guest directory (vpmu.guestsdk.locate: --guest-dir, VPMU_GUESTS);
+    checked before the first run."""
+    p = locate.find_guest(g, locate.guest_dir(guest_dir), hint=f"--guest-dir DIR or {locate.ENV_VAR}=DIR")
+    if not Path(p).is_file():
+        raise locate.GuestNotFound(f"guest {g}: no such file")
+    return p
 
 
 def _job(guest: str, policy: str, items: list[str], opts: dict) -> dict:

@@ -29,7 +29,7 @@ def _policies(args) -> list[tuple[str, list[str]]]:
 
 
 def cmd_sweep(args) -> int:
-    guests = [S.guest_path(g) for g in args.guests]
+    guests = [S.guest_path(g, args.guest_dir) for g in args.guests]
     policies = _policies(args)
     opts = {"pmu_version": args.pmu_version, "counters": args.counters, "max_insns": args.max_insns}
     jobs = args.jobs or os.cpu_count() or 1
@@ -46,7 +46,10 @@ def cmd_sweep(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="run guests x filter policies in parallel; result table/CSV/JSON",
                        description=S.__doc__)
-    p.add_argument("guests", nargs="+", metavar="GUEST", help="guest images (or names in guests/build)")
+    p.add_argument("guests", nargs="+", metavar="GUEST",
+                   help="guest images: paths, or names NAME for NAME.elf in the guest directory")
+    p.add_argument("--guest-dir", metavar="DIR", default=None,
+                   help="where guest names are looked up (default: $VPMU_GUESTS)")
     p.add_argument("--policy", action="append", metavar="FILE", help="a policy file (as vpmu policy reads), repeatable")
     p.add_argument("--filters", action="append", metavar="[NAME=]ITEM[,ITEM...]",
                    help="an inline policy: comma-separated allow|deny:FIRST[-LAST] items, repeatable")

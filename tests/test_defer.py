@@ -7,8 +7,9 @@ the output, exit, final PMU state, instruction and cycle counts and every trace 
 instruction, interrupt edges, exceptions, samples) must be identical.  The cases cover
 the things the deferral budget must respect: counters about to overflow (32- and 64-bit,
 CHAIN, with and without an interrupt), the instruction limit, --trace-sample, timer
-deadlines, EL0/EL1 filtering, the Xen frontend, and configurations that must fall back to
-eager counting (cache models, mispredict cycles).
+deadlines, EL0/EL1 filtering, the Xen frontend, debug exceptions (watchpoints raised from a
+memory hook, software steps, blocks without instructions), and configurations that must fall
+back to eager counting (cache models, mispredict cycles).
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ CASES = [
     ("board_spin", {"max_insns": 10_000, "expect_error": True}),
     ("board_wfi_deadlock", {"append": "timer=imask", "expect_error": True}),
     ("timer_periodic", {}), ("boot_dt", {}), ("code_change", {}),
+    ("debug_wp", {}), ("debug_ss", {}),
     ("xen_pmu_driver", {"xen": True}), ("xen_evtchn", {"xen": True}), ("xen_badptr", {"xen": True}),
 ]
 

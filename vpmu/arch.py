@@ -19,6 +19,11 @@ EC_SHIFT = 26
 EC_UNKNOWN, EC_SVC64, EC_HVC64, EC_SMC64, EC_BRK64 = 0x00, 0x15, 0x16, 0x17, 0x3C
 EC_IABT_LOW, EC_IABT_CUR, EC_DABT_LOW, EC_DABT_CUR = 0x20, 0x21, 0x24, 0x25
 EC_SYSREG = 0x18                  # trapped MSR, MRS or System instruction
+# debug exceptions (Arm ARM D2.8-D2.12): from a lower EL / from the current EL
+EC_BREAKPOINT_LOW, EC_BREAKPOINT_CUR = 0x30, 0x31
+EC_SOFTSTEP_LOW, EC_SOFTSTEP_CUR = 0x32, 0x33
+EC_WATCHPOINT_LOW, EC_WATCHPOINT_CUR = 0x34, 0x35
+FSC_DEBUG = 0x22                  # DFSC/IFSC 0b100010: debug exception
 IL = 1 << 25
 ESR_UNKNOWN = (EC_UNKNOWN << EC_SHIFT) | IL     # an UNDEFINED instruction
 # instruction/data abort ISS
@@ -31,10 +36,17 @@ PSTATE_EL_SHIFT = 2
 PSTATE_SP = 1
 PSTATE_DAIF = 0x3C0
 PSTATE_I = 0x80
+PSTATE_D = 0x200                  # debug exceptions masked (at the debug target EL)
+PSTATE_SS = 1 << 21               # software step: 1 = active-not-pending (Arm ARM D2.12.3)
 
 SCTLR_M = 1                       # stage 1 translation enabled
 SCTLR_UMA = 1 << 9                # EL0 may access PSTATE.DAIF
 SCR_RW = 1 << 10                  # the next lower EL is AArch64
+SCTLR_DZE = 1 << 14               # EL0 may execute DC ZVA
+TCR_TBI0, TCR_TBI1 = 1 << 37, 1 << 38     # top byte ignored for addresses in TTBR0 / TTBR1
+
+# MDSCR_EL1 (Arm ARM D17.3.x): software step, kernel debug enable, monitor debug enable
+MDSCR_SS, MDSCR_KDE, MDSCR_MDE = 1 << 0, 1 << 13, 1 << 15
 
 # exception vectors (Arm ARM D1.10.2): table base by where the exception came from, + kind
 VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64 = 0x000, 0x200, 0x400
@@ -47,6 +59,10 @@ SCTLR_EL1 = regs.fields(regs.BY_NAME["SCTLR_EL1"])
 ID_AA64DFR0_EL1 = regs.fields(regs.BY_NAME["ID_AA64DFR0_EL1"])
 ID_DFR0_EL1 = regs.fields(regs.BY_NAME["ID_DFR0_EL1"])
 SPSR_EL1 = (3, 0, 4, 0, 0)
+MDSCR_EL1 = regs.fields(regs.BY_NAME["MDSCR_EL1"])
+TCR_EL1 = regs.fields(regs.BY_NAME["TCR_EL1"])
+CONTEXTIDR_EL1 = (3, 0, 13, 0, 1)
+DCZID_EL0 = (3, 3, 0, 0, 7)
 SCR_EL3 = (3, 6, 1, 1, 0)
 
 # instruction encodings
@@ -59,6 +75,7 @@ BRK = 0xD4200000                                # BRK #imm16 (imm16 in bits [20:
 HLT_SEMIHOSTING = 0xD45E0000                    # HLT #0xF000: A64 semihosting trap
 MSR_MRS_MASK, MSR_MRS = 0xFFD00000, 0xD5100000  # MSR/MRS (register), op0 = 2 or 3
 MSR_DAIF_MASK, MSR_DAIF = 0xFFFFF0DF, 0xD50340DF    # MSR (immediate), op1 = 3, CRn = 4
+DC_ZVA_MASK, DC_ZVA = 0xFFFFFFE0, 0xD50B7420        # DC ZVA, Xt
 DAIFSET_OP2, DAIFCLR_OP2 = 6, 7
 
 

@@ -138,6 +138,25 @@ def vmem_write(uc, va: int, data: bytes, prot: int) -> bool:
     return err == 0
 
 
+def vmem_translate(uc, va: int, prot: int) -> int | None:
+    """The physical address QEMU uses for an access to va with permission prot at the current
+    exception level (its TLB first, else a walk of the guest's tables; None: it would fault)."""
+    pa = ctypes.c_uint64()
+    err = uclib.uc_vmem_translate(uc._uch, ctypes.c_uint64(va), ctypes.c_int(prot), ctypes.byref(pa))
+    return None if err != 0 else pa.value
+
+
+def rebuild_hflags(env: int) -> None:
+    """Recompute QEMU's cached translation flags (hflags) from the CPU state at env.  Unicorn
+    2.1.4's MSR DAIFSet/DAIFClr do not, though PSTATE.D decides whether software step is
+    active (QEMU 7.2 rebuilds them there)."""
+    uclib.arm_rebuild_hflags_aarch64(ctypes.c_void_p(env))
+
+
+uclib.uc_vmem_translate.restype = ctypes.c_int
+uclib.uc_vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(ctypes.c_uint64)]
+uclib.arm_rebuild_hflags_aarch64.restype = None
+uclib.arm_rebuild_hflags_aarch64.argtypes = [ctypes.c_void_p]
 uclib.uc_vmem_write.restype = ctypes.c_int
 uclib.uc_vmem_write.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 uclib.uc_vmem_read.restype = ctypes.c_int
@@ -160,6 +179,16 @@ def peek64(typingctx, addr):
         ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
         return builder.load(ptr)
     return types.uint64(types.uint64), codegen
+
+
+@intrinsic
+def poke64(typingctx, addr, value):
+    """Store a uint64 at an integer address."""
+    def codegen(context, builder, sig, args):
+        ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        builder.store(args[1], ptr)
+        return context.get_dummy_value()
+    return types.void(types.uint64, types.uint64), codegen
 
 
 @intrinsic

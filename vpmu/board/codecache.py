@@ -6,7 +6,8 @@ the code hooks native code cannot install itself.
   them in NEW_VA and stops with SR_HOOKS before the block runs);
 - a block that must be counted instruction by instruction ("precise") gets a code hook over
   its whole range while it needs one;
-- the data-side memory hook is added or removed as the model asks.
+- the data-side memory hook is added or removed as the model asks, and kept after the debug
+  unit's watchpoint hooks.
 Every hook change drops Unicorn's translations of the range, so it takes effect at once; the
 code cache then checks the block's words again (a new translation), which costs no Python.
 """
@@ -60,6 +61,15 @@ class CodeCache:
         if not self.N.precise(start, size, on):
             raise errors.VpmuError("too many precise-mode block ranges in the guest")
         native.remove_tb_cache(self.uc, start, start + size)
+
+    def memhook_last(self) -> None:
+        """Register the data-side memory hook again, after hooks added since (the debug unit's
+        watchpoint hooks): Unicorn calls memory hooks in the order they were added, and an
+        access a Watchpoint exception stops must not reach the cache model first."""
+        if self._mem_hook is not None:
+            native.hook_del(self.uc, self._mem_hook)
+            self._mem_hook = native.hook_add(self.uc, UC.UC_HOOK_MEM_READ | UC.UC_HOOK_MEM_WRITE,
+                                             self._H.mem_hook.address, self._arena_addr)
 
     def update_memhook(self) -> None:
         A = self.A

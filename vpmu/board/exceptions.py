@@ -6,8 +6,10 @@ module performs the entry (Arm ARM D1.10: SPSR/ELR/ESR/FAR_EL1, SP banking, PSTA
 vector), recovers the syndrome Unicorn computed, turns the board's service calls (SMC,
 HVC #0, HVC #0xEA1, HLT #0xF000) over to their devices, gives the EL0 traps Unicorn's
 translator does not produce their EC 0x18 syndromes, and makes an access to an address
-with nothing behind it a synchronous external abort.  A synchronous exception whose vector
-faults again at once stops the run (``EXIT_FAULT_LOOP``) instead of looping for ever.
+with nothing behind it a synchronous external abort.  Debug exceptions (breakpoint, software
+step, watchpoint: the debug unit, ``debug.py``) are told apart by their syndrome.  A
+synchronous exception whose vector faults again at once stops the run (``EXIT_FAULT_LOOP``)
+instead of looping for ever.
 """
 from __future__ import annotations
 
@@ -27,13 +29,15 @@ from .env import InterruptedContext
 class ExceptionModel:
     def __init__(self, uc, A, N, gic, mem, trace, guard, sync: Callable[[], None],
                  smc: Callable[[int], None], hvc: dict[int, Callable[[int], None]],
-                 semihosting: Callable[[int], None]):
+                 semihosting: Callable[[int], None], debug):
         """``sync()`` brings the counts and the trace up to date before an exception is taken;
         ``smc(pc)``, ``hvc[imm](pc)`` and ``semihosting(pc)`` answer the service calls made
-        from EL1 by the instruction at pc (HVC immediates without a handler are UNDEFINED)."""
+        from EL1 by the instruction at pc (HVC immediates without a handler are UNDEFINED);
+        ``debug`` is the debug unit (whether software step is active)."""
         self.uc, self.A, self.N, self.gic, self.mem, self.trace, self.guard = uc, A, N, gic, mem, trace, guard
         self.sync = sync
         self.smc, self.hvc, self.semihosting = smc, hvc, semihosting
+        self.debug = debug
         self.fault: Optional[tuple] = None       # (access, address, size) of an access to nothing
         lay = native.cpu_layout()
         env = native.cpu_and_env(uc)[1]
@@ -142,6 +146,12 @@ class ExceptionModel:
             self.N.end_block_at(pc - 4, True)
             self.smc(pc - 4)
             return
+        if intno == X.EXCP_UDEF and ec in (X.EC_SOFTSTEP_LOW, X.EC_SOFTSTEP_CUR):
+            # QEMU's software step: its one-instruction block completed (ISV = 1, pc is where
+            # it went) or none ran (ISV = 0, active-pending)
+            self.N.finish_block(pc)
+            self.take_sync("software_step", syn, pc, None)
+            return
         word = self.mem.insn_word(pc)
         # HVC is UNDEFINED at EL0, and semihosting from EL0 is off (as QEMU's default)
         if intno == X.EXCP_UDEF and word is not None and el >= 1:
@@ -150,6 +160,7 @@ class ExceptionModel:
                 if call is not None:
                     self.N.end_block_at(pc, True)
                     call(pc)
+                    self.debug.service_call_completed()
                     return
             if word == X.HLT_SEMIHOSTING:
                 self.N.end_block_at(pc, True)
@@ -166,6 +177,10 @@ class ExceptionModel:
             if ec == X.EC_UNKNOWN or ec == X.EC_HVC64:
                 syn = X.ESR_UNKNOWN
             self.take_sync("sysreg_trap" if syn >> X.EC_SHIFT == X.EC_SYSREG else "undef", syn, pc, None)
+        elif intno == X.EXCP_DATA_ABORT and ec in (X.EC_WATCHPOINT_LOW, X.EC_WATCHPOINT_CUR):
+            self.take_sync("watchpoint", syn, pc, vaddr)             # set by the watch hook
+        elif intno == X.EXCP_PREFETCH_ABORT and ec in (X.EC_BREAKPOINT_LOW, X.EC_BREAKPOINT_CUR):
+            self.take_sync("breakpoint", syn, pc, vaddr)        # QEMU's breakpoints: FAR 0
         elif intno in (X.EXCP_DATA_ABORT, X.EXCP_PREFETCH_ABORT):
             self.take_sync("data_abort" if intno == X.EXCP_DATA_ABORT else "prefetch_abort", syn, pc, vaddr)
         else:

@@ -4,8 +4,9 @@ It creates the Unicorn engine (cortex-a57, AArch64 EL1 without EL3), the PMU mod
 and its native hooks, and the board's devices, each in its own module: guest memory
 (``memory.py``), the PL011 (``pl011.py``), the GICv3 (``gic.py``), the generic and one-shot
 timers with WFI (``timers.py``), the PMU seen from Python (``pmu_device.py``), the block
-cache (``codecache.py``), the exception model (``exceptions.py``), semihosting
-(``semihosting.py``) and PSCI/SMCCC/PV time (``smccc.py``).  It wires them to one another
+cache (``codecache.py``), self-hosted debug (``debug.py``: watchpoints, software step, the OS
+lock), the exception model (``exceptions.py``), semihosting (``semihosting.py``) and
+PSCI/SMCCC/PV time (``smccc.py``).  It wires them to one another
 and to Unicorn's hooks, loads the image and the device tree, and attaches a hypervisor
 frontend (Xen) if the configuration asks for one; the frontend is built by a factory the
 caller passes, against :class:`~vpmu.board.env.GuestEnv`, which the machine implements by
@@ -38,6 +39,7 @@ from .. import arch as X
 from . import fdtedit
 from . import memmap as MM
 from .codecache import CodeCache
+from .debug import DebugUnit
 from .env import Frontend, GuestExit, InterruptedContext, PmuRegs
 from .exceptions import ExceptionModel
 from .gic import INTID_MASK, Gic
@@ -119,12 +121,13 @@ class Machine:
             native.hook_add(uc, UC.UC_HOOK_INSN, H.sys_hook.address, self._arena_addr, insn=R.UC_ARM64_INS_SYS),
             native.hook_add(uc, UC.UC_HOOK_EDGE_GENERATED, H.edge_hook.address, self._arena_addr),
         ]
+        self.debug = DebugUnit(uc, A, self.N, self.mem, self.guard, self.code, H, self._arena_addr)
         self.semihosting = Semihosting(cfg, uc, self.mem, self.timers, image, self.out, self.err)
         self.smccc = Smccc(cfg, uc, A, self.mem, self.timers, self.trace)
         self.exc = ExceptionModel(uc, A, self.N, self.gic, self.mem, self.trace, self.guard, sync=self._sync,
                                   smc=lambda pc: self.smccc.call(pc, "smc"),
                                   hvc={X.HVC_SMCCC: lambda pc: self.smccc.call(pc, "hvc")},
-                                  semihosting=self.semihosting.call)
+                                  semihosting=self.semihosting.call, debug=self.debug)
         self._hooks.append(native.hook_add(uc, UC.UC_HOOK_INTR, H.intr_hook.address, self._arena_addr))
         # Accesses to nothing: bounded to the addresses around RAM.  Unicorn keeps every store to
         # an address any memory hook covers on its slow path (notdirty_write: a flat-view
@@ -141,6 +144,7 @@ class Machine:
             L.PC_TIMER: self.timers.on_event,
             L.PC_SAMPLE: self.pmu.sample,
             L.PC_INTR: lambda: self.exc.on_intr(self.uc, int(A[L.PY_ARG]), None),
+            L.PC_WATCH: self.debug.on_access,
         }
 
         # ---- image, device tree, frontend ----------------------------------------------------------
@@ -281,7 +285,8 @@ class Machine:
 
     def _python_sysreg(self) -> None:
         """A trapped system-register access the kernels leave to Python: the GIC CPU
-        interface, and writes of the timer registers (``timers.py``); anything else reads 0."""
+        interface, the debug registers (``debug.py``), and writes of the timer registers
+        (``timers.py``); anything else reads 0."""
         A = self.A
         key, is_read, val = int(A[L.PY_ARG]), bool(A[L.PY_ARG + 1]), int(A[L.PY_ARG + 2])
         h = regs.HANDLER.get(key, 0)
@@ -294,6 +299,12 @@ class Machine:
                         and (val & INTID_MASK) == XEN_EVTCHN_PPI):
                     self.xen.sync_upcall_line()     # the upcall line follows evtchn_upcall_pending
                 self.gic.sysreg_write(name, val)
+            return
+        if h == regs.H_DEBUG:
+            if is_read:
+                A[L.PY_ARG + 4] = self.debug.read(name)
+            else:
+                self.debug.write(name, val)
             return
         if not is_read and self.timers.write_sysreg(h, val):
             return
@@ -354,6 +365,8 @@ class Machine:
             while True:
                 if int(A[L.MEMHOOK_WANT]) != int(A[L.MEMHOOK_ON]):
                     self.code.update_memhook()
+                if self.debug.pending:
+                    self.debug.apply()
                 A[L.STOP_REASON] = L.SR_NONE
                 self.exc.fault = None
                 try:
@@ -383,6 +396,8 @@ class Machine:
                     self.code.precise(int(A[L.STOP_ARG]), True)
                 elif reason == L.SR_PRECISE_OFF:
                     self.code.precise(int(A[L.STOP_ARG]), False)
+                elif reason == L.SR_DEBUG:
+                    self.debug.pending = True       # re-place the watchpoint hooks (loop top)
                 elif reason == L.SR_LIMIT:
                     raise errors.GuestStop(f"instruction limit reached ({int(A[L.INSN_LIMIT])} instructions) "
                                            f"at PC {pc:#x}", errors.EXIT_INSN_LIMIT)

@@ -272,10 +272,9 @@ def fail(check: str, group: Any = None, attr: Any = None, reason: Optional[str] 
     ``.check``, ``.reason`` (a specific one-line message), ``.group``, ``.attr``."""
     code = EXPLANATIONS[check][0]
     e = OSError(code, os.strerror(code))
-    e.check = check
-    e.group = group
-    e.attr = attr
-    e.reason = reason or EXPLANATIONS[check][1]
+    for name, value in (("check", check), ("group", group), ("attr", attr),
+                        ("reason", reason or EXPLANATIONS[check][1])):
+        setattr(e, name, value)
     return e
 
 
@@ -291,12 +290,13 @@ class KvmAttrError(VpmuError):
 
     def __init__(self, err: OSError, attribute: str, group: Any = None, attr: Any = None,
                  what: str = "", source: str = ""):
-        self.errno = err.errno
-        self.errno_name = errno.errorcode.get(err.errno, str(err.errno))
+        code = err.errno if err.errno is not None else 0     # raised by fail(): always set
+        self.errno = code
+        self.errno_name = errno.errorcode.get(code, str(code))
         self.attribute = attribute
         self.check = getattr(err, "check", None)
         self.detail = getattr(err, "reason", None)
-        self.explanation = explain(err.errno, group, attr, self.check)
+        self.explanation = explain(code, group, attr, self.check)
         where = f"{source}: " if source else ""
         item = f" ({what})" if what else ""
         specific = f" [{self.detail}]" if self.detail and self.detail not in self.explanation else ""

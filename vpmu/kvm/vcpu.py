@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ..config import PMUVER_NI, PMUVER_TO_NAME, MachineConfig
 from ..filter import KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY, KvmPmuEventFilter
@@ -62,7 +62,7 @@ class Vcpu:
         run_checks(_ATTR_CHECKS, call, call.group, call.attr, op)
         if op == "has":
             return 0
-        return _EFFECTS[(op, call.group)](call)
+        return _EFFECTS[(op, _checked(call.group))](call)
 
     def set_attr(self, group: int, attr: int, value: Any = None) -> int:
         """``KVM_SET_DEVICE_ATTR``; ``value`` is what ``addr`` points to (or BAD_ADDRESS)."""
@@ -129,6 +129,17 @@ _PMU_ATTRS = (KVM_ARM_VCPU_PMU_V3_IRQ, KVM_ARM_VCPU_PMU_V3_INIT, KVM_ARM_VCPU_PM
               KVM_ARM_VCPU_PMU_V3_SET_PMU, KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS)
 
 
+T = TypeVar("T")
+
+
+def _checked(x: Optional[T]) -> T:
+    """A part of the VM an earlier rule of KVM's check order made sure exists (the call was
+    refused otherwise)."""
+    if x is None:
+        raise AssertionError("a KVM rule that requires this state did not run first")
+    return x
+
+
 class _AttrCall:
     """``struct kvm_device_attr`` as KVM sees it on one call.  The payload is read (and its
     C type enforced) only when a rule looks at it - after the rules that come before KVM's
@@ -137,8 +148,8 @@ class _AttrCall:
     def __init__(self, vcpu: Vcpu, arg: Any):
         self.vcpu, self.vm = vcpu, vcpu.vm
         self.whole_faults = arg is BAD_ADDRESS
-        self.group = None if self.whole_faults else arg.group
-        self.attr = None if self.whole_faults else arg.attr
+        self.group: Optional[int] = None if self.whole_faults else arg.group
+        self.attr: Optional[int] = None if self.whole_faults else arg.attr
         self.value = None if self.whole_faults else arg.addr
 
     @cached_property
@@ -178,7 +189,7 @@ def _irq_range(c: _AttrCall) -> Verdict:
 
 
 def _filter_invalid(c: _AttrCall) -> Verdict:
-    f, flt = c.filter, c.vm.pmu_filter
+    f, flt = c.filter, _checked(c.vm.pmu_filter)
     if not flt.check(f.base_event, f.nevents, f.action):
         return None
     if f.action not in (KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_DENY):
@@ -189,12 +200,12 @@ def _filter_invalid(c: _AttrCall) -> Verdict:
 
 def _set_pmu_busy(c: _AttrCall) -> Verdict:
     p, vm = c.host_pmu, c.vm
-    return p is not None and (vm.has_run or (vm.pmu_filter.installed
+    return p is not None and (vm.has_run or (_checked(vm.pmu_filter).installed
                                              and (vm.arm_pmu is None or vm.arm_pmu.type != p.type)))
 
 
 def _nr_too_many(c: _AttrCall) -> Verdict:
-    pmu = c.vm.arm_pmu
+    pmu = _checked(c.vm.arm_pmu)
     if c.counters <= pmu.counters:
         return None
     return f"{c.counters} counters requested, the selected PMU (type {pmu.type}) has {pmu.counters}"
@@ -202,7 +213,7 @@ def _nr_too_many(c: _AttrCall) -> Verdict:
 
 def _pmu_owner_check(c: _AttrCall) -> int:
     """INIT: would the vGIC give this vCPU's PMU its interrupt (kvm_vgic_set_owner)?"""
-    return c.vm.vgic.owner_check(c.vcpu, c.vcpu.pmu_irq, ("pmu", c.vcpu.vcpu_id))
+    return _checked(c.vm.vgic).owner_check(c.vcpu, c.vcpu.pmu_irq, ("pmu", c.vcpu.vcpu_id))
 
 
 def _init_bad_irq(c: _AttrCall) -> Verdict:
@@ -285,10 +296,11 @@ def _set_pmu_attr(c: _AttrCall) -> int:
     if c.attr == KVM_ARM_VCPU_PMU_V3_IRQ:
         vcpu.pmu_irq = c.irq
     elif c.attr == KVM_ARM_VCPU_PMU_V3_FILTER:
-        vm.pmu_filter.apply(c.filter.base_event, c.filter.nevents, c.filter.action)
+        _checked(vm.pmu_filter).apply(c.filter.base_event, c.filter.nevents, c.filter.action)
     elif c.attr == KVM_ARM_VCPU_PMU_V3_SET_PMU:
-        vm._set_pmu(c.host_pmu)
-        vm.supported_cpus = frozenset(c.host_pmu.cpus)
+        p = _checked(c.host_pmu)
+        vm._set_pmu(p)
+        vm.supported_cpus = frozenset(p.cpus)
     elif c.attr == KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS:
         vm.nr_pmu_counters = c.counters
     else:                                               # INIT
@@ -300,7 +312,7 @@ def _set_pmu_attr(c: _AttrCall) -> int:
 
 def _set_timer_attr(c: _AttrCall) -> int:
     # Stored VM-wide; uniqueness is only judged at the first run ("blame it on the API").
-    c.vm.timer_ppis[TIMER_NAMES[c.attr]] = c.irq
+    c.vm.timer_ppis[TIMER_NAMES[_checked(c.attr)]] = c.irq
     return 0
 
 
@@ -315,7 +327,7 @@ _EFFECTS: dict[tuple[str, int], Callable[[_AttrCall], int]] = {
     ("set", KVM_ARM_VCPU_TIMER_CTRL): _set_timer_attr,
     ("set", KVM_ARM_VCPU_PVTIME_CTRL): _set_pvtime_attr,
     ("get", KVM_ARM_VCPU_PMU_V3_CTRL): lambda c: c.vcpu.pmu_irq,
-    ("get", KVM_ARM_VCPU_TIMER_CTRL): lambda c: c.vm.timer_ppis[TIMER_NAMES[c.attr]],
+    ("get", KVM_ARM_VCPU_TIMER_CTRL): lambda c: c.vm.timer_ppis[TIMER_NAMES[_checked(c.attr)]],
     ("get", KVM_ARM_VCPU_PVTIME_CTRL): lambda c: c.vcpu.pvtime_base,
 }
 

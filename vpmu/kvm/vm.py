@@ -31,7 +31,7 @@ class Vm:
         self.vcpus: list[Vcpu] = []
         self.vgic: Optional[VgicV3] = None
         self.memslots: dict[int, tuple[int, int]] = {}
-        self.has_run = False                      # KVM_ARCH_FLAG_HAS_RAN_ONCE
+        self.has_run: bool = False                # KVM_ARCH_FLAG_HAS_RAN_ONCE
         self.features: Optional[frozenset] = None  # VM-wide vCPU features after the first INIT
         self.arm_pmu: Optional[HostPmu] = None     # kvm->arch.arm_pmu
         self.nr_pmu_counters = 0                   # kvm->arch.nr_pmu_counters (PMCR_EL0.N)
@@ -41,9 +41,9 @@ class Vm:
         # "for KVM backward compatibility").  None when KVM has no PMU at all.
         self.pmu_filter: Optional[EventFilter] = (
             EventFilter(event_space(self._pmuver_limit)) if self._pmuver_limit else None)
-        self.id_pmuver = 0                         # guest ID_AA64DFR0_EL1.PMUVer
-        self.timer_ppis = dict(DEFAULT_TIMER_PPIS)  # kvm->arch.timer_data.ppi (VM-wide)
-        self.timer_ppis_immutable = False          # KVM_ARCH_FLAG_TIMER_PPIS_IMMUTABLE
+        self.id_pmuver: int = 0                    # guest ID_AA64DFR0_EL1.PMUVer
+        self.timer_ppis: dict[str, int] = dict(DEFAULT_TIMER_PPIS)  # kvm->arch.timer_data.ppi (VM-wide)
+        self.timer_ppis_immutable: bool = False    # KVM_ARCH_FLAG_TIMER_PPIS_IMMUTABLE
         if memory:
             self.set_user_memory_region(0, RAM_BASE, memory)
 
@@ -94,7 +94,7 @@ class Vm:
         ``pmu``, ``KVM_ARM_VCPU_PMU_V3``.  (A failed INIT leaves no vCPU behind here.)"""
         init = _VcpuInit(self, pmu)
         run_checks(_VCPU_INIT_CHECKS, init, "KVM_ARM_VCPU_INIT")
-        if pmu and self.arm_pmu is None:
+        if pmu and self.arm_pmu is None and init.default_pmu is not None:
             self._set_pmu(init.default_pmu)   # supported_cpus deliberately NOT narrowed (pmu.c)
         self.features = init.features
         if pmu:
@@ -130,7 +130,7 @@ class Vm:
         ppis = set()
         for name in _EL0_TIMERS:
             irq = self.timer_ppis[name]
-            if self.vgic.set_owner(vcpu, irq, (name, vcpu.vcpu_id)):
+            if self.vgic is None or self.vgic.set_owner(vcpu, irq, (name, vcpu.vcpu_id)):
                 break
             ppis.add(irq)
         valid = len(ppis) == len(_EL0_TIMERS)

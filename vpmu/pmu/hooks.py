@@ -11,10 +11,13 @@
 - ``mrs_hook`` / ``msr_hook`` (UC_HOOK_INSN): perform a claimed register access.  PMU,
   timer reads and ID registers are native; the GIC CPU interface and timer writes go to
   Python through ``vpmu_pycall``.  Writes of the translation registers reach the code cache.
-- ``sys_hook`` (SYS): TLB maintenance for the code cache, cache maintenance for the models.
+- ``sys_hook`` (SYS): TLB maintenance for the code cache, cache maintenance for the models,
+  DC ZVA against armed watchpoints.
 - ``edge_hook`` (UC_HOOK_EDGE_GENERATED, once per new translation): the code cache checks the
   block's words again.
 - ``mem_hook`` (only while a counter needs data addresses): cache model, unaligned.
+- ``watch_hook`` (only on the physical ranges behind armed watchpoints, ``vpmu.board.debug``):
+  Python judges the access; a Watchpoint exception is raised before the access is performed.
 
 Python runs only for rare events.  Hooks never raise; what a guest does wrong becomes
 an architectural outcome decided by the kernels.
@@ -303,7 +306,17 @@ def _block(uc, addr, size, A):
     if A[L.EL_STALE] != ZERO:
         A[L.EL_NOW] = (_read_reg(uc, A, REG_PSTATE) >> PSTATE_EL_SHIFT) & U(3)
         A[L.EL_STALE] = ZERO
+        if A[L.WATCH_ON] != ZERO:
+            # the exception return may make a new mapping of a watched address current
+            # (a page mapped by the handler): the board re-places the watch hooks first
+            stop_at(uc, A, addr, L.SR_DEBUG, 0)
+            return
     A[L.CUR_EL] = A[L.EL_NOW]
+    if size == 0:
+        # a translation without instructions: QEMU's software step in the active-pending
+        # state raises the step exception before the first instruction (translate-a64.c
+        # aarch64_tr_translate_insn); nothing starts, the board takes the exception
+        return
     # 2. find the block in the code cache (classified natively the first time, its words
     #    checked again after TLB maintenance or a new translation)
     e = cc.ensure(uc, A, addr, size)
@@ -410,6 +423,40 @@ def _raise_undef(A, key, h, is_read, el, reg):
     native.exception_with_syndrome(native.as_ptr(A[L.ENV_ADDR]), X.EXCP_UDEF, syndrome, 1)
 
 
+@kernel
+def _watch_xlat_changed(uc, A):
+    """A write that may change translations retires (it ends its block): with watchpoints
+    armed the board re-places its hooks before the next instruction."""
+    if A[L.WATCH_ON] != ZERO and A[L.STOP_REASON] == U(L.SR_NONE):
+        A[L.STOP_REASON] = U(L.SR_DEBUG)
+        _emu_stop(uc)
+
+
+@kernel
+def _watch_ask(A, access, addr, size):
+    """Python judges a data access against the watchpoints (PC_WATCH); a match raises the
+    Watchpoint exception here, before the access is performed: QEMU's helper longjmps out of
+    the translated block with the PC of the accessing instruction (synchronised before any
+    memory hook and before the SYS hook), so it does not retire and memory is unchanged.  The
+    fault address goes where QEMU's exception entry takes FAR_EL1 from."""
+    A[L.PY_ARG] = U(access)
+    A[L.PY_ARG + 1] = addr
+    A[L.PY_ARG + 2] = U(size)
+    A[L.PY_ARG + 4] = ZERO
+    _pycall(L.PC_WATCH, A.ctypes)
+    syndrome = A[L.PY_ARG + 4]
+    if syndrome != ZERO:
+        native.poke64(A[L.VADDR_ADDR], A[L.PY_ARG + 5])
+        native.exception_with_syndrome(native.as_ptr(A[L.ENV_ADDR]), X.EXCP_DATA_ABORT, syndrome, 1)
+
+
+@cfunc(native.HOOK_MEM_SIG, cache=True)
+def watch_hook(uc, access, addr, size, value, user):
+    A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
+    _watch_ask(A, access, addr, size)
+    return True
+
+
 @nrt_kernel                 # carray() of Unicorn's register struct needs NRT
 def _sysreg(uc, reg, cp, A, is_read):
     c = carray(cp, 8, dtype=np.uint32)
@@ -420,6 +467,7 @@ def _sysreg(uc, reg, cp, A, is_read):
     if h >= regs.H_OBS_MMU:               # observed only: QEMU performs the access
         if h == regs.H_OBS_MMU and not is_read:
             cc.bump_epoch(A)              # SCTLR/TTBR/TCR: a VA may now translate elsewhere
+            _watch_xlat_changed(uc, A)
         return 0
     pc = _read_reg(uc, A, REG_PC)
     blk.sync_to(A, pc)
@@ -506,7 +554,11 @@ def _sys(uc, cp, A):
     xt = U(c[CP_VAL_LO]) | (U(c[CP_VAL_HI]) << U(32))
     if crn == CRN_TLBI:
         cc.on_tlbi(A, op1, crm, op2, xt)
+        _watch_xlat_changed(uc, A)
         return 0                                # QEMU performs the instruction
+    if A[L.WATCH_ON] != ZERO and crn == CRN_CACHE and op1 == 3 and crm == 4 and op2 == 1:
+        # DC ZVA: Unicorn zeroes the block without a memory hook (helper_dc_zva)
+        _watch_ask(A, L.WATCH_ZVA, xt, 0)
     if crn != CRN_CACHE:
         return 0
     op = caches.maintenance_op(op1, crm, op2)
@@ -588,7 +640,9 @@ def _intr(uc, intno, A):
     the instructions before it retire (and the SVC itself), QEMU's own exception entry does the
     architectural part (ESR/FAR/ELR/SPSR_EL1, SP banking, PSTATE, the vector: arm_cpu_do_interrupt
     with the syndrome QEMU computed), EXC_TAKEN counts it at the exception level it was taken
-    from, and the trace gets its record.  The board's services (HVC, SMC, semihosting), the EL0
+    from, and the trace gets its record.  Debug exceptions are told apart by their class:
+    breakpoints (QEMU's), watchpoints (``watch_hook``) and software steps (QEMU's, after a
+    one-instruction block or before any).  The board's services (HVC, SMC, semihosting), the EL0
     DAIF trap Unicorn's translator gets wrong, a fault at a vector just entered (no usable vector
     table) and anything unusual go to Python (PC_INTR), as every exception used to."""
     pc = _read_reg(uc, A, REG_PC)
@@ -607,7 +661,16 @@ def _intr(uc, intno, A):
         kind = L.EK_BRK
     elif intno == X.EXCP_DATA_ABORT or intno == X.EXCP_PREFETCH_ABORT:
         kind = L.EK_DATA_ABORT if intno == X.EXCP_DATA_ABORT else L.EK_PREFETCH_ABORT
+        if ec == X.EC_WATCHPOINT_LOW or ec == X.EC_WATCHPOINT_CUR:
+            kind = L.EK_WATCHPOINT                # raised by watch_hook / _sys, FAR set there
+        elif ec == X.EC_BREAKPOINT_LOW or ec == X.EC_BREAKPOINT_CUR:
+            kind = L.EK_BREAKPOINT                # FAR is UNKNOWN: 0, as QEMU 7.2 writes
+            native.poke64(A[L.VADDR_ADDR], ZERO)
         far = native.peek64(A[L.VADDR_ADDR])
+    elif intno == X.EXCP_UDEF and (ec == X.EC_SOFTSTEP_LOW or ec == X.EC_SOFTSTEP_CUR):
+        # QEMU's software step: its one-instruction block completed (ISV = 1, the PC is where it
+        # went), or no block ran (ISV = 0: active-pending, a translation without instructions)
+        kind = L.EK_SOFTSTEP
     elif intno == X.EXCP_UDEF:
         w = _insn_at(A, pc)
         if w >= 0 and not (el >= ONE and ((w & X.HVC_MASK) == X.HVC or w == X.HLT_SEMIHOSTING)) \
@@ -617,7 +680,10 @@ def _intr(uc, intno, A):
         A[L.PY_ARG] = U(intno)
         _pycall(L.PC_INTR, A.ctypes)
         return
-    blk.end_block_at(A, fault_pc, retired)
+    if kind == L.EK_SOFTSTEP:
+        blk.finish_block(A, pc)
+    else:
+        blk.end_block_at(A, fault_pc, retired)
     native.do_interrupt(native.as_ptr(A[L.CPU_ADDR]))
     vector = _read_reg(uc, A, REG_PC)
     elr = _read_reg(uc, A, R.UC_ARM64_REG_ELR_EL1)

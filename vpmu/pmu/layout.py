@@ -92,6 +92,8 @@ SYN_ADDR = _alloc(1)       # env->exception.syndrome ...
 VADDR_ADDR = _alloc(1)     # ... and env->exception.vaddress (native.cpu_layout)
 LAST_VEC = _alloc(1)       # vector + 1 of the last synchronous exception taken ...
 LAST_VEC_IC = _alloc(1)    # ... and ICOUNT then (a fault at that vector at once: no vector table)
+WATCH_ON = _alloc(1)       # watchpoints are armed (vpmu.board.debug): DC ZVA asks Python, and a
+                           # translation change (TTBR/TCR/SCTLR write, TLBI, ERET) stops with SR_DEBUG
 # deferred counting (kernels.defer_*): completed blocks are tallied per block and added to the
 # counters at the next point that could observe them
 DEF_ENABLE = _alloc(1)     # the run allows deferred counting (MachineConfig.defer)
@@ -263,9 +265,13 @@ BK_NONE, BK_COND, BK_B, BK_BL, BK_BR, BK_BLR, BK_RET, BK_ERET = 0, 1, 2, 3, 4, 5
 SR_NONE, SR_HOOKS, SR_PRECISE_ON, SR_PRECISE_OFF, SR_MEMHOOK, SR_LIMIT = 0, 1, 2, 3, 4, 5
 SR_RESTART = 8             # Python: resume at the PC an exception handler wrote
 SR_UNCLASSIFIABLE = 9      # the code cache cannot hold the block (class table full)
+SR_DEBUG = 10              # the debug unit must (re)place its hooks before the guest goes on
 
 # vpmu_pycall kinds
 PC_SYSREG, PC_IRQ, PC_IRQ_LEVEL, PC_RING_FULL, PC_TIMER, PC_SAMPLE, PC_INTR = 2, 3, 5, 6, 7, 8, 9
+PC_WATCH = 10              # a data access (or DC ZVA) the watchpoints may match: PY_ARG = (access, address,
+                           # size); Python answers the Watchpoint exception's syndrome (0: none) in PY_ARG + 4
+WATCH_ZVA = 0              # PC_WATCH access kind of a DC ZVA (else Unicorn's UC_MEM_READ / UC_MEM_WRITE)
 
 # hooks.entry operations (Python -> native)
 E_RECONFIGURE, E_IRQ_UPDATE, E_END_BLOCK_AT, E_FINISH_BLOCK, E_DYN_EVENT = 1, 2, 3, 4, 5
@@ -279,5 +285,7 @@ XCHK = 1 << 32             # POOL_XCHK / BLK_EXCL: a store-exclusive check (code
 RT_OVERFLOW, RT_IRQ_LEVEL, RT_PMU_REG, RT_SWINC, RT_EXCEPTION = 1, 2, 3, 4, 5
 # RT_EXCEPTION kinds (the trace's exception "kind")
 EK_SVC, EK_BRK, EK_UNDEF, EK_SYSREG_TRAP, EK_DATA_ABORT, EK_PREFETCH_ABORT = 1, 2, 3, 4, 5, 6
+EK_BREAKPOINT, EK_WATCHPOINT, EK_SOFTSTEP = 7, 8, 9
 EXCEPTION_KINDS = {EK_SVC: "svc", EK_BRK: "brk", EK_UNDEF: "undef", EK_SYSREG_TRAP: "sysreg_trap",
-                   EK_DATA_ABORT: "data_abort", EK_PREFETCH_ABORT: "prefetch_abort"}
+                   EK_DATA_ABORT: "data_abort", EK_PREFETCH_ABORT: "prefetch_abort",
+                   EK_BREAKPOINT: "breakpoint", EK_WATCHPOINT: "watchpoint", EK_SOFTSTEP: "software_step"}

@@ -50,8 +50,9 @@ def pmev_index(k: int) -> int:
 
 # ---- handler ids -------------------------------------------------------------------------
 # 0 = not claimed (Unicorn/QEMU handles it).  1..63: PMU (native), 64..95: timers (native
-# reads, Python writes), 96..127: GIC CPU interface (Python), 128..: ID registers (native),
-# 160..: observed-only writes (native bookkeeping, then Unicorn performs them).
+# reads, Python writes), 96..127: Python devices (GIC CPU interface, self-hosted debug),
+# 128..: ID registers (native), 160..: observed-only writes (native bookkeeping, then Unicorn
+# performs them).
 H_NONE = 0
 H_PMCR, H_PMCNTENSET, H_PMCNTENCLR, H_PMOVSCLR, H_PMSWINC, H_PMSELR, H_PMCEID0, H_PMCEID1 = 1, 2, 3, 4, 5, 6, 7, 8
 H_PMCCNTR, H_PMXEVTYPER, H_PMXEVCNTR, H_PMUSERENR, H_PMINTENSET, H_PMINTENCLR, H_PMOVSSET = 9, 10, 11, 12, 13, 14, 15
@@ -63,6 +64,8 @@ H_CNTP_TVAL, H_CNTP_CTL, H_CNTP_CVAL, H_CNTV_TVAL, H_CNTV_CTL, H_CNTV_CVAL = 68,
 H_TIMER_FIRST, H_TIMER_LAST = H_CNTFRQ, H_CNTV_CVAL
 
 H_ICC = 96          # every ICC_* register: Python (vpmu.board.gic) decodes the key
+H_DEBUG = 97        # watchpoints, MDSCR, the OS lock: Python (vpmu.board.debug) decodes the key
+WATCHPOINTS = 4     # DBGWVR/DBGWCR<n>_EL1 the CPU model has (cortex-a57: ID_AA64DFR0_EL1.WRPs + 1)
 H_ID_AA64DFR0, H_ID_DFR0 = 128, 129
 H_ID_FIRST, H_ID_LAST = H_ID_AA64DFR0, H_ID_DFR0
 
@@ -134,6 +137,10 @@ _TABLE = [
     ("ICC_SRE_EL1",            3, 0, 12, 12, 5, H_ICC,           NEVER,          NEVER),
     ("ICC_IGRPEN0_EL1",        3, 0, 12, 12, 6, H_ICC,           NEVER,          NEVER),
     ("ICC_IGRPEN1_EL1",        3, 0, 12, 12, 7, H_ICC,           NEVER,          NEVER),
+    ("MDSCR_EL1",              2, 0, 0, 2, 2, H_DEBUG,           NEVER,          NEVER),
+    ("OSLAR_EL1",              2, 0, 1, 0, 4, H_DEBUG,           NEVER,          NEVER),
+    ("OSLSR_EL1",              2, 0, 1, 1, 4, H_DEBUG,           NEVER,          NEVER),
+    ("OSDLR_EL1",              2, 0, 1, 3, 4, H_DEBUG,           NEVER,          NEVER),
     ("SCTLR_EL1",              3, 0, 1, 0, 0, H_OBS_MMU,         NEVER,          NEVER),
     ("TTBR0_EL1",              3, 0, 2, 0, 0, H_OBS_MMU,         NEVER,          NEVER),
     ("TTBR1_EL1",              3, 0, 2, 0, 1, H_OBS_MMU,         NEVER,          NEVER),
@@ -156,6 +163,9 @@ for _n in range(31):
         NAMES[_k], HANDLER[_k], BY_NAME[_name] = _name, _h, _k
         EL0_READ[_k] = PMU_EN | PMU_ER if _h == H_PMEVCNTR else PMU_EN
         EL0_WRITE[_k] = PMU_EN
+for _n in range(WATCHPOINTS):
+    for _name, _k in ((f"DBGWVR{_n}_EL1", key(2, 0, 0, _n, 6)), (f"DBGWCR{_n}_EL1", key(2, 0, 0, _n, 7))):
+        NAMES[_k], HANDLER[_k], EL0_READ[_k], EL0_WRITE[_k], BY_NAME[_name] = _name, H_DEBUG, NEVER, NEVER, _k
 for _n in range(1, 4):      # the remaining active-priority registers
     for _name, _k in ((f"ICC_AP0R{_n}_EL1", key(3, 0, 12, 8, 4 + _n)), (f"ICC_AP1R{_n}_EL1", key(3, 0, 12, 9, _n))):
         NAMES[_k], HANDLER[_k], EL0_READ[_k], EL0_WRITE[_k], BY_NAME[_name] = _name, H_ICC, NEVER, NEVER, _k
@@ -178,9 +188,9 @@ def handler_table() -> np.ndarray:
 
 # Read-only and write-only registers: the other direction is UNDEFINED at every EL.
 READ_ONLY = {BY_NAME[n] for n in ("PMCEID0_EL0", "PMCEID1_EL0", "PMMIR_EL1", "CNTFRQ_EL0", "CNTPCT_EL0",
-                                 "CNTVCT_EL0", "ID_AA64DFR0_EL1", "ID_DFR0_EL1", "ICC_IAR0_EL1",
+                                 "CNTVCT_EL0", "ID_AA64DFR0_EL1", "ID_DFR0_EL1", "OSLSR_EL1", "ICC_IAR0_EL1",
                                  "ICC_IAR1_EL1", "ICC_HPPIR0_EL1", "ICC_HPPIR1_EL1", "ICC_RPR_EL1")}
-WRITE_ONLY = {BY_NAME[n] for n in ("PMSWINC_EL0", "ICC_EOIR0_EL1", "ICC_EOIR1_EL1", "ICC_DIR_EL1",
+WRITE_ONLY = {BY_NAME[n] for n in ("PMSWINC_EL0", "OSLAR_EL1", "ICC_EOIR0_EL1", "ICC_EOIR1_EL1", "ICC_DIR_EL1",
                                   "ICC_SGI1R_EL1", "ICC_ASGI1R_EL1", "ICC_SGI0R_EL1")}
 RULE_RO, RULE_WO = 1 << 30, 1 << 31
 # the engine's CPU model translates the access as "unallocated" (native.unimplemented): the

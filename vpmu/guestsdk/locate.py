@@ -1,8 +1,8 @@
 """Finding a guest image by path or by name, for ``vpmu sweep`` and the pytest plugin.
 
 A guest given with a directory part or an image suffix (``.elf``, ``.bin``, ``.img``), or
-naming an existing file, is a path, used as it is (a missing one is the runner's error).  A bare name ``NAME`` is ``NAME.elf`` in
-the guest directory, which is, first set:
+naming an existing file, is a path, used as it is (a missing one is the runner's error).  A
+bare name ``NAME`` is ``NAME.elf`` in the guest directory, which is, first set:
 
 1. the one the caller was given (``vpmu sweep --guest-dir DIR``; the plugin's
    ``--vpmu-guests DIR`` or its ini option ``vpmu_guests``);

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""Build the AArch64 guests with the pinned ``ziglang`` wheel (clang + lld), no root needed.
+"""Build vpmu's own AArch64 guests with the package's guest builder (vpmu.guestsdk.builder).
 
-Every ``guests/src/NAME.c`` or ``NAME.S`` is linked with the runtime (``guests/runtime``)
-into ``guests/build/NAME.elf``.  A first-line comment ``// vpmu-build: flat image`` also
-produces ``NAME.bin`` (raw flat binary) and/or ``NAME.img`` (Linux arm64 Image: the
-source provides the 64-byte header, see image_hello.S).  Only out-of-date outputs are
-rebuilt.  ``flat`` links at RAM + 0x80000 (where QEMU loads raw binaries), ``image`` at
-RAM + 2 MiB (an Image with text_offset 0).  Every ``guests/linux/NAME.c`` is a static
-aarch64 Linux program (musl, ``-target aarch64-linux-musl -static``) built into
-``guests/build/linux/NAME``, for the initramfs of tests/test_linux.py and
-tools/linux_boot.py (the first build compiles musl once into zig's cache: a few minutes).
+Every ``guests/src/NAME.c`` or ``NAME.S`` becomes ``guests/build/NAME.elf``, built exactly as
+``vpmu guest build`` builds a user's guest: linked with the runtime shipped in the package
+(``vpmu/guestsdk/runtime``), clang + lld from the pinned ``ziglang`` wheel, options from the
+source's first line (``// vpmu-build: flat image noruntime``: ``NAME.bin`` linked at RAM +
+0x80000, ``NAME.img`` a Linux Image at RAM + 2 MiB).  Only out-of-date outputs are rebuilt
+(the source, the headers it includes, the runtime, the builder).
+Every ``guests/linux/NAME.c`` is a static aarch64 Linux program (musl, ``-target
+aarch64-linux-musl -static``) built into ``guests/build/linux/NAME``, for the initramfs of
+tests/test_linux.py and tools/linux_boot.py (the first build compiles musl once into zig's
+cache: a few minutes).
 Usage: build.py [--quiet] [--force] [NAME ...]
 """
 from __future__ import annotations
@@ -21,51 +22,21 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RT = HERE / "runtime"
+# This checkout's package, whichever vpmu the interpreter has installed.
+sys.path.insert(0, str(HERE.parent))
+
+from vpmu.errors import VpmuError          # noqa: E402
+from vpmu.guestsdk import builder          # noqa: E402
+
 SRC = HERE / "src"
 LINUX_SRC = HERE / "linux"
 OUT = HERE / "build"
-ZIG = [sys.executable, "-m", "ziglang"]
-CFLAGS = ["-target", "aarch64-freestanding-none", "-mcpu=cortex_a57", "-O2", "-g0", "-ffreestanding",
-          "-fno-builtin", "-mgeneral-regs-only", "-fno-pic", "-fno-stack-protector", "-Wall", "-Werror",
-          "-I", str(RT)]
-RUNTIME = [RT / "start.S", RT / "vectors.S", RT / "lib.c"]
 LINUX_CFLAGS = ["-target", "aarch64-linux-musl", "-mcpu=cortex_a57", "-static", "-O2", "-g0", "-s", "-Wall", "-Werror"]
-LINK_ORIGINS = {"elf": 0x4020_0000, "flat": 0x4008_0000}   # Images use the ELF layout (RAM + 2 MiB)
-
-
-def _run(cmd: list[str]) -> None:
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))}\n{r.stdout}{r.stderr}")
-
-
-def _options(src: Path) -> set[str]:
-    first = src.read_text().splitlines()[0] if src.stat().st_size else ""
-    if "vpmu-build:" in first:
-        return set(first.split("vpmu-build:", 1)[1].split())
-    return set()
 
 
 def build_one(src: Path, force: bool) -> str | None:
-    name = src.stem
-    elf = OUT / f"{name}.elf"
-    opts = _options(src)
-    deps = [src, *RUNTIME, RT / "link.ld.in", RT / "vpmu.h", *SRC.glob("*.h"), Path(__file__)]
-    newest = max(p.stat().st_mtime for p in deps)
-    outs = [elf] + ([OUT / f"{name}.bin"] if "flat" in opts else []) \
-        + ([OUT / f"{name}.img"] if "image" in opts else [])
-    if not force and all(o.exists() and o.stat().st_mtime >= newest for o in outs):
-        return None
-    objs = [] if "noruntime" in opts else [str(p) for p in RUNTIME]
-    kind = "flat" if "flat" in opts else "elf"
-    link = ["-nostdlib", "-static", f"-Wl,-T,{OUT / f'link-{kind}.ld'}", "-Wl,--build-id=none"]
-    _run(ZIG + ["cc", *CFLAGS, *objs, str(src), *link, "-o", str(elf)])
-    if "flat" in opts:
-        _run(ZIG + ["objcopy", "-O", "binary", str(elf), str(OUT / f"{name}.bin")])
-    if "image" in opts:
-        _run(ZIG + ["objcopy", "-O", "binary", str(elf), str(OUT / f"{name}.img")])
-    return name
+    res = builder.build(src, elf=OUT / f"{src.stem}.elf", force=force)
+    return src.stem if res.built else None
 
 
 def build_linux(src: Path, force: bool) -> str | None:
@@ -74,7 +45,10 @@ def build_linux(src: Path, force: bool) -> str | None:
     if not force and out.exists() and out.stat().st_mtime >= max(src.stat().st_mtime, Path(__file__).stat().st_mtime):
         return None
     out.parent.mkdir(exist_ok=True)
-    _run(ZIG + ["cc", *LINUX_CFLAGS, str(src), "-o", str(out)])
+    cmd = builder.zig_command() + ["cc", *LINUX_CFLAGS, str(src), "-o", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise builder.BuildFailed(f"{src.name}: the compiler failed (status {r.returncode})", r.stdout + r.stderr)
     return f"linux/{src.stem}"
 
 
@@ -83,13 +57,7 @@ def main(argv: list[str]) -> int:
     force = "--force" in argv
     names = [a for a in argv if not a.startswith("--")]
     OUT.mkdir(exist_ok=True)
-    template = (RT / "link.ld.in").read_text()
-    for kind, origin in LINK_ORIGINS.items():
-        path = OUT / f"link-{kind}.ld"
-        text = template.replace("@ORIGIN@", hex(origin))
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-    srcs = sorted(p for p in SRC.iterdir() if p.suffix in (".c", ".S"))
+    srcs = sorted(p for p in SRC.iterdir() if p.suffix in builder.SOURCE_SUFFIXES)
     linux = sorted(LINUX_SRC.glob("*.c")) if LINUX_SRC.is_dir() else []
     if names:
         srcs = [p for p in srcs if p.stem in names]
@@ -103,9 +71,10 @@ def main(argv: list[str]) -> int:
                 built = f.result()
                 if built and not quiet:
                     print(f"built {built}")
-            except RuntimeError as e:
+            except VpmuError as e:
                 failed += 1
-                print(f"guest build failed: {futs[f].name}\n{e}", file=sys.stderr)
+                output = getattr(e, "output", "")
+                print(f"guest build failed: {futs[f].name}: {e}" + (f"\n{output}" if output else ""), file=sys.stderr)
     if not quiet:
         print(f"{len(srcs) + len(linux)} guests, {failed} failed")
     return 1 if failed else 0

@@ -4,7 +4,7 @@ Every ``import`` statement counts, function-level ones included (only ``if TYPE_
 blocks are skipped).  The layers:
 
     cli -> commands -> api / library modules (policy, sweeps, bench, workloads, qemudiff, qemufront,
-                                               tracecmd, dtb)
+                                               tracecmd, dtb, guestsdk)
         -> options -> vmdesc -> kvm -> filter -> config / errors / sizes / pmu.events
 
 A module may import only from its own layer's inferiors; the API and the library never
@@ -39,7 +39,7 @@ def _modules() -> dict[str, Path]:
 
 
 MODULES = _modules()
-OURS |= {m for m in MODULES if m.startswith(("vpmu.kvm", "vpmu.commands"))}
+OURS |= {m for m in MODULES if m.startswith(("vpmu.kvm", "vpmu.commands", "vpmu.guestsdk"))}
 
 
 def _resolve(module: str, node: ast.AST) -> set[str]:
@@ -139,7 +139,7 @@ def test_no_import_cycle_through_our_modules():
 @pytest.mark.parametrize("module", ["vpmu.api", "vpmu.options", "vpmu.vmdesc", "vpmu.kvm", "vpmu.filter",
                                     "vpmu.policy", "vpmu.sweeps", "vpmu.sweepreport", "vpmu.qemudiff",
                                     "vpmu.qemufront", "vpmu.bench", "vpmu.workloads", "vpmu.tracecmd", "vpmu.dtb",
-                                    "vpmu.pytest_plugin"])
+                                    "vpmu.pytest_plugin", "vpmu.guestsdk"])
 def test_the_library_never_reaches_the_command_line(module):
     for cli in ("vpmu.cli", "vpmu.commands"):
         assert not _reaches(module, cli), _reaches(module, cli)
@@ -150,6 +150,13 @@ def test_the_model_side_never_reaches_the_runner(module):
     """KVM's model and the run options build a MachineConfig; running it is the API's job."""
     assert not _reaches(module, "vpmu.api"), _reaches(module, "vpmu.api")
     assert not _reaches(module, "vpmu.board"), _reaches(module, "vpmu.board")
+
+
+@pytest.mark.parametrize("module", ["vpmu.guestsdk", "vpmu.guestsdk.builder", "vpmu.guestsdk.locate"])
+def test_the_guest_sdk_never_reaches_the_emulator(module):
+    """Building and finding guests needs no engine, model or board (the plugin loads it per run)."""
+    for emulator in ("vpmu.api", "vpmu.board", "vpmu.pmu", "vpmu.native"):
+        assert not _reaches(module, emulator), _reaches(module, emulator)
 
 
 def test_importing_the_api_does_not_load_the_command_line():

@@ -4,8 +4,8 @@ numba's on-disk cache is invalidated only when the *file of the cached function*
 not when a function it calls (in another module) changes: an edited kernel would keep
 running as its stale inlined copy inside the cached hooks.  So the cache directory is
 named after a hash of every module the native code is compiled from (and the numba and
-Python versions); a change anywhere gives a fresh directory.  ``VPMU_CACHE_DIR``
-overrides the parent directory (default: ``$XDG_CACHE_HOME/vpmu`` or ``~/.cache/vpmu``).
+Python versions); a change anywhere gives a fresh directory, inside vpmu's cache directory
+(vpmu.cachedir: ``VPMU_CACHE_DIR``, default ``$XDG_CACHE_HOME/vpmu`` or ``~/.cache/vpmu``).
 Must be imported before numba compiles or loads anything (vpmu.native does).
 """
 from __future__ import annotations
@@ -14,6 +14,8 @@ import hashlib
 import os
 import sys
 from pathlib import Path
+
+from .cachedir import cache_base
 
 _PKG = Path(__file__).resolve().parent
 _SOURCES = ["native.py", "config.py", "arch.py", "pmu/jit.py", "pmu/layout.py", "pmu/channels.py", "pmu/regs.py",
@@ -29,9 +31,7 @@ def cache_dir() -> Path:
         h.update((_PKG / rel).read_bytes())
     h.update(numba.__version__.encode())
     h.update(sys.version.encode())
-    base = os.environ.get("VPMU_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "vpmu")
-    return Path(base) / f"numba-{h.hexdigest()[:16]}"
+    return cache_base() / f"numba-{h.hexdigest()[:16]}"
 
 
 def configure() -> Path:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO, Union
 
 from .errors import UsageError, VpmuError
+from .guestsdk import locate
 from .options import RunOptions
 
 DEFAULT_MAX_INSNS = 50_000_000
@@ -232,14 +233,13 @@ def run_job(job: Job) -> SweepRow:
                     cycles=res.cycles, counters=counters_of(res.pmu))
 
 
-def guest_path(g: str) -> str:
-    """A guest image path, or a bare name of a guest built in this checkout's guests/build."""
-    if os.path.exists(g):
-        return g
-    p = Path(__file__).resolve().parent.parent / "guests" / "build" / f"{g}.elf"
-    if p.exists():
-        return str(p)
-    raise UsageError(f"guest {g!r}: no such file (and no guests/build/{g}.elf)")
+def guest_path(g: str, guest_dir: Union[str, os.PathLike, None] = None) -> str:
+    """A guest by path, or by name in the guest directory (vpmu.guestsdk.locate: --guest-dir,
+    VPMU_GUESTS); checked before the first run."""
+    p = locate.find_guest(g, locate.guest_dir(guest_dir), hint=f"--guest-dir DIR or {locate.ENV_VAR}=DIR")
+    if not Path(p).is_file():
+        raise locate.GuestNotFound(f"guest {g}: no such file")
+    return p
 
 
 def plan(guests: Sequence[Union[str, os.PathLike]], policies: PoliciesArg, **run_options: Any) -> list[Job]:

@@ -1,19 +1,8 @@
 // vpmu-build: image
 /* A Linux-style boot with an initial RAM disk (vpmu run --initrd / QEMU -initrd): finds
  * /chosen/linux,initrd-start and -end in the device tree x0 points at, and prints them, the
- * tree's address and an FNV-1a hash of the initrd's bytes.  Runs unchanged on QEMU's virt. */
-__asm__(".section .text.head, \"ax\"\n"
-        ".global _head\n"
-        "_head:\n"
-        "  b _start\n"                 /* code0 */
-        "  .long 0\n"                  /* code1 */
-        "  .quad 0\n"                  /* text_offset: loaded at RAM + 2 MiB */
-        "  .quad __image_size\n"       /* image_size */
-        "  .quad 0xa\n"                /* flags */
-        "  .quad 0, 0, 0\n"
-        "  .ascii \"ARM\\x64\"\n"
-        "  .long 0\n"
-        ".text\n");
+ * tree's address and an FNV-1a hash of the initrd's bytes.  Runs unchanged on QEMU's virt.  Built
+ * as an Image (the runtime's header, image_head.S: text_offset 0, loaded at RAM + 2 MiB). */
 #include "vpmu.h"
 
 #define FDT_BEGIN_NODE 1

@@ -1,8 +1,5 @@
 /* Measurement harness of the ev_* guests (event semantics, tests/test_events*.py).
  *
- * NOTE: guests/build.py does not track this header; after editing it rebuild the ev_*
- * guests with `guests/build.py --force ev_insts ev_branches ...`.
- *
  * A measured region is a top-level assembly function `void r_NAME(u64 pmcr)` that starts
  * counting with `msr pmcr_el0, x0` and stops with `msr pmcr_el0, xzr`.  Bracketing rule
  * (the same everywhere): a counter read sees every instruction retired before it; the

@@ -82,7 +82,7 @@ def _dask_executor(stack: ExitStack, scheduler: str, workers: int) -> Executor:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    guests = [S.guest_path(g) for g in args.guests]
+    guests = [S.guest_path(g, args.guest_dir) for g in args.guests]
     policies = _policies(args)
     options = {f.name: getattr(args, f.name) for f in fields(RunOptions)}
     if args.report:
@@ -134,7 +134,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="run guests x filter policies on local processes or Dask; table, CSV, JSON, "
                                      "HTML report", description=DESCRIPTION)
-    p.add_argument("guests", nargs="+", metavar="GUEST", help="guest images (or names in guests/build)")
+    p.add_argument("guests", nargs="+", metavar="GUEST",
+                   help="guest images: paths, or names NAME for NAME.elf in the guest directory")
+    p.add_argument("--guest-dir", metavar="DIR", default=None,
+                   help="where guest names are looked up (default: $VPMU_GUESTS)")
     g = p.add_argument_group("policies")
     g.add_argument("--policy", action="append", metavar="FILE",
                    help="a policy file (as vpmu policy reads), repeatable; named after the file")

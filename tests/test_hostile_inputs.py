@@ -242,8 +242,8 @@ def test_plot_to_a_directory_or_a_full_device(tmp_path, hello):
     good = _valid_trace(tmp_path, hello)
     cli("trace", "plot", str(good), "-o", str(tmp_path)).assert_error(errors.EXIT_USAGE, r"-o .*: cannot write")
     if os.path.exists("/dev/full"):
-        cli("trace", "plot", str(good), "-o", "/dev/full").assert_error(errors.EXIT_USAGE,
-                                                                        r"-o /dev/full: cannot write")
+        cli("trace", "plot", str(good), "-o", "/dev/full", "--format", "png").assert_error(
+            errors.EXIT_USAGE, r"-o /dev/full: cannot write")
 
 
 def test_diff_context_cannot_be_negative(tmp_path, hello):

@@ -194,8 +194,8 @@ def test_cli_checks_before_running(tmp_path, capsys, vpmu_guest_dir, monkeypatch
     for args, message in [(["--pmu-version", "9.9"], "invalid choice: '9.9'"),
                           (["--filters", "x=deny:NO_SUCH_EVENT"], "NO_SUCH_EVENT"),
                           (["--csv", str(tmp_path / "no" / "s.csv")], "--csv"),
-                          (["--report", str(tmp_path)], "is a directory"),
-                          (["--jobs", "0"], "at least 1"),
+                          (["--report", str(tmp_path)], "cannot write (Is a directory)"),
+                          (["--jobs", "-1"], "--jobs must be in 0..1024"),
                           (["--trace", str(tmp_path / "t.jsonl"), "--filters", "deny:0x10"], "{guest} and {policy}")]:
         try:
             rc = main(["sweep", g, *args])

@@ -29,6 +29,7 @@ RUNS = [
     ("xen_pmu_driver", {"xen": True, "xen_vpmu": "all"}),
     ("xen_evtchn", {"xen": True, "xen_vpmu": "all"}),
     ("demo", {"trace_limit": 30}),                               # the truncated record
+    ("virtio_testdev", {"virtio_console": "testdev", "append": "mode=bad"}),   # virtio, exit "testdev"
     ("demo", {"no_pmu": True, "max_insns": 200_000}),
 ]
 

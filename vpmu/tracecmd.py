@@ -282,6 +282,8 @@ def check_plot_size(width: int, height: int) -> None:
 
 def plot_format(out: str, fmt: Optional[str] = None) -> str:
     """The image format: ``fmt``, else the output file's extension (.png, .svg)."""
+    if os.path.isdir(out):
+        raise VpmuError(f"-o {out}: cannot write (Is a directory)", EXIT_USAGE)
     if fmt is None:
         fmt = os.path.splitext(out)[1].lstrip(".").lower()
         if fmt not in PLOT_FORMATS:

@@ -94,9 +94,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     # Everything is checked, and the output files opened, before an executor (processes, a
     # cluster) is started: a bad path costs no sweep.
     planned = S.plan(guests, policies, **options)
+    outputs = [(flag, path, _open_output(flag, path))
+               for flag, path in (("--csv", args.csv), ("--json", args.json), ("--report", args.report)) if path]
+    try:
+        return _sweep_and_write(args, planned, options, jobs, outputs)
+    finally:
+        for _, _, f in outputs:
+            try:
+                f.close()
+            except (OSError, ValueError):
+                pass                    # a failed write was reported already
+
+
+def _sweep_and_write(args: argparse.Namespace, planned: list, options: dict, jobs: int, outputs: list) -> int:
     with ExitStack() as stack:
-        outputs = [(flag, path, stack.enter_context(_open_output(flag, path)))
-                   for flag, path in (("--csv", args.csv), ("--json", args.json), ("--report", args.report)) if path]
         executor: Optional[Executor] = None
         if args.dask:
             executor = _dask_executor(stack, args.dask, jobs)
@@ -124,6 +135,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                     given = {k: v for k, v in options.items() if v not in (None, False, ()) and v != DEFAULTS[k]}
                     write_report(rows, f, options=given)
                 f.flush()
+                f.close()
             except (OSError, ValueError) as e:
                 # the table is on stdout already: name the lost file, status 2
                 sys.stderr.write(f"vpmu: {flag} {path}: write failed ({getattr(e, 'strerror', None) or e})\n")

@@ -2,7 +2,7 @@
 """One-command set-up and entry points for a fresh checkout.
 
     python3 dev.py demo    set everything up, then run the demo guest with a counter summary
-    python3 dev.py test    set everything up, then run the whole test suite
+    python3 dev.py test    set everything up, then run ruff, mypy and the whole test suite
     python3 dev.py setup   only set up (.venv, packages, AArch64 toolchain, guest builds)
 
 Set-up needs nothing but Python >= 3.11 and pip: it creates ``.venv/`` in the checkout,
@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 STAMP = VENV / ".vpmu-installed"
+LINTED = ["vpmu", "tests", "tools", "guests", "dev.py"]       # what ruff checks (mypy: pyproject's files)
 
 
 def _say(msg: str) -> None:
@@ -80,10 +81,17 @@ def main(argv: list[str]) -> int:
         elf = ROOT / "guests" / "build" / "demo.elf"
         return subprocess.run([str(VENV / "bin" / "vpmu"), "run", "--summary", str(elf)] + argv[2:],
                               cwd=ROOT, env=env).returncode
-    # test
+    # test: the linters (configured in pyproject.toml), then the suite; all of them run, and
+    # the status is the first failure's
+    lint = [[str(PY), "-m", "ruff", "check", *LINTED], [str(PY), "-m", "mypy"]]
+    statuses = []
+    for cmd in lint:
+        _say(" ".join(cmd[2:]))
+        statuses.append(subprocess.run(cmd, cwd=ROOT, env=env).returncode)
     jobs = os.environ.get("VPMU_TEST_JOBS", str(min(2, os.cpu_count() or 1)))
-    return subprocess.run([str(PY), "-m", "pytest", "-q", "-n", jobs, "tests"] + argv[2:],
-                          cwd=ROOT, env=env).returncode
+    statuses.append(subprocess.run([str(PY), "-m", "pytest", "-q", "-n", jobs, "tests"] + argv[2:],
+                                   cwd=ROOT, env=env).returncode)
+    return next((s for s in statuses if s), 0)
 
 
 if __name__ == "__main__":

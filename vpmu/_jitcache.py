@@ -41,7 +41,7 @@ def configure() -> Path:
     except OSError:
         return d                      # unwritable: numba falls back to not caching
     import numba.core.config as cfg
-    cfg.CACHE_DIR = str(d)
+    setattr(cfg, "CACHE_DIR", str(d))      # numba's config module sets its names at import
     os.environ["NUMBA_CACHE_DIR"] = str(d)
     return d
 

@@ -480,7 +480,8 @@ def impact_report(without, with_policy, flt: EventFilter, guest_pmuver: int = PM
     ena = int(a.get("pmcntenset", 0))
     ev_a, ev_b = list(a.get("evtyper", [])), list(b.get("evtyper", []))
     cnt_a, cnt_b = list(a.get("evcntr", [])), list(b.get("evcntr", []))
-    denied, hidden = [], []
+    denied: list[int] = []
+    hidden: list[int] = []
     for i in range(min(n, len(ev_a), len(cnt_a))):
         event = int(ev_a[i]) & mask
         if i < len(ev_b) and (int(ev_b[i]) & mask) != event:

@@ -360,6 +360,7 @@ def run_plain(path: str, plain: Plain, kv: dict, *, memory: int = DEFAULT_MEMORY
     import unicorn
     from unicorn import arm64_const as R
     from unicorn import unicorn_const as UC
+    from unicorn.unicorn_py3.arch.arm64 import UcAArch64
     from . import arch as X
     from .board.loader import open_image
     from .board.memmap import RAM_BASE
@@ -371,6 +372,7 @@ def run_plain(path: str, plain: Plain, kv: dict, *, memory: int = DEFAULT_MEMORY
     if _int(kv, "fn") != sym[plain.func]:
         raise VpmuError(f"{path}: the guest measured {kv['fn']}, not {plain.func}", EXIT_BAD_IMAGE)
     uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
+    assert isinstance(uc, UcAArch64)        # Uc() returns the architecture's class (cpr_read/cpr_write)
     uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
     uc.cpr_write(*X.SCR_EL3, X.SCR_RW)      # an AArch64 EL1, as the board (vpmu/board/machine.py says why)
     uc.mem_map(RAM_BASE, memory)

@@ -17,15 +17,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def kernel(fn: F) -> F:
     """A numba kernel: cached, no reference counting."""
-    return njit(cache=True, _nrt=False)(fn)  # type: ignore[call-overload,no-any-return]
+    return njit(cache=True, _nrt=False)(fn)  # type: ignore[call-overload]
 
 
 def inline_kernel(fn: F) -> F:
     """A kernel inlined into its callers (the per-block fast path)."""
-    return njit(cache=True, _nrt=False, inline="always")(fn)  # type: ignore[call-overload,no-any-return]
+    return njit(cache=True, _nrt=False, inline="always")(fn)  # type: ignore[call-overload]
 
 
 def nrt_kernel(fn: F) -> F:
     """A kernel that views foreign memory (Unicorn's register structs) with ``carray``,
     which needs numba's runtime."""
-    return njit(cache=True)(fn)  # type: ignore[no-any-return]
+    return njit(cache=True)(fn)  # type: ignore[return-value]

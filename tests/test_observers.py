@@ -6,20 +6,11 @@ from vpmu import api
 from vpmu.config import Observers
 from vpmu.options import RunOptions
 
-# What guests/src/demo.c reads with its own counters in its PMCR_EL0.E window.
-DEMO = {"INST_RETIRED": 133959, "BR_RETIRED": 35119, "BR_MIS_PRED": 520, "LD_RETIRED": 17808,
-        "ST_RETIRED": 15500, "MEM_ACCESS": 33308, "CPU_CYCLES": 133959}
+from demo_guest import DEMO, demo_readings
+
 DEMO_NUMBERS = {"INST_RETIRED": 0x08, "BR_RETIRED": 0x21, "BR_MIS_PRED": 0x10, "LD_RETIRED": 0x06,
                 "ST_RETIRED": 0x07, "MEM_ACCESS": 0x13, "CPU_CYCLES": 0x11}
 
-
-def _readings(out: str) -> dict:
-    got = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] in DEMO and parts[1].isdigit():
-            got[parts[0]] = int(parts[1])
-    return got
 
 
 def _run(guest, events=(), window="enabled", **opts):
@@ -36,7 +27,7 @@ def _all(*numbers):
 def test_observers_count_what_the_guest_reads(vpmu_guest_dir):
     demo = str(vpmu_guest_dir / "demo.elf")
     r = _run(demo, _all(*DEMO_NUMBERS.values()))
-    assert _readings(r.output) == DEMO
+    assert demo_readings(r.output) == DEMO
     assert dict(zip(DEMO_NUMBERS, r.observed)) == DEMO
     whole = _run(demo, _all(0x08, 0x11), window="run")
     assert whole.observed == [whole.icount, whole.cycles] == [148693, 148693]
@@ -81,7 +72,7 @@ def test_cache_observers_run_the_cache_model_from_the_start(vpmu_guest_dir):
 
 def test_the_guests_filter_does_not_apply_to_observers(vpmu_guest_dir):
     r = _run(str(vpmu_guest_dir / "demo.elf"), _all(0x08, 0x10), filters=["deny:0-0xFFFF"])
-    assert _readings(r.output)["INST_RETIRED"] == 0           # the guest's counters are stopped
+    assert demo_readings(r.output)["INST_RETIRED"] == 0           # the guest's counters are stopped
     assert r.observed == [DEMO["INST_RETIRED"], DEMO["BR_MIS_PRED"]]
 
 

@@ -10,19 +10,9 @@ from vpmu import report
 from vpmu.cli import main
 from vpmu.pmu import events
 
-# What guests/src/demo.c reads with its own counters (its printed table; the README's numbers).
-DEMO = {"INST_RETIRED": 133959, "BR_RETIRED": 35119, "BR_MIS_PRED": 520, "LD_RETIRED": 17808,
-        "ST_RETIRED": 15500, "MEM_ACCESS": 33308, "CPU_CYCLES": 133959}
+from demo_guest import DEMO, demo_readings
 
 
-def _demo_readings(out: str) -> dict:
-    """The demo guest's own table: '  NAME   count' lines."""
-    got = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] in DEMO and parts[1].isdigit():
-            got[parts[0]] = int(parts[1])
-    return got
 
 
 def _sv(text: str, sep: str = ",") -> list[dict]:
@@ -69,7 +59,7 @@ def test_run_summary_json_and_csv_match_the_guests_readings(vpmu_guest_dir, caps
     demo = str(vpmu_guest_dir / "demo.elf")
     assert main(["run", "--json", demo]) == 0
     cap = capsys.readouterr()
-    assert _demo_readings(cap.out) == DEMO
+    assert demo_readings(cap.out) == DEMO
     data = json.loads(cap.err)
     assert (data["reason"], data["exit_status"], data["instructions"]) == ("exit", 0, 148693)
     got = {c["event_name"]: c["value"] for c in data["pmu"]["counters"]}

@@ -10,18 +10,9 @@ from vpmu import stat
 from vpmu.cli import main
 from vpmu.pmu.perfnames import parse
 
-# What guests/src/demo.c reads with its own counters in its PMCR_EL0.E window.
-DEMO = {"INST_RETIRED": 133959, "BR_RETIRED": 35119, "BR_MIS_PRED": 520, "LD_RETIRED": 17808,
-        "ST_RETIRED": 15500, "MEM_ACCESS": 33308, "CPU_CYCLES": 133959}
+from demo_guest import DEMO, demo_readings
 
 
-def _readings(out: str) -> dict:
-    got = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] in DEMO and parts[1].isdigit():
-            got[parts[0]] = int(parts[1])
-    return got
 
 
 # ---- the -e list -----------------------------------------------------------------------------
@@ -110,7 +101,7 @@ def test_stat_counts_equal_the_guests_own_readings(vpmu_guest_dir, capsys):
     """The issue's acceptance: `vpmu stat -e instructions,branch-misses,cycles demo.elf`."""
     assert main(["stat", "-e", "instructions,branch-misses,cycles", str(vpmu_guest_dir / "demo.elf")]) == 0
     cap = capsys.readouterr()
-    own = _readings(cap.out)
+    own = demo_readings(cap.out)
     assert own == DEMO
     assert "Performance counter stats for" in cap.err
     assert _table(cap.err) == {"instructions": own["INST_RETIRED"], "branch-misses": own["BR_MIS_PRED"],

@@ -430,31 +430,31 @@ def _trace_limit(value: Any) -> TraceLimit:
                      f"not {value!r}")
 
 
-def _max_output(value: Union[int, str, None]) -> Optional[int]:
+def _size(flag: str, value: Union[int, str, None]) -> Optional[int]:
+    """A size option's value (bytes, or text such as '64MiB'), None when not given."""
     if value is None:
         return None
     if isinstance(value, str):
         try:
             value = parse_size(value)
         except ValueError as e:
-            raise UsageError(f"--max-output: {e}") from None
+            raise UsageError(f"{flag}: {e}") from None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"--max-output must be a size, not {value!r}")
-    if value < 1:
+        raise UsageError(f"{flag} must be a size, not {value!r}")
+    return value
+
+
+def _max_output(value: Union[int, str, None]) -> Optional[int]:
+    value = _size("--max-output", value)
+    if value is not None and value < 1:
         raise UsageError(f"--max-output must be at least 1 byte (got {value})")
     return value
 
 
 def _memory(value: Union[int, str, None]) -> Optional[int]:
+    value = _size("--memory", value)
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            value = parse_size(value)
-        except ValueError as e:
-            raise UsageError(f"--memory: {e}") from None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"--memory must be a size, not {value!r}")
     if not MEMORY_MIN <= value <= MEMORY_MAX or value % 4096:
         raise UsageError(f"--memory must be a multiple of 4 KiB between 1M and 4G (got {value:#x})")
     return value

@@ -42,7 +42,7 @@ def test_shared_info_remap_after_remove_keeps_contents():
     fe, env, g = make()
     assert g.map_shared_info() == 0
     rc, port = g.bind_virq(A.VIRQ_XENPMU)
-    fe.evtchn.send_vcpu_virq(fe.vcpus[0], A.VIRQ_XENPMU)
+    fe.domain.evtchn.send_vcpu_virq(fe.domain.vcpus[0], A.VIRQ_XENPMU)
     assert unmap(g, 0x10) == -ENOENT                           # a hole
     assert unmap(g, OTHER_PAGE >> 12) == -EOPNOTSUPP           # plain RAM: not modelled
     assert unmap(g, SHINFO_PAGE >> 12, domid=4) == -ESRCH

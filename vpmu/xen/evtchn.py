@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Optional
 
 from . import abi as A
 from . import layout as L
+from .vcpu import stop_poll_timer
 from .xerrno import EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOSPC, ENOSYS, EOPNOTSUPP, ESRCH
 
 if TYPE_CHECKING:
     from .core import Vcpu
-    from .hypercall import XenFrontend
+    from .domain import Domain
 
 # Channel states (xen/include/xen/sched.h ECS_*)
 ECS_FREE, ECS_RESERVED, ECS_UNBOUND, ECS_INTERDOMAIN, ECS_PIRQ, ECS_VIRQ, ECS_IPI = range(7)
@@ -72,8 +73,8 @@ class Chan:
 
 
 class EventChannels:
-    def __init__(self, fe: "XenFrontend", max_evtchn_port: int):
-        self.fe = fe
+    def __init__(self, d: "Domain", max_evtchn_port: int):
+        self.d = d
         self.max_evtchn_port = max_evtchn_port
         self.valid = EVTCHNS_PER_BUCKET           # bucket 0 exists from evtchn_init()
         self.chans: dict[int, Chan] = {0: Chan(ECS_RESERVED)}
@@ -100,16 +101,16 @@ class EventChannels:
 
     def free(self, port: int) -> None:
         # evtchn_free(): clear the pending bit (not the mask), back to ECS_FREE / vCPU0.
-        self.fe.shared.set_bit(OFF_PENDING, port, False)
+        self.d.shared_info.set_bit(OFF_PENDING, port, False)
         self.chans.pop(port, None)
 
     # --- delivery (event_2l.c + arch/arm/domain.c) ------------------------------------
     def set_pending(self, vid: int, port: int) -> None:
         """evtchn_2l_set_pending()."""
-        sh = self.fe.shared
+        sh = self.d.shared_info
         if sh.set_bit(OFF_PENDING, port, True):
             return                                    # edge already recorded
-        v = self.fe.vcpus[vid]
+        v = self.d.vcpus[vid]
         if not sh.get_bit(OFF_MASK, port) and \
                 not v.vi_region.set_bit(v.vi_off + OFF_PENDING_SEL, port // 64, True):
             self.mark_events_pending(v, port)
@@ -130,12 +131,12 @@ class EventChannels:
         if v.line == level:
             return
         v.line = level
-        fe = self.fe
-        if v.id == fe.current_vcpu:
-            fe.env.set_ppi_level(fe.evtchn_ppi, level)
+        d = self.d
+        if v.id == d.current_vcpu:
+            d.env.set_ppi_level(d.evtchn_ppi, level)
         c = self.chans.get(port) if port is not None else None
         virq = c.virq if c is not None and c.state == ECS_VIRQ else None
-        fe.trace({"type": "xen_upcall", "vcpu": v.id, "intid": fe.evtchn_ppi,
+        d.trace({"type": "xen_upcall", "vcpu": v.id, "intid": d.evtchn_ppi,
                   "level": level, "port": port, "virq": virq})
 
     def sync_line(self, v: "Vcpu") -> None:
@@ -143,18 +144,18 @@ class EventChannels:
         self.drive_line(v, self.upcall_pending(v))
 
     def check_pollers(self, port: int) -> None:
-        for v in self.fe.vcpus:
+        for v in self.d.vcpus:
             if v.blocked and v.poll_ports is not None and \
                     (len(v.poll_ports) != 1 or v.poll_ports[0] == port):
                 v.blocked = False
                 v.poll_ports = None
-                self.fe.cancel_poll_timer(v)
+                stop_poll_timer(self.d, v)
 
     def unmask(self, port: int) -> None:
         """evtchn_2l_unmask()."""
-        sh = self.fe.shared
+        sh = self.d.shared_info
         c = self.chans.get(port)
-        v = self.fe.vcpus[c.notify_vcpu if c else 0]
+        v = self.d.vcpus[c.notify_vcpu if c else 0]
         if sh.set_bit(OFF_MASK, port, False) and sh.get_bit(OFF_PENDING, port) and \
                 not v.vi_region.set_bit(v.vi_off + OFF_PENDING_SEL, port // 64, True):
             self.mark_events_pending(v, port)
@@ -168,12 +169,12 @@ class EventChannels:
         return port
 
     def is_pending(self, port: int) -> bool:
-        return 0 <= port < MAX_EVTCHNS_2L and self.fe.shared.get_bit(OFF_PENDING, port)
+        return 0 <= port < MAX_EVTCHNS_2L and self.d.shared_info.get_bit(OFF_PENDING, port)
 
     # --- EVTCHNOP_* ---------------------------------------------------------------------
     def op(self, cmd: int, arg: int) -> int:
         """do_event_channel_op(): copy-in (-EFAULT), the command, copy-out (-EFAULT)."""
-        g = self.fe.guest
+        g = self.d.guest
         handler = self._OPS.get(cmd)
         if handler is None:
             return -ENOSYS
@@ -189,19 +190,19 @@ class EventChannels:
 
     def _alloc_unbound(self, s, buf) -> int:
         f = s.unpack(buf)
-        if not self.fe.lookup_domain(f["dom"]):
+        if not self.d.lookup_domain(f["dom"]):
             return -ESRCH
         port = self.get_free_port()
         if port < 0:
             return port
-        remote = self.fe.domid if f["remote_dom"] == A.DOMID_SELF else f["remote_dom"]
+        remote = self.d.domain_id if f["remote_dom"] == A.DOMID_SELF else f["remote_dom"]
         self.chans[port] = Chan(ECS_UNBOUND, remote_domid=remote)
         s.put(buf, "port", port)
         return 0
 
     def _bind_interdomain(self, s, buf) -> int:
         f = s.unpack(buf)
-        if not self.fe.lookup_domain(f["remote_dom"]):
+        if not self.d.lookup_domain(f["remote_dom"]):
             return -ESRCH
         lport = self.get_free_port()
         if lport < 0:
@@ -210,11 +211,11 @@ class EventChannels:
         if not self.port_is_valid(rport):
             return -EINVAL
         rchn = self.chans.get(rport)
-        if rchn is None or rchn.state != ECS_UNBOUND or rchn.remote_domid != self.fe.domid:
+        if rchn is None or rchn.state != ECS_UNBOUND or rchn.remote_domid != self.d.domain_id:
             return -EINVAL
-        self.chans[lport] = Chan(ECS_INTERDOMAIN, remote_domid=self.fe.domid, remote_port=rport)
+        self.chans[lport] = Chan(ECS_INTERDOMAIN, remote_domid=self.d.domain_id, remote_port=rport)
         rchn.state = ECS_INTERDOMAIN
-        rchn.remote_domid = self.fe.domid
+        rchn.remote_domid = self.d.domain_id
         rchn.remote_port = lport
         # "We may have lost notifications on the remote unbound port": always notify.
         self.set_pending(0, lport)
@@ -229,11 +230,11 @@ class EventChannels:
         vtype = virq_type(virq)
         if vtype != VIRQ_VCPU and vcpu != 0:
             return -EINVAL
-        if vcpu >= len(self.fe.vcpus):
+        if vcpu >= len(self.d.vcpus):
             return -ENOENT
-        if vtype == VIRQ_GLOBAL and not self.fe.is_global_virq_handler():
+        if vtype == VIRQ_GLOBAL and not self.d.is_global_virq_handler():
             return -EBUSY
-        v = self.fe.vcpus[vcpu]
+        v = self.d.vcpus[vcpu]
         if v.virq_to_port[virq] != 0:
             return -EEXIST
         port = self.get_free_port()
@@ -257,14 +258,14 @@ class EventChannels:
             return -EINVAL
         if c.state == ECS_VIRQ:
             owner = 0 if virq_type(c.virq) != VIRQ_VCPU else c.notify_vcpu
-            v = self.fe.vcpus[owner]
+            v = self.d.vcpus[owner]
             if v.virq_to_port[c.virq] == port:
                 v.virq_to_port[c.virq] = 0
         elif c.state == ECS_INTERDOMAIN:
             peer = self.chans.get(c.remote_port)
             if peer is not None and peer.state == ECS_INTERDOMAIN:
                 peer.state = ECS_UNBOUND
-                peer.remote_domid = self.fe.domid
+                peer.remote_domid = self.d.domain_id
                 peer.remote_port = 0
         self.free(port)
         return 0
@@ -291,7 +292,7 @@ class EventChannels:
 
     def _status(self, s, buf) -> int:
         f = s.unpack(buf)
-        if not self.fe.lookup_domain(f["dom"]):
+        if not self.d.lookup_domain(f["dom"]):
             return -ESRCH
         port = f["port"]
         if not self.port_is_valid(port):
@@ -317,7 +318,7 @@ class EventChannels:
 
     def _bind_ipi(self, s, buf) -> int:
         vcpu = s.get(buf, "vcpu")
-        if vcpu >= len(self.fe.vcpus):
+        if vcpu >= len(self.d.vcpus):
             return -ENOENT
         port = self.get_free_port()
         if port < 0:
@@ -328,7 +329,7 @@ class EventChannels:
 
     def _bind_vcpu(self, s, buf) -> int:
         port, vcpu = s.get(buf, "port"), s.get(buf, "vcpu")
-        if vcpu >= len(self.fe.vcpus):
+        if vcpu >= len(self.d.vcpus):
             return -ENOENT
         if not self.port_is_valid(port):
             return -EINVAL
@@ -350,7 +351,7 @@ class EventChannels:
         return 0
 
     def _reset(self, s, buf) -> int:
-        if not self.fe.lookup_domain(s.get(buf, "dom")):
+        if not self.d.lookup_domain(s.get(buf, "dom")):
             return -ESRCH
         for port in range(self.valid):
             self.close(port)                          # errors (port 0, free ports) ignored
@@ -383,3 +384,8 @@ class EventChannels:
         A.EVTCHNOP_expand_array: (L.EVTCHN_EXPAND_ARRAY, _expand_array, False),
         A.EVTCHNOP_set_priority: (L.EVTCHN_SET_PRIORITY, _set_priority, False),
     }
+
+
+def do_event_channel_op(d: "Domain", cmd: int, arg: int) -> int:
+    """event_channel_op (32) on the caller's domain."""
+    return d.evtchn.op(cmd, arg)

@@ -28,7 +28,7 @@ one interrupt per notification.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, ClassVar, Optional
 
 from . import abi as A
 from . import layout as L
@@ -83,9 +83,13 @@ class EventChannels:
     def port_is_valid(self, port: int) -> bool:
         return 0 <= port < self.valid
 
-    def state(self, port: int) -> int:
+    def chan(self, port: int) -> Chan:
+        """evtchn_from_port(): a port without a channel reads as a free one (vCPU 0)."""
         c = self.chans.get(port)
-        return c.state if c else ECS_FREE
+        return c if c is not None else Chan(ECS_FREE)
+
+    def state(self, port: int) -> int:
+        return self.chan(port).state
 
     def get_free_port(self) -> int:
         for port in range(0, self.max_evtchn_port + 1):
@@ -154,8 +158,7 @@ class EventChannels:
     def unmask(self, port: int) -> None:
         """evtchn_2l_unmask()."""
         sh = self.d.shared_info
-        c = self.chans.get(port)
-        v = self.d.vcpus[c.notify_vcpu if c else 0]
+        v = self.d.vcpus[self.chan(port).notify_vcpu]
         if sh.set_bit(OFF_MASK, port, False) and sh.get_bit(OFF_PENDING, port) and \
                 not v.vi_region.set_bit(v.vi_off + OFF_PENDING_SEL, port // 64, True):
             self.mark_events_pending(v, port)
@@ -188,7 +191,7 @@ class EventChannels:
             rc = -EFAULT                              # "Cleaning up here would be a mess!"
         return rc
 
-    def _alloc_unbound(self, s, buf) -> int:
+    def _alloc_unbound(self, s: L.Struct, buf: bytearray) -> int:
         f = s.unpack(buf)
         if not self.d.lookup_domain(f["dom"]):
             return -ESRCH
@@ -200,7 +203,7 @@ class EventChannels:
         s.put(buf, "port", port)
         return 0
 
-    def _bind_interdomain(self, s, buf) -> int:
+    def _bind_interdomain(self, s: L.Struct, buf: bytearray) -> int:
         f = s.unpack(buf)
         if not self.d.lookup_domain(f["remote_dom"]):
             return -ESRCH
@@ -222,7 +225,7 @@ class EventChannels:
         s.put(buf, "local_port", lport)
         return 0
 
-    def _bind_virq(self, s, buf) -> int:
+    def _bind_virq(self, s: L.Struct, buf: bytearray) -> int:
         f = s.unpack(buf)
         virq, vcpu = f["virq"], f["vcpu"]
         if virq >= A.NR_VIRQS:
@@ -245,7 +248,7 @@ class EventChannels:
         s.put(buf, "port", port)
         return 0
 
-    def _bind_pirq(self, s, buf) -> int:
+    def _bind_pirq(self, s: L.Struct, buf: bytearray) -> int:
         # "pirq < 0 || pirq >= d->nr_pirqs" is always true on Arm (nr_pirqs == 0).
         return -EINVAL
 
@@ -270,18 +273,17 @@ class EventChannels:
         self.free(port)
         return 0
 
-    def _close(self, s, buf) -> int:
+    def _close(self, s: L.Struct, buf: bytearray) -> int:
         return self.close(s.get(buf, "port"))
 
-    def _send(self, s, buf) -> int:
+    def _send(self, s: L.Struct, buf: bytearray) -> int:
         port = s.get(buf, "port")
         if not self.port_is_valid(port):
             return -EINVAL
-        c = self.chans.get(port)
-        state = c.state if c else ECS_FREE
+        c = self.chan(port)
+        state = c.state
         if state == ECS_INTERDOMAIN:
-            peer = self.chans.get(c.remote_port)
-            self.set_pending(peer.notify_vcpu if peer else 0, c.remote_port)
+            self.set_pending(self.chan(c.remote_port).notify_vcpu, c.remote_port)
             return 0
         if state == ECS_IPI:
             self.set_pending(c.notify_vcpu, port)
@@ -290,15 +292,15 @@ class EventChannels:
             return 0                                  # silently drop the notification
         return -EINVAL                                # free, reserved, VIRQ, PIRQ
 
-    def _status(self, s, buf) -> int:
+    def _status(self, s: L.Struct, buf: bytearray) -> int:
         f = s.unpack(buf)
         if not self.d.lookup_domain(f["dom"]):
             return -ESRCH
         port = f["port"]
         if not self.port_is_valid(port):
             return -EINVAL
-        c = self.chans.get(port)
-        state = c.state if c else ECS_FREE
+        c = self.chan(port)
+        state = c.state
         if state in (ECS_FREE, ECS_RESERVED):
             s.put(buf, "status", A.EVTCHNSTAT_closed)
         elif state == ECS_UNBOUND:
@@ -313,10 +315,10 @@ class EventChannels:
             buf[L.EVTCHN_STATUS_U32:L.EVTCHN_STATUS_U32 + 4] = c.virq.to_bytes(4, "little")
         elif state == ECS_IPI:
             s.put(buf, "status", A.EVTCHNSTAT_ipi)
-        s.put(buf, "vcpu", c.notify_vcpu if c else 0)
+        s.put(buf, "vcpu", c.notify_vcpu)
         return 0
 
-    def _bind_ipi(self, s, buf) -> int:
+    def _bind_ipi(self, s: L.Struct, buf: bytearray) -> int:
         vcpu = s.get(buf, "vcpu")
         if vcpu >= len(self.d.vcpus):
             return -ENOENT
@@ -327,14 +329,14 @@ class EventChannels:
         s.put(buf, "port", port)
         return 0
 
-    def _bind_vcpu(self, s, buf) -> int:
+    def _bind_vcpu(self, s: L.Struct, buf: bytearray) -> int:
         port, vcpu = s.get(buf, "port"), s.get(buf, "vcpu")
         if vcpu >= len(self.d.vcpus):
             return -ENOENT
         if not self.port_is_valid(port):
             return -EINVAL
-        c = self.chans.get(port)
-        state = c.state if c else ECS_FREE
+        c = self.chan(port)
+        state = c.state
         if state == ECS_VIRQ and virq_type(c.virq) != VIRQ_VCPU:
             c.notify_vcpu = vcpu
             return 0
@@ -343,32 +345,34 @@ class EventChannels:
             return 0
         return -EINVAL
 
-    def _unmask(self, s, buf) -> int:
+    def _unmask(self, s: L.Struct, buf: bytearray) -> int:
         port = s.get(buf, "port")
         if not self.port_is_valid(port):
             return -EINVAL
         self.unmask(port)
         return 0
 
-    def _reset(self, s, buf) -> int:
+    def _reset(self, s: L.Struct, buf: bytearray) -> int:
         if not self.d.lookup_domain(s.get(buf, "dom")):
             return -ESRCH
         for port in range(self.valid):
             self.close(port)                          # errors (port 0, free ports) ignored
         return 0
 
-    def _init_control(self, s, buf) -> int:
+    def _init_control(self, s: L.Struct, buf: bytearray) -> int:
         return -EOPNOTSUPP                            # CONFIG_EVTCHN_FIFO=n
 
-    def _expand_array(self, s, buf) -> int:
+    def _expand_array(self, s: L.Struct, buf: bytearray) -> int:
         return -EOPNOTSUPP
 
-    def _set_priority(self, s, buf) -> int:
+    def _set_priority(self, s: L.Struct, buf: bytearray) -> int:
         if not self.port_is_valid(s.get(buf, "port")):
             return -EINVAL
         return -ENOSYS                                # 2-level ops have no set_priority
 
-    _OPS = {
+    # EVTCHNOP_* -> (argument struct, handler, copy the struct back on success)
+    _OPS: ClassVar[dict[int, tuple[L.Struct, Callable[[EventChannels, L.Struct, bytearray], int],
+                                   bool]]] = {
         A.EVTCHNOP_alloc_unbound: (L.EVTCHN_ALLOC_UNBOUND, _alloc_unbound, True),
         A.EVTCHNOP_bind_interdomain: (L.EVTCHN_BIND_INTERDOMAIN, _bind_interdomain, True),
         A.EVTCHNOP_bind_virq: (L.EVTCHN_BIND_VIRQ, _bind_virq, True),

@@ -123,7 +123,7 @@ class XenPmu:
         if op not in (A.XENPMU_init, A.XENPMU_finish, A.XENPMU_lvtpc_set, A.XENPMU_flush) \
                 and not d.is_privileged:
             return -EPERM                                 # xsm_pmu_op: XSM_PRIV
-        params = None
+        params: dict = {}                                 # read only by the ops below
         if op in (A.XENPMU_mode_set, A.XENPMU_feature_set, A.XENPMU_init, A.XENPMU_finish):
             raw = d.guest.copy_from(arg, L.XEN_PMU_PARAMS.size)
             if raw is None:
@@ -157,7 +157,7 @@ class XenPmu:
             v = d.current
             if v.pmu.page_pa is None:
                 return -EINVAL
-            self._lvtpc_update(v)
+            self._lvtpc_update(v, v.pmu.page_pa)
             return 0
         if op == A.XENPMU_flush:
             return self._flush(d.current)
@@ -212,40 +212,41 @@ class XenPmu:
         p.lvtpc_masked = p.hw_masked = True
         p.page_pa = None                                  # page contents are left as they were
 
-    def _lvtpc_update(self, v: "Vcpu") -> None:
-        """vpmu_lvtpc_update(): only bit 16 of l.irq_ctrl is honoured."""
+    def _lvtpc_update(self, v: "Vcpu", page_pa: int) -> None:
+        """vpmu_lvtpc_update(): only bit 16 of l.irq_ctrl (of the page at ``page_pa``)."""
         if self.mode == A.XENPMU_MODE_OFF:
             return
-        raw = self.d.guest.read_phys(v.pmu.page_pa + _D.off("l.irq_ctrl"), 4) or bytes(4)
+        raw = self.d.guest.read_phys(page_pa + _D.off("l.irq_ctrl"), 4) or bytes(4)
         v.pmu.lvtpc_masked = bool(int.from_bytes(raw, "little") & A.PMU_IRQ_MASKED)
         if not v.pmu.cached:                              # postponed while a sample is pending
             v.pmu.hw_masked = v.pmu.lvtpc_masked
 
-    def _set_flags(self, v: "Vcpu", set_bits: int, clear_bits: int) -> None:
+    def _set_flags(self, page_pa: int, set_bits: int, clear_bits: int) -> None:
         g = self.d.guest
-        off = v.pmu.page_pa + _D.off("pmu_flags")
+        off = page_pa + _D.off("pmu_flags")
         flags = int.from_bytes(g.read_phys(off, 8) or bytes(8), "little")
         g.write_phys(off, ((flags & ~clear_bits) | set_bits).to_bytes(8, "little"))
 
     def _flush(self, v: "Vcpu") -> int:
         p = v.pmu
-        if p.page_pa is None:
+        pa = p.page_pa
+        if pa is None:
             return -EINVAL
         was_cached = p.cached
-        self._set_flags(v, 0, A.PMU_CACHED)
+        self._set_flags(pa, 0, A.PMU_CACHED)
         p.cached = False
-        self._lvtpc_update(v)
+        self._lvtpc_update(v, pa)
         if not (was_cached and p.initialised):
             return 0
         d = self.d
-        raw = d.guest.read_phys(p.page_pa, _D.size) or bytes(_D.size)
+        raw = d.guest.read_phys(pa, _D.size) or bytes(_D.size)
         page = _D.unpack(raw)
         bad = validate(page, p.sample_pmcr, p.sample_n, self.rules)
         if bad is not None:
-            self._set_flags(v, A.PMU_CACHED, 0)
+            self._set_flags(pa, A.PMU_CACHED, 0)
             p.cached = True
             p.hw_masked = True                            # vpmu_load failure re-masks
-            d.note("rejected", bad)                      # lands in the hypercall record
+            d.note("rejected", bad)                       # lands in the hypercall record
             return -EIO
         n = p.sample_n
         pmcr = page["c.pmcr"]
@@ -257,7 +258,7 @@ class XenPmu:
             ccntr = 0
         if pmcr & (PMCR_P | PMCR_C):
             pmcr &= ~(PMCR_P | PMCR_C)
-            d.guest.write_phys(p.page_pa + _D.off("c.pmcr"), pmcr.to_bytes(8, "little"))
+            d.guest.write_phys(pa + _D.off("c.pmcr"), pmcr.to_bytes(8, "little"))
         regs = PmuRegs(
             nr_counters=n, pmcr=pmcr, pmcntenset=page["c.pmcntenset"],
             pmintenset=page["c.pmintenset"], pmovsset=page["c.pmovsset"],

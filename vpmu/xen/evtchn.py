@@ -73,6 +73,9 @@ class Chan:
 
 
 class EventChannels:
+    """The domain's event channels (``d->evtchn``, ``d->valid_evtchns``, ``d->max_evtchn_port``)
+    and their 2-level delivery into its shared_info and vcpu_info."""
+
     def __init__(self, d: "Domain", max_evtchn_port: int):
         self.d = d
         self.max_evtchn_port = max_evtchn_port

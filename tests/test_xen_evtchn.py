@@ -117,13 +117,13 @@ def test_send_rules():
 def test_close_rules_and_virq_rebind():
     fe, env, g = ready()
     _, port = g.bind_virq(A.VIRQ_XENPMU)
-    fe.evtchn.send_vcpu_virq(fe.vcpus[0], A.VIRQ_XENPMU)
+    fe.domain.evtchn.send_vcpu_virq(fe.domain.vcpus[0], A.VIRQ_XENPMU)
     g.set_mask(port, True)
     assert g.pending(port)
     assert g.port_op(A.EVTCHNOP_close, port) == 0
     assert not g.pending(port) and g.masked(port)              # pending cleared, mask kept
     assert status(g, port)[:2] == (0, A.EVTCHNSTAT_closed)
-    assert fe.evtchn.send_vcpu_virq(fe.vcpus[0], A.VIRQ_XENPMU) is None   # unbound: lost
+    assert fe.domain.evtchn.send_vcpu_virq(fe.domain.vcpus[0], A.VIRQ_XENPMU) is None   # unbound: lost
     assert g.port_op(A.EVTCHNOP_close, port) == -EINVAL        # already free
     assert g.port_op(A.EVTCHNOP_close, 0) == -EINVAL
     assert g.port_op(A.EVTCHNOP_close, 200) == -EINVAL
@@ -212,9 +212,9 @@ def test_enospc_at_max_evtchn_port():
 
 def test_domu_default_port_limit_is_xl_default():
     fe, env, g = ready(domid=DOMU)
-    assert fe.evtchn.max_evtchn_port == 1023
+    assert fe.domain.evtchn.max_evtchn_port == 1023
     fe, env, g = ready(domid=0)
-    assert fe.evtchn.max_evtchn_port == 4095
+    assert fe.domain.evtchn.max_evtchn_port == 4095
 
 
 # --- interdomain loopback, IPIs, bind_vcpu -----------------------------------------------------

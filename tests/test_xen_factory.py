@@ -38,8 +38,8 @@ def build(**cfg):
 
 def test_config_is_honoured():
     m, fe, g = build(xen_domid=5, xen_vpmu="hv")
-    assert fe.domid == 5 and not fe.privileged and fe.vpmu_mode == A.XENPMU_MODE_HV
-    assert fe.active_vpmus == 1 and fe.evtchn_ppi == 31
+    assert fe.domain.domain_id == 5 and not fe.domain.is_privileged and fe.vpmu_mode == A.XENPMU_MODE_HV
+    assert fe.active_vpmus == 1 and fe.domain.evtchn_ppi == 31
 
 
 @pytest.mark.parametrize("version,bits,rw,typer", [("3.0", 32, 0x7F, 0xF80003FF),
@@ -50,7 +50,7 @@ def test_page_rules_follow_the_pmu_version(version, bits, rw, typer):
     r = page_rules_for(PmuConfig(version=version).pmuver)
     assert (r.event_counter_bits, r.pmcr_rw_mask, r.pmevtyper_mask) == (bits, rw, typer)
     m, fe, g = build(pmu=PmuConfig(version=version))
-    assert fe.pmu.rules == r
+    assert fe.domain.vpmu.rules == r
 
 
 def test_trace_records_validate_against_the_schema():

@@ -42,7 +42,7 @@ def test_shared_info_remap_after_remove_keeps_contents():
     fe, env, g = make()
     assert g.map_shared_info() == 0
     rc, port = g.bind_virq(A.VIRQ_XENPMU)
-    fe.evtchn.send_vcpu_virq(fe.vcpus[0], A.VIRQ_XENPMU)
+    fe.domain.evtchn.send_vcpu_virq(fe.domain.vcpus[0], A.VIRQ_XENPMU)
     assert unmap(g, 0x10) == -ENOENT                           # a hole
     assert unmap(g, OTHER_PAGE >> 12) == -EOPNOTSUPP           # plain RAM: not modelled
     assert unmap(g, SHINFO_PAGE >> 12, domid=4) == -ESRCH
@@ -269,6 +269,39 @@ def test_hypercall_args_are_normalised():
     rec = env.of_type("hypercall")[-1]
     assert rec["args"] == [A.XENVER_pagesize, 0, 0, 0, 0]
     assert rec["op_name"] == "pagesize" and rec["result"] == 4096 and rec["errno"] is None
+
+
+def test_the_table_only_dispatches_to_handlers_in_the_operation_modules():
+    """hypercall.py holds no behaviour: each entry names a do_* handler of an operation
+    module that takes the Domain and exactly the arguments the entry converts."""
+    import inspect
+
+    from vpmu.xen.hypercall import HYPERCALLS
+    assert set(HYPERCALLS) <= set(A.HYPERCALL_NAMES)
+    for nr, (handler, types) in HYPERCALLS.items():
+        assert handler.__module__ != "vpmu.xen.hypercall" and handler.__name__.startswith("do_"), nr
+        params = list(inspect.signature(handler).parameters)
+        assert params[0] == "d" and len(params) == 1 + len(types), (nr, params)
+
+
+@pytest.mark.parametrize("nr,args,expect", [
+    # int cmd: the low 32 bits, signed (0xFFFFFFFF is -1, an unknown command)
+    (A.HYPERVISOR_xen_version, [(1 << 32) | A.XENVER_pagesize, 0], 4096),
+    (A.HYPERVISOR_xen_version, [A.U32, 0], -ENOSYS),
+    (A.HYPERVISOR_sched_op, [(7 << 32) | A.SCHEDOP_yield, 0], 0),
+    # unsigned int vcpuid: vCPU 0 whatever the upper half
+    (A.HYPERVISOR_vcpu_op, [A.VCPUOP_is_up, (5 << 32) | 0, 0], 1),
+    # unsigned long cmd: memory_op's extent start is cmd >> 6, all 64 bits of it
+    (A.HYPERVISOR_memory_op, [(1 << 32) | A.XENMEM_add_to_physmap, SCRATCH], -EDOM),
+    # unsigned int count: grant_table_op's count 1 with garbage above bit 31 ...
+    (A.HYPERVISOR_grant_table_op, [A.GNTTABOP_query_size, BAD_VA, (1 << 32) | 1], -EFAULT),
+    # ... but a count with bit 31 set is a negative int to Xen
+    (A.HYPERVISOR_grant_table_op, [A.GNTTABOP_query_size, SCRATCH, 1 << 31], -EINVAL),
+])
+def test_arguments_take_their_c_types(nr, args, expect):
+    fe, env, g = make()
+    g.env.put(SCRATCH, bytes(64))
+    assert fe.hypercall(nr, args) == expect
 
 
 def test_trace_keys_are_stable():

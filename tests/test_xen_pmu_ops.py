@@ -175,7 +175,7 @@ def test_feature_set_combinations_mode_off_and_busy():
     fe.add_foreign_vcpu()
     assert g.pmu(A.XENPMU_feature_set, val=7) == 0        # unchanged: fine while busy
     assert g.pmu(A.XENPMU_feature_set, val=1) == -EBUSY
-    assert fe.pmu.features == 7
+    assert fe.domain.vpmu.features == 7
 
 
 def test_init_rules_in_order():
@@ -215,11 +215,11 @@ def test_init_while_mode_off_registers_page_without_vpmu():
     assert g.pmu(A.XENPMU_mode_set, val=0) == 0
     assert g.pmu_init() == 0
     assert env.u32(PMU_PAGE + 0x60) == 0                  # arch init skipped
-    assert fe.pmu_irq_owned() and not fe.pmu.fe.vcpus[0].pmu.initialised
+    assert fe.pmu_irq_owned() and not fe.domain.vcpus[0].pmu.initialised
     assert g.pmu_init() == -EEXIST
     assert g.pmu(A.XENPMU_mode_set, val=1) == 0
     assert g.pmu(A.XENPMU_finish) == 0 and g.pmu_init() == 0
-    assert fe.vcpus[0].pmu.initialised and env.u32(PMU_PAGE + 0x60) == 0x50
+    assert fe.domain.vcpus[0].pmu.initialised and env.u32(PMU_PAGE + 0x60) == 0x50
 
 
 def test_finish_semantics():

@@ -117,7 +117,7 @@ def test_register_vcpu_info_moves_delivery_and_marks_everything_pending():
     assert env.ppi_log == [(PPI, True)]                        # a spurious event, on purpose
     g.ack_upcall(VI)
     fe.sync_upcall_line()
-    fe.evtchn.send_vcpu_virq(fe.vcpus[0], A.VIRQ_TIMER)
+    fe.domain.evtchn.send_vcpu_virq(fe.domain.vcpus[0], A.VIRQ_TIMER)
     assert g.upcall_pending(VI) == 1 and g.pending_sel(VI) == 1
     assert g.upcall_pending(SHINFO_PAGE) == 0                  # the shared_info slot is dead
 
@@ -257,16 +257,16 @@ def test_register_runstate_phys_area_extension():
     assert reg(RS + 4) == -ENXIO
     assert reg(0x2000) == -EINVAL
     assert reg(RS) == 0 and runstate(env, RS) == (0, 0, t0, 0, 0, 0, 0)
-    assert reg(A.U64) == 0 and fe.vcpus[0].runstate_pa is None
+    assert reg(A.U64) == 0 and fe.domain.vcpus[0].runstate_pa is None
 
 
 def test_vm_assist():
     fe, env, g = make()
     hc = lambda cmd, t: g.hc(A.HYPERVISOR_vm_assist, cmd, t)   # noqa: E731
     assert hc(A.VMASST_CMD_enable, A.VMASST_TYPE_runstate_update_flag) == 0
-    assert fe.vcpu_ops.vm_assist == 1 << 5
+    assert fe.domain.vm_assist == 1 << 5
     assert hc(A.VMASST_CMD_disable, A.VMASST_TYPE_runstate_update_flag) == 0
-    assert fe.vcpu_ops.vm_assist == 0
+    assert fe.domain.vm_assist == 0
     assert hc(A.VMASST_CMD_enable, 0) == -EINVAL               # x86-only types
     assert hc(A.VMASST_CMD_enable, 64) == -EINVAL
     assert hc(2, A.VMASST_TYPE_runstate_update_flag) == -ENOSYS

@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     ap.add_argument("--top", type=int, default=25, metavar="N")
     ap.add_argument("--memory", default=None, metavar="SIZE", help="RAM size (vpmu run --memory)")
     ap.add_argument("--max-insns", type=int, default=None, metavar="N", help="stop after N instructions")
+    ap.add_argument("--initrd", default=None, metavar="FILE", help="initial RAM disk (vpmu run --initrd)")
     args = ap.parse_args(argv)
     if shutil.which("perf") is None:
         print("profile_hooks.py: needs the `perf` tool (linux-tools)", file=sys.stderr)
@@ -81,7 +82,8 @@ def main(argv=None) -> int:
         env = dict(os.environ, VPMU_CACHE_DIR=os.path.join(tmp, "cache"))
         p = subprocess.run(["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-o", data, sys.executable, "-c", CHILD,
                             args.guest, args.append, info, str(ROOT / "guests" / "build" / "hello.elf"),
-                            json.dumps({k: v for k, v in (("memory", args.memory), ("max_insns", args.max_insns))
+                            json.dumps({k: v for k, v in (("memory", args.memory), ("max_insns", args.max_insns),
+                                                                    ("initrd", args.initrd))
                                         if v is not None})],
                            cwd=ROOT, env=env)
         if p.returncode != 0 or not os.path.exists(info):

@@ -1,7 +1,7 @@
 """Numbers of the Xen guest ABI used by the frontend (public headers, arm64 view).
 
 Plain constants only: hypercall numbers, sub-op numbers, VIRQs, feature bits, domain
-ids.  Struct layouts live in :mod:`vpmu.xen.layout`; behaviour lives in the dispatcher
+ids.  Struct layouts live in :mod:`vpmu.xen.layout`; behaviour lives in the operation
 modules.  Sources: xen/include/public/{xen.h, pmu.h, event_channel.h, vcpu.h,
 version.h, features.h, memory.h, sched.h, grant_table.h, hvm/hvm_op.h, hvm/params.h}
 and /work/shared/spec/xen-pmu.md section 0.

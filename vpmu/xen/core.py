@@ -1,10 +1,11 @@
-"""Domain and vCPU state shared by the hypercall dispatchers, and guest-memory access.
+"""vCPU state (Xen's ``struct vcpu``), Xen-owned pages and guest-memory access.
 
-The frontend models one Xen domain (the guest the machine runs) with ``nr_vcpus``
-vCPUs.  Guest memory is reached only through :class:`vpmu.xen.env.GuestEnv`; every
-access that can fault returns ``None``/``False`` instead of raising, so each
-dispatcher decides, at the point Xen does, whether a fault becomes ``-EFAULT`` or is
-ignored (Xen ignores the result of some copies, e.g. runstate updates).
+The domain (:class:`vpmu.xen.domain.Domain`) holds its ``Vcpu`` objects, its
+``Region`` pages (shared_info, grant frames) and a ``Guest``.  Guest memory is reached
+only through :class:`vpmu.xen.env.GuestEnv`; every access that can fault returns
+``None``/``False`` instead of raising, so each hypercall handler decides, at the point
+Xen does, whether a fault becomes ``-EFAULT`` or is ignored (Xen ignores the result of
+some copies, e.g. runstate updates).
 """
 from __future__ import annotations
 

@@ -28,15 +28,16 @@ one interrupt per notification.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, ClassVar, Optional
 
 from . import abi as A
 from . import layout as L
+from .vcpu import stop_poll_timer
 from .xerrno import EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOSPC, ENOSYS, EOPNOTSUPP, ESRCH
 
 if TYPE_CHECKING:
     from .core import Vcpu
-    from .hypercall import XenFrontend
+    from .domain import Domain
 
 # Channel states (xen/include/xen/sched.h ECS_*)
 ECS_FREE, ECS_RESERVED, ECS_UNBOUND, ECS_INTERDOMAIN, ECS_PIRQ, ECS_VIRQ, ECS_IPI = range(7)
@@ -72,8 +73,11 @@ class Chan:
 
 
 class EventChannels:
-    def __init__(self, fe: "XenFrontend", max_evtchn_port: int):
-        self.fe = fe
+    """The domain's event channels (``d->evtchn``, ``d->valid_evtchns``, ``d->max_evtchn_port``)
+    and their 2-level delivery into its shared_info and vcpu_info."""
+
+    def __init__(self, d: "Domain", max_evtchn_port: int):
+        self.d = d
         self.max_evtchn_port = max_evtchn_port
         self.valid = EVTCHNS_PER_BUCKET           # bucket 0 exists from evtchn_init()
         self.chans: dict[int, Chan] = {0: Chan(ECS_RESERVED)}
@@ -82,9 +86,13 @@ class EventChannels:
     def port_is_valid(self, port: int) -> bool:
         return 0 <= port < self.valid
 
-    def state(self, port: int) -> int:
+    def chan(self, port: int) -> Chan:
+        """evtchn_from_port(): a port without a channel reads as a free one (vCPU 0)."""
         c = self.chans.get(port)
-        return c.state if c else ECS_FREE
+        return c if c is not None else Chan(ECS_FREE)
+
+    def state(self, port: int) -> int:
+        return self.chan(port).state
 
     def get_free_port(self) -> int:
         for port in range(0, self.max_evtchn_port + 1):
@@ -100,16 +108,16 @@ class EventChannels:
 
     def free(self, port: int) -> None:
         # evtchn_free(): clear the pending bit (not the mask), back to ECS_FREE / vCPU0.
-        self.fe.shared.set_bit(OFF_PENDING, port, False)
+        self.d.shared_info.set_bit(OFF_PENDING, port, False)
         self.chans.pop(port, None)
 
     # --- delivery (event_2l.c + arch/arm/domain.c) ------------------------------------
     def set_pending(self, vid: int, port: int) -> None:
         """evtchn_2l_set_pending()."""
-        sh = self.fe.shared
+        sh = self.d.shared_info
         if sh.set_bit(OFF_PENDING, port, True):
             return                                    # edge already recorded
-        v = self.fe.vcpus[vid]
+        v = self.d.vcpus[vid]
         if not sh.get_bit(OFF_MASK, port) and \
                 not v.vi_region.set_bit(v.vi_off + OFF_PENDING_SEL, port // 64, True):
             self.mark_events_pending(v, port)
@@ -130,12 +138,12 @@ class EventChannels:
         if v.line == level:
             return
         v.line = level
-        fe = self.fe
-        if v.id == fe.current_vcpu:
-            fe.env.set_ppi_level(fe.evtchn_ppi, level)
+        d = self.d
+        if v.id == d.current_vcpu:
+            d.env.set_ppi_level(d.evtchn_ppi, level)
         c = self.chans.get(port) if port is not None else None
         virq = c.virq if c is not None and c.state == ECS_VIRQ else None
-        fe.trace({"type": "xen_upcall", "vcpu": v.id, "intid": fe.evtchn_ppi,
+        d.trace({"type": "xen_upcall", "vcpu": v.id, "intid": d.evtchn_ppi,
                   "level": level, "port": port, "virq": virq})
 
     def sync_line(self, v: "Vcpu") -> None:
@@ -143,18 +151,17 @@ class EventChannels:
         self.drive_line(v, self.upcall_pending(v))
 
     def check_pollers(self, port: int) -> None:
-        for v in self.fe.vcpus:
+        for v in self.d.vcpus:
             if v.blocked and v.poll_ports is not None and \
                     (len(v.poll_ports) != 1 or v.poll_ports[0] == port):
                 v.blocked = False
                 v.poll_ports = None
-                self.fe.cancel_poll_timer(v)
+                stop_poll_timer(self.d, v)
 
     def unmask(self, port: int) -> None:
         """evtchn_2l_unmask()."""
-        sh = self.fe.shared
-        c = self.chans.get(port)
-        v = self.fe.vcpus[c.notify_vcpu if c else 0]
+        sh = self.d.shared_info
+        v = self.d.vcpus[self.chan(port).notify_vcpu]
         if sh.set_bit(OFF_MASK, port, False) and sh.get_bit(OFF_PENDING, port) and \
                 not v.vi_region.set_bit(v.vi_off + OFF_PENDING_SEL, port // 64, True):
             self.mark_events_pending(v, port)
@@ -168,12 +175,12 @@ class EventChannels:
         return port
 
     def is_pending(self, port: int) -> bool:
-        return 0 <= port < MAX_EVTCHNS_2L and self.fe.shared.get_bit(OFF_PENDING, port)
+        return 0 <= port < MAX_EVTCHNS_2L and self.d.shared_info.get_bit(OFF_PENDING, port)
 
     # --- EVTCHNOP_* ---------------------------------------------------------------------
     def op(self, cmd: int, arg: int) -> int:
         """do_event_channel_op(): copy-in (-EFAULT), the command, copy-out (-EFAULT)."""
-        g = self.fe.guest
+        g = self.d.guest
         handler = self._OPS.get(cmd)
         if handler is None:
             return -ENOSYS
@@ -187,21 +194,21 @@ class EventChannels:
             rc = -EFAULT                              # "Cleaning up here would be a mess!"
         return rc
 
-    def _alloc_unbound(self, s, buf) -> int:
+    def _alloc_unbound(self, s: L.Struct, buf: bytearray) -> int:
         f = s.unpack(buf)
-        if not self.fe.lookup_domain(f["dom"]):
+        if not self.d.lookup_domain(f["dom"]):
             return -ESRCH
         port = self.get_free_port()
         if port < 0:
             return port
-        remote = self.fe.domid if f["remote_dom"] == A.DOMID_SELF else f["remote_dom"]
+        remote = self.d.domain_id if f["remote_dom"] == A.DOMID_SELF else f["remote_dom"]
         self.chans[port] = Chan(ECS_UNBOUND, remote_domid=remote)
         s.put(buf, "port", port)
         return 0
 
-    def _bind_interdomain(self, s, buf) -> int:
+    def _bind_interdomain(self, s: L.Struct, buf: bytearray) -> int:
         f = s.unpack(buf)
-        if not self.fe.lookup_domain(f["remote_dom"]):
+        if not self.d.lookup_domain(f["remote_dom"]):
             return -ESRCH
         lport = self.get_free_port()
         if lport < 0:
@@ -210,18 +217,18 @@ class EventChannels:
         if not self.port_is_valid(rport):
             return -EINVAL
         rchn = self.chans.get(rport)
-        if rchn is None or rchn.state != ECS_UNBOUND or rchn.remote_domid != self.fe.domid:
+        if rchn is None or rchn.state != ECS_UNBOUND or rchn.remote_domid != self.d.domain_id:
             return -EINVAL
-        self.chans[lport] = Chan(ECS_INTERDOMAIN, remote_domid=self.fe.domid, remote_port=rport)
+        self.chans[lport] = Chan(ECS_INTERDOMAIN, remote_domid=self.d.domain_id, remote_port=rport)
         rchn.state = ECS_INTERDOMAIN
-        rchn.remote_domid = self.fe.domid
+        rchn.remote_domid = self.d.domain_id
         rchn.remote_port = lport
         # "We may have lost notifications on the remote unbound port": always notify.
         self.set_pending(0, lport)
         s.put(buf, "local_port", lport)
         return 0
 
-    def _bind_virq(self, s, buf) -> int:
+    def _bind_virq(self, s: L.Struct, buf: bytearray) -> int:
         f = s.unpack(buf)
         virq, vcpu = f["virq"], f["vcpu"]
         if virq >= A.NR_VIRQS:
@@ -229,11 +236,11 @@ class EventChannels:
         vtype = virq_type(virq)
         if vtype != VIRQ_VCPU and vcpu != 0:
             return -EINVAL
-        if vcpu >= len(self.fe.vcpus):
+        if vcpu >= len(self.d.vcpus):
             return -ENOENT
-        if vtype == VIRQ_GLOBAL and not self.fe.is_global_virq_handler():
+        if vtype == VIRQ_GLOBAL and not self.d.is_global_virq_handler():
             return -EBUSY
-        v = self.fe.vcpus[vcpu]
+        v = self.d.vcpus[vcpu]
         if v.virq_to_port[virq] != 0:
             return -EEXIST
         port = self.get_free_port()
@@ -244,7 +251,7 @@ class EventChannels:
         s.put(buf, "port", port)
         return 0
 
-    def _bind_pirq(self, s, buf) -> int:
+    def _bind_pirq(self, s: L.Struct, buf: bytearray) -> int:
         # "pirq < 0 || pirq >= d->nr_pirqs" is always true on Arm (nr_pirqs == 0).
         return -EINVAL
 
@@ -257,30 +264,29 @@ class EventChannels:
             return -EINVAL
         if c.state == ECS_VIRQ:
             owner = 0 if virq_type(c.virq) != VIRQ_VCPU else c.notify_vcpu
-            v = self.fe.vcpus[owner]
+            v = self.d.vcpus[owner]
             if v.virq_to_port[c.virq] == port:
                 v.virq_to_port[c.virq] = 0
         elif c.state == ECS_INTERDOMAIN:
             peer = self.chans.get(c.remote_port)
             if peer is not None and peer.state == ECS_INTERDOMAIN:
                 peer.state = ECS_UNBOUND
-                peer.remote_domid = self.fe.domid
+                peer.remote_domid = self.d.domain_id
                 peer.remote_port = 0
         self.free(port)
         return 0
 
-    def _close(self, s, buf) -> int:
+    def _close(self, s: L.Struct, buf: bytearray) -> int:
         return self.close(s.get(buf, "port"))
 
-    def _send(self, s, buf) -> int:
+    def _send(self, s: L.Struct, buf: bytearray) -> int:
         port = s.get(buf, "port")
         if not self.port_is_valid(port):
             return -EINVAL
-        c = self.chans.get(port)
-        state = c.state if c else ECS_FREE
+        c = self.chan(port)
+        state = c.state
         if state == ECS_INTERDOMAIN:
-            peer = self.chans.get(c.remote_port)
-            self.set_pending(peer.notify_vcpu if peer else 0, c.remote_port)
+            self.set_pending(self.chan(c.remote_port).notify_vcpu, c.remote_port)
             return 0
         if state == ECS_IPI:
             self.set_pending(c.notify_vcpu, port)
@@ -289,15 +295,15 @@ class EventChannels:
             return 0                                  # silently drop the notification
         return -EINVAL                                # free, reserved, VIRQ, PIRQ
 
-    def _status(self, s, buf) -> int:
+    def _status(self, s: L.Struct, buf: bytearray) -> int:
         f = s.unpack(buf)
-        if not self.fe.lookup_domain(f["dom"]):
+        if not self.d.lookup_domain(f["dom"]):
             return -ESRCH
         port = f["port"]
         if not self.port_is_valid(port):
             return -EINVAL
-        c = self.chans.get(port)
-        state = c.state if c else ECS_FREE
+        c = self.chan(port)
+        state = c.state
         if state in (ECS_FREE, ECS_RESERVED):
             s.put(buf, "status", A.EVTCHNSTAT_closed)
         elif state == ECS_UNBOUND:
@@ -312,12 +318,12 @@ class EventChannels:
             buf[L.EVTCHN_STATUS_U32:L.EVTCHN_STATUS_U32 + 4] = c.virq.to_bytes(4, "little")
         elif state == ECS_IPI:
             s.put(buf, "status", A.EVTCHNSTAT_ipi)
-        s.put(buf, "vcpu", c.notify_vcpu if c else 0)
+        s.put(buf, "vcpu", c.notify_vcpu)
         return 0
 
-    def _bind_ipi(self, s, buf) -> int:
+    def _bind_ipi(self, s: L.Struct, buf: bytearray) -> int:
         vcpu = s.get(buf, "vcpu")
-        if vcpu >= len(self.fe.vcpus):
+        if vcpu >= len(self.d.vcpus):
             return -ENOENT
         port = self.get_free_port()
         if port < 0:
@@ -326,14 +332,14 @@ class EventChannels:
         s.put(buf, "port", port)
         return 0
 
-    def _bind_vcpu(self, s, buf) -> int:
+    def _bind_vcpu(self, s: L.Struct, buf: bytearray) -> int:
         port, vcpu = s.get(buf, "port"), s.get(buf, "vcpu")
-        if vcpu >= len(self.fe.vcpus):
+        if vcpu >= len(self.d.vcpus):
             return -ENOENT
         if not self.port_is_valid(port):
             return -EINVAL
-        c = self.chans.get(port)
-        state = c.state if c else ECS_FREE
+        c = self.chan(port)
+        state = c.state
         if state == ECS_VIRQ and virq_type(c.virq) != VIRQ_VCPU:
             c.notify_vcpu = vcpu
             return 0
@@ -342,32 +348,34 @@ class EventChannels:
             return 0
         return -EINVAL
 
-    def _unmask(self, s, buf) -> int:
+    def _unmask(self, s: L.Struct, buf: bytearray) -> int:
         port = s.get(buf, "port")
         if not self.port_is_valid(port):
             return -EINVAL
         self.unmask(port)
         return 0
 
-    def _reset(self, s, buf) -> int:
-        if not self.fe.lookup_domain(s.get(buf, "dom")):
+    def _reset(self, s: L.Struct, buf: bytearray) -> int:
+        if not self.d.lookup_domain(s.get(buf, "dom")):
             return -ESRCH
         for port in range(self.valid):
             self.close(port)                          # errors (port 0, free ports) ignored
         return 0
 
-    def _init_control(self, s, buf) -> int:
+    def _init_control(self, s: L.Struct, buf: bytearray) -> int:
         return -EOPNOTSUPP                            # CONFIG_EVTCHN_FIFO=n
 
-    def _expand_array(self, s, buf) -> int:
+    def _expand_array(self, s: L.Struct, buf: bytearray) -> int:
         return -EOPNOTSUPP
 
-    def _set_priority(self, s, buf) -> int:
+    def _set_priority(self, s: L.Struct, buf: bytearray) -> int:
         if not self.port_is_valid(s.get(buf, "port")):
             return -EINVAL
         return -ENOSYS                                # 2-level ops have no set_priority
 
-    _OPS = {
+    # EVTCHNOP_* -> (argument struct, handler, copy the struct back on success)
+    _OPS: ClassVar[dict[int, tuple[L.Struct, Callable[[EventChannels, L.Struct, bytearray], int],
+                                   bool]]] = {
         A.EVTCHNOP_alloc_unbound: (L.EVTCHN_ALLOC_UNBOUND, _alloc_unbound, True),
         A.EVTCHNOP_bind_interdomain: (L.EVTCHN_BIND_INTERDOMAIN, _bind_interdomain, True),
         A.EVTCHNOP_bind_virq: (L.EVTCHN_BIND_VIRQ, _bind_virq, True),
@@ -383,3 +391,8 @@ class EventChannels:
         A.EVTCHNOP_expand_array: (L.EVTCHN_EXPAND_ARRAY, _expand_array, False),
         A.EVTCHNOP_set_priority: (L.EVTCHN_SET_PRIORITY, _set_priority, False),
     }
+
+
+def do_event_channel_op(d: "Domain", cmd: int, arg: int) -> int:
+    """event_channel_op (32) on the caller's domain."""
+    return d.evtchn.op(cmd, arg)

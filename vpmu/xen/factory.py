@@ -9,7 +9,7 @@ HVC) the trace schema requires.
 from __future__ import annotations
 
 from ..config import XEN_EVTCHN_PPI, has_64bit_event_counters
-from .hypercall import XenFrontend
+from .frontend import XenFrontend
 from .pmu import PageRules
 
 

@@ -16,7 +16,7 @@ from . import layout as L
 from .xerrno import EFAULT, EINVAL, ENOSYS, EPERM, ESRCH
 
 if TYPE_CHECKING:
-    from .hypercall import XenFrontend
+    from .domain import Domain
 
 GUEST_READABLE = (A.HVM_PARAM_CALLBACK_IRQ, A.HVM_PARAM_STORE_PFN, A.HVM_PARAM_STORE_EVTCHN,
                   A.HVM_PARAM_CONSOLE_PFN, A.HVM_PARAM_CONSOLE_EVTCHN)
@@ -28,14 +28,14 @@ def callback_irq(ppi: int) -> int:
         (A.HVM_PARAM_CALLBACK_TYPE_PPI_FLAG_LOW_LEVEL << 8) | (ppi & 0xFF)
 
 
-def do_hvm_op(fe: "XenFrontend", op: int, arg: int) -> int:
-    g = fe.guest
+def do_hvm_op(d: "Domain", op: int, arg: int) -> int:
+    g = d.guest
     if op in (A.HVMOP_set_param, A.HVMOP_get_param):
         raw = g.copy_from(arg, L.XEN_HVM_PARAM.size)
         if raw is None:
             return -EFAULT
         p = L.XEN_HVM_PARAM.unpack(raw)
-        if not fe.lookup_domain(p["domid"]):
+        if not d.lookup_domain(p["domid"]):
             return -ESRCH
         index = p["index"]
         if op == A.HVMOP_set_param:
@@ -45,7 +45,7 @@ def do_hvm_op(fe: "XenFrontend", op: int, arg: int) -> int:
             return -EPERM
         if index not in GUEST_READABLE:
             return -EINVAL
-        out = L.XEN_HVM_PARAM.pack({"value": fe.hvm_params.get(index, 0)}, base=raw)
+        out = L.XEN_HVM_PARAM.pack({"value": d.hvm_params.get(index, 0)}, base=raw)
         return 0 if g.copy_to(arg, out) else -EFAULT
     if op == A.HVMOP_guest_request_vm_event:
         return 0 if arg == 0 else -EINVAL                 # no vm_event monitor attached

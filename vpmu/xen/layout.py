@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 _ARRAY = re.compile(r"^(.*)\[(\d+)\]$")
 
+# What the readers accept: a copy from the guest (bytes) or a buffer being filled in.
+ByteData = bytes | bytearray
+
 
 @dataclass(frozen=True)
 class Field:
@@ -50,7 +53,7 @@ class Struct:
     def off(self, field: str) -> int:
         return self.fields[field].off
 
-    def unpack(self, data: bytes) -> dict:
+    def unpack(self, data: ByteData) -> dict:
         """All fields of ``data`` (at least ``size`` bytes) as a dict."""
         out = {}
         for f in self.fields.values():
@@ -60,13 +63,13 @@ class Struct:
                 out[f.name] = [_get(data, f.off + i * f.size, f.size) for i in range(f.count)]
         return out
 
-    def get(self, data: bytes, field: str):
+    def get(self, data: ByteData, field: str):
         f = self.fields[field]
         if f.count == 1:
             return _get(data, f.off, f.size)
         return [_get(data, f.off + i * f.size, f.size) for i in range(f.count)]
 
-    def pack(self, values: dict, base: bytes | None = None) -> bytes:
+    def pack(self, values: dict, base: ByteData | None = None) -> bytes:
         """``base`` (or zeros) with the given fields replaced."""
         buf = bytearray(base[:self.size] if base is not None else bytes(self.size))
         for k, v in values.items():
@@ -82,7 +85,7 @@ class Struct:
                 _put(buf, f.off + i * f.size, f.size, value[i] if i < len(value) else 0)
 
 
-def _get(data: bytes, off: int, size: int):
+def _get(data: ByteData, off: int, size: int):
     raw = bytes(data[off:off + size])
     return int.from_bytes(raw, "little") if size in (1, 2, 4, 8) else raw
 

@@ -18,92 +18,77 @@ from typing import TYPE_CHECKING
 from . import abi as A
 from . import layout as L
 from .core import Region
+from .grant import get_shared_frame
 from .xerrno import EBUSY, EDOM, EFAULT, EILSEQ, EINVAL, ENOENT, ENOSYS, EOPNOTSUPP, ESRCH
 
 if TYPE_CHECKING:
-    from .hypercall import XenFrontend
-
-GNTTAB_INITIAL_FRAMES = 1
+    from .domain import Domain
 
 
-class Physmap:
-    def __init__(self, fe: "XenFrontend", max_grant_frames: int):
-        self.fe = fe
-        self.max_grant_frames = max_grant_frames
-        self.nr_grant_frames = GNTTAB_INITIAL_FRAMES
-        self.grant_frames: dict[int, Region] = {}
+def xen_pages(d: "Domain") -> list[Region]:
+    """The Xen-owned pages the domain may map: shared_info and the grant frames."""
+    return [d.shared_info, *d.grant_table.frames.values()]
 
-    def regions(self) -> list[Region]:
-        return [self.fe.shared, *self.grant_frames.values()]
 
-    def _grant_frame(self, idx: int):
-        """gnttab_get_shared_frame_mfn(): grows the table on demand up to the maximum."""
-        if idx >= self.nr_grant_frames and idx < self.max_grant_frames:
-            self.nr_grant_frames = idx + 1
-        if idx >= self.nr_grant_frames:
-            return None
-        if idx not in self.grant_frames:
-            self.grant_frames[idx] = Region(self.fe.guest, A.PAGE_SIZE)
-        return self.grant_frames[idx]
-
-    def op(self, cmd: int, arg: int) -> int:
-        op, start = cmd & A.MEMOP_CMD_MASK, cmd >> A.MEMOP_EXTENT_SHIFT
-        g = self.fe.guest
-        if op == A.XENMEM_add_to_physmap:
-            if start > 0xFFFF:                         # must fit xatp.size
-                return -EDOM
-            raw = g.copy_from(arg, L.XEN_ADD_TO_PHYSMAP.size)
-            if raw is None:
-                return -EFAULT
-            x = L.XEN_ADD_TO_PHYSMAP.unpack(raw)
-            if x["space"] == A.XENMAPSPACE_gmfn_foreign:
-                return -ENOSYS                         # only via add_to_physmap_batch
-            if not self.fe.lookup_domain(x["domid"]):
-                return -ESRCH
-            if x["gpfn"] == A.U64:                     # INVALID_GFN
+def do_memory_op(d: "Domain", cmd: int, arg: int) -> int:
+    op, start = cmd & A.MEMOP_CMD_MASK, cmd >> A.MEMOP_EXTENT_SHIFT
+    g = d.guest
+    if op == A.XENMEM_add_to_physmap:
+        if start > 0xFFFF:                         # must fit xatp.size
+            return -EDOM
+        raw = g.copy_from(arg, L.XEN_ADD_TO_PHYSMAP.size)
+        if raw is None:
+            return -EFAULT
+        x = L.XEN_ADD_TO_PHYSMAP.unpack(raw)
+        if x["space"] == A.XENMAPSPACE_gmfn_foreign:
+            return -ENOSYS                         # only via add_to_physmap_batch
+        if not d.lookup_domain(x["domid"]):
+            return -ESRCH
+        if x["gpfn"] == A.U64:                     # INVALID_GFN
+            return -EINVAL
+        space = x["space"]
+        if space == A.XENMAPSPACE_gmfn_range:
+            if x["size"] < start:
+                return -EILSEQ
+            return 0 if x["size"] == start else -ENOSYS   # gmfn: -ENOSYS on Arm
+        if space == A.XENMAPSPACE_shared_info:
+            if x["idx"] != 0:
                 return -EINVAL
-            space = x["space"]
-            if space == A.XENMAPSPACE_gmfn_range:
-                if x["size"] < start:
-                    return -EILSEQ
-                return 0 if x["size"] == start else -ENOSYS   # gmfn: -ENOSYS on Arm
-            if space == A.XENMAPSPACE_shared_info:
-                if x["idx"] != 0:
-                    return -EINVAL
-                region = self.fe.shared
-            elif space == A.XENMAPSPACE_grant_table:
-                region = self._grant_frame(x["idx"])
-                if region is None:
-                    return -EINVAL
-            elif space == A.XENMAPSPACE_dev_mmio:
-                return -EINVAL                         # no iomem is delegated to the guest
-            else:
-                return -ENOSYS
-            if region.pa is not None:
-                return -EBUSY                          # "first unmap the page"
-            pa = x["gpfn"] << A.PAGE_SHIFT
-            if not g.is_ram(pa, A.PAGE_SIZE):
-                return -EINVAL                         # model limit: Xen pages live in RAM
-            for other in self.regions():
-                if other.pa == pa:
-                    other.unmap()                      # p2m_set_entry() replaces the mapping
-            region.map_at(pa)
-            return 0
-        if op == A.XENMEM_remove_from_physmap:
-            if start:
+            region = d.shared_info
+        elif space == A.XENMAPSPACE_grant_table:
+            frame = get_shared_frame(d, x["idx"])
+            if frame is None:
                 return -EINVAL
-            raw = g.copy_from(arg, L.XEN_REMOVE_FROM_PHYSMAP.size)
-            if raw is None:
-                return -EFAULT
-            x = L.XEN_REMOVE_FROM_PHYSMAP.unpack(raw)
-            if not self.fe.lookup_domain(x["domid"]):
-                return -ESRCH
-            pa = x["gpfn"] << A.PAGE_SHIFT
-            for region in self.regions():
-                if region.pa == pa:
-                    region.unmap()
-                    return 0
-            if g.is_ram(pa, A.PAGE_SIZE):
-                return -EOPNOTSUPP                     # model limit: no p2m holes
-            return -ENOENT                             # get_page_from_gfn() failed
-        return -ENOSYS
+            region = frame
+        elif space == A.XENMAPSPACE_dev_mmio:
+            return -EINVAL                         # no iomem is delegated to the guest
+        else:
+            return -ENOSYS
+        if region.pa is not None:
+            return -EBUSY                          # "first unmap the page"
+        pa = x["gpfn"] << A.PAGE_SHIFT
+        if not g.is_ram(pa, A.PAGE_SIZE):
+            return -EINVAL                         # model limit: Xen pages live in RAM
+        for other in xen_pages(d):
+            if other.pa == pa:
+                other.unmap()                      # p2m_set_entry() replaces the mapping
+        region.map_at(pa)
+        return 0
+    if op == A.XENMEM_remove_from_physmap:
+        if start:
+            return -EINVAL
+        raw = g.copy_from(arg, L.XEN_REMOVE_FROM_PHYSMAP.size)
+        if raw is None:
+            return -EFAULT
+        x = L.XEN_REMOVE_FROM_PHYSMAP.unpack(raw)
+        if not d.lookup_domain(x["domid"]):
+            return -ESRCH
+        pa = x["gpfn"] << A.PAGE_SHIFT
+        for page in xen_pages(d):
+            if page.pa == pa:
+                page.unmap()
+                return 0
+        if g.is_ram(pa, A.PAGE_SIZE):
+            return -EOPNOTSUPP                     # model limit: no p2m holes
+        return -ENOENT                             # get_page_from_gfn() failed
+    return -ENOSYS

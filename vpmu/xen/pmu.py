@@ -30,7 +30,7 @@ from .xerrno import EBUSY, EEXIST, EFAULT, EINVAL, EIO, ENOENT, EOPNOTSUPP, EPER
 
 if TYPE_CHECKING:
     from .core import Vcpu
-    from .hypercall import XenFrontend
+    from .domain import Domain
 
 PMCR_P = 1 << 1          # event counter reset (write-only command)
 PMCR_C = 1 << 2          # cycle counter reset (write-only command)
@@ -83,10 +83,10 @@ def validate(regs: dict, model_pmcr: int, n: int, rules: PageRules) -> Optional[
 class XenPmu:
     """The global vPMU state (mode, features, active count) and the per-vCPU protocol."""
 
-    def __init__(self, fe: "XenFrontend", boot_mode: str, rules: PageRules):
+    def __init__(self, d: "Domain", boot_mode: str, rules: PageRules):
         if boot_mode not in A.MODE_BY_NAME:
             raise ValueError(f"xen vpmu mode must be one of {sorted(A.MODE_BY_NAME)}")
-        self.fe = fe
+        self.d = d
         self.enabled = boot_mode != "off"      # opt_vpmu_enabled
         self.mode = A.MODE_BY_NAME[boot_mode]
         self.features = 0
@@ -117,15 +117,15 @@ class XenPmu:
 
     # --- xenpmu_op -----------------------------------------------------------------------
     def op(self, op: int, arg: int) -> int:
-        fe = self.fe
+        d = self.d
         if not self.enabled:
             return -EOPNOTSUPP
         if op not in (A.XENPMU_init, A.XENPMU_finish, A.XENPMU_lvtpc_set, A.XENPMU_flush) \
-                and not fe.privileged:
+                and not d.is_privileged:
             return -EPERM                                 # xsm_pmu_op: XSM_PRIV
-        params = None
+        params: dict = {}                                 # read only by the ops below
         if op in (A.XENPMU_mode_set, A.XENPMU_feature_set, A.XENPMU_init, A.XENPMU_finish):
-            raw = fe.guest.copy_from(arg, L.XEN_PMU_PARAMS.size)
+            raw = d.guest.copy_from(arg, L.XEN_PMU_PARAMS.size)
             if raw is None:
                 return -EFAULT
             params = L.XEN_PMU_PARAMS.unpack(raw)
@@ -134,12 +134,12 @@ class XenPmu:
         if op == A.XENPMU_mode_get:
             out = L.XEN_PMU_PARAMS.pack({"version.maj": A.XENPMU_VER_MAJ,
                                          "version.min": A.XENPMU_VER_MIN, "val": self.mode})
-            return 0 if fe.guest.copy_to(arg, out) else -EFAULT
+            return 0 if d.guest.copy_to(arg, out) else -EFAULT
         if op == A.XENPMU_mode_set:
             return self._mode_set(params["val"])
         if op == A.XENPMU_feature_get:
             out = self.features.to_bytes(8, "little")     # copy_field_to_guest(val) only
-            return 0 if fe.guest.copy_to(arg + L.XEN_PMU_PARAMS.off("val"), out) else -EFAULT
+            return 0 if d.guest.copy_to(arg + L.XEN_PMU_PARAMS.off("val"), out) else -EFAULT
         if op == A.XENPMU_feature_set:
             val = params["val"]
             if val & ~FEATURE_MASK:
@@ -154,13 +154,13 @@ class XenPmu:
             self._finish(params["vcpu"])
             return 0
         if op == A.XENPMU_lvtpc_set:
-            v = fe.vcpus[fe.current_vcpu]
+            v = d.current
             if v.pmu.page_pa is None:
                 return -EINVAL
-            self._lvtpc_update(v)
+            self._lvtpc_update(v, v.pmu.page_pa)
             return 0
         if op == A.XENPMU_flush:
-            return self._flush(fe.vcpus[fe.current_vcpu])
+            return self._flush(d.current)
         return -EINVAL
 
     def _mode_set(self, val: int) -> int:
@@ -175,15 +175,15 @@ class XenPmu:
         return 0
 
     def _init(self, params: dict) -> int:
-        fe = self.fe
+        d = self.d
         vid = params["vcpu"]
-        if vid >= len(fe.vcpus):
+        if vid >= len(d.vcpus):
             return -EINVAL
-        v = fe.vcpus[vid]
+        v = d.vcpus[vid]
         if not v.pmu.available:
             return -ENOENT
         pa = params["val"] << A.PAGE_SHIFT
-        if not fe.guest.is_ram(pa, A.PAGE_SIZE):
+        if not d.guest.is_ram(pa, A.PAGE_SIZE):
             return -EINVAL
         if v.pmu.page_pa is not None:
             return -EEXIST
@@ -193,59 +193,60 @@ class XenPmu:
             return 0
         v.pmu.lvtpc_masked = v.pmu.hw_masked = True      # hw_lapic_lvtpc = vector|MASKED
         v.pmu.initialised = True
-        n = fe.env.pmu_snapshot().nr_counters
-        buf = bytearray(fe.guest.read_phys(pa, _D.size) or bytes(_D.size))
+        n = d.env.pmu_snapshot().nr_counters
+        buf = bytearray(d.guest.read_phys(pa, _D.size) or bytes(_D.size))
         _D.put(buf, "c.counters", L.PMU_COUNTERS_REL)
         _D.put(buf, "c.types", L.PMU_TYPES_REL)
         _D.put(buf, "c.nr_counters", n)
-        fe.guest.write_phys(pa + L.PMU_C_OFFSET, bytes(buf[L.PMU_C_OFFSET:_D.off("c.pmcr")]))
+        d.guest.write_phys(pa + L.PMU_C_OFFSET, bytes(buf[L.PMU_C_OFFSET:_D.off("c.pmcr")]))
         return 0
 
     def _finish(self, vid: int) -> None:
-        fe = self.fe
-        if vid >= len(fe.vcpus):
+        d = self.d
+        if vid >= len(d.vcpus):
             return
-        p = fe.vcpus[vid].pmu
+        p = d.vcpus[vid].pmu
         if p.cached:
-            fe.env.pmu_set_frozen(False)                  # the context goes away with it
+            d.env.pmu_set_frozen(False)                  # the context goes away with it
         p.initialised = p.cached = False
         p.lvtpc_masked = p.hw_masked = True
         p.page_pa = None                                  # page contents are left as they were
 
-    def _lvtpc_update(self, v: "Vcpu") -> None:
-        """vpmu_lvtpc_update(): only bit 16 of l.irq_ctrl is honoured."""
+    def _lvtpc_update(self, v: "Vcpu", page_pa: int) -> None:
+        """vpmu_lvtpc_update(): only bit 16 of l.irq_ctrl (of the page at ``page_pa``)."""
         if self.mode == A.XENPMU_MODE_OFF:
             return
-        raw = self.fe.guest.read_phys(v.pmu.page_pa + _D.off("l.irq_ctrl"), 4) or bytes(4)
+        raw = self.d.guest.read_phys(page_pa + _D.off("l.irq_ctrl"), 4) or bytes(4)
         v.pmu.lvtpc_masked = bool(int.from_bytes(raw, "little") & A.PMU_IRQ_MASKED)
         if not v.pmu.cached:                              # postponed while a sample is pending
             v.pmu.hw_masked = v.pmu.lvtpc_masked
 
-    def _set_flags(self, v: "Vcpu", set_bits: int, clear_bits: int) -> None:
-        g = self.fe.guest
-        off = v.pmu.page_pa + _D.off("pmu_flags")
+    def _set_flags(self, page_pa: int, set_bits: int, clear_bits: int) -> None:
+        g = self.d.guest
+        off = page_pa + _D.off("pmu_flags")
         flags = int.from_bytes(g.read_phys(off, 8) or bytes(8), "little")
         g.write_phys(off, ((flags & ~clear_bits) | set_bits).to_bytes(8, "little"))
 
     def _flush(self, v: "Vcpu") -> int:
         p = v.pmu
-        if p.page_pa is None:
+        pa = p.page_pa
+        if pa is None:
             return -EINVAL
         was_cached = p.cached
-        self._set_flags(v, 0, A.PMU_CACHED)
+        self._set_flags(pa, 0, A.PMU_CACHED)
         p.cached = False
-        self._lvtpc_update(v)
+        self._lvtpc_update(v, pa)
         if not (was_cached and p.initialised):
             return 0
-        fe = self.fe
-        raw = fe.guest.read_phys(p.page_pa, _D.size) or bytes(_D.size)
+        d = self.d
+        raw = d.guest.read_phys(pa, _D.size) or bytes(_D.size)
         page = _D.unpack(raw)
         bad = validate(page, p.sample_pmcr, p.sample_n, self.rules)
         if bad is not None:
-            self._set_flags(v, A.PMU_CACHED, 0)
+            self._set_flags(pa, A.PMU_CACHED, 0)
             p.cached = True
             p.hw_masked = True                            # vpmu_load failure re-masks
-            fe.note("rejected", bad)                      # lands in the hypercall record
+            d.note("rejected", bad)                       # lands in the hypercall record
             return -EIO
         n = p.sample_n
         pmcr = page["c.pmcr"]
@@ -257,26 +258,26 @@ class XenPmu:
             ccntr = 0
         if pmcr & (PMCR_P | PMCR_C):
             pmcr &= ~(PMCR_P | PMCR_C)
-            fe.guest.write_phys(p.page_pa + _D.off("c.pmcr"), pmcr.to_bytes(8, "little"))
+            d.guest.write_phys(pa + _D.off("c.pmcr"), pmcr.to_bytes(8, "little"))
         regs = PmuRegs(
             nr_counters=n, pmcr=pmcr, pmcntenset=page["c.pmcntenset"],
             pmintenset=page["c.pmintenset"], pmovsset=page["c.pmovsset"],
             pmselr=page["c.pmselr"], pmuserenr=page["c.pmuserenr"], pmccntr=ccntr,
             pmccfiltr=page["c.pmccfiltr"], evcntr=evcntr,
             evtyper=[page["c.pmevtyper"][i] if i < n else 0 for i in range(31)])
-        fe.env.pmu_load(regs)
-        fe.env.pmu_set_frozen(False)
+        d.env.pmu_load(regs)
+        d.env.pmu_set_frozen(False)
         return 0
 
     # --- the overflow interrupt (vpmu_do_interrupt) ---------------------------------------
     def on_overflow(self, ctx: InterruptedContext) -> bool:
-        fe = self.fe
-        v = fe.vcpus[fe.current_vcpu]
+        d = self.d
+        v = d.current
         p = v.pmu
         if p.page_pa is None:
             return False                                  # not using the protocol: native PPI
         reason = None
-        if self.mode & A.XENPMU_MODE_ALL and not fe.hardware_domain:
+        if self.mode & A.XENPMU_MODE_ALL and not d.is_hardware_domain:
             reason = "dom0_samples"                       # the sample belongs to dom0 (not modelled)
         elif not p.initialised:
             reason = "uninitialised"
@@ -287,8 +288,8 @@ class XenPmu:
         if reason is not None:
             self._trace(v, ctx, None, None, reason)
             return True
-        fe.env.pmu_set_frozen(True)
-        regs = fe.env.pmu_snapshot()
+        d.env.pmu_set_frozen(True)
+        regs = d.env.pmu_snapshot()
         n = max(0, min(31, regs.nr_counters))
         flags = (A.PMU_SAMPLE_USER if ctx.el == 0 else 0) | A.PMU_CACHED
         m64 = A.U64
@@ -305,16 +306,21 @@ class XenPmu:
             "c.pmevtyper": [int(regs.evtyper[i]) & m64 if i < n else 0 for i in range(31)],
         })
         for lo, hi in L.PMU_HV_SPANS:                     # `l` is never written by Xen
-            fe.guest.write_phys(p.page_pa + lo, page[lo:hi])
+            d.guest.write_phys(p.page_pa + lo, page[lo:hi])
         p.sample_pmcr = regs.pmcr & m64
         p.sample_n = n
         p.lvtpc_masked = p.hw_masked = True               # hw_lapic_lvtpc |= APIC_LVT_MASKED
         p.cached = True
-        port = fe.evtchn.send_vcpu_virq(v, A.VIRQ_XENPMU)
+        port = d.evtchn.send_vcpu_virq(v, A.VIRQ_XENPMU)
         self._trace(v, ctx, flags, port, None)
         return True
 
     def _trace(self, v, ctx, flags, port, dropped) -> None:
-        self.fe.trace({"type": "xen_sample", "vcpu": v.id, "pc": ctx.pc, "sp": ctx.sp,
+        self.d.trace({"type": "xen_sample", "vcpu": v.id, "pc": ctx.pc, "sp": ctx.sp,
                        "pstate": ctx.pstate, "el": ctx.el, "flags": flags,
                        "domain_id": A.DOMID_SELF, "port": port, "dropped": dropped})
+
+
+def do_xenpmu_op(d: "Domain", op: int, arg: int) -> int:
+    """xenpmu_op (40) from the caller's domain."""
+    return d.vpmu.op(op, arg)

@@ -16,7 +16,7 @@ from . import layout as L
 from .xerrno import E2BIG, EFAULT, EINVAL, ENOBUFS, ENODATA, ENOSYS, EPERM
 
 if TYPE_CHECKING:
-    from .hypercall import XenFrontend
+    from .domain import Domain
 
 XEN_DENY = "<denied>"
 VARBUF_MAX = 64 * 1024
@@ -44,25 +44,25 @@ def _cstr(s: str, size: int) -> bytes:
     return raw + bytes(size - len(raw))
 
 
-def features(fe: "XenFrontend") -> int:
+def features(d: "Domain") -> int:
     """Submap 0 of XENVER_get_features for this domain (kernel.c, CONFIG_ARM)."""
     bits = (1 << A.XENFEAT_memory_op_vnode_supported) | (1 << A.XENFEAT_runstate_phys_area)
     bits |= (1 << A.XENFEAT_writable_page_tables) | (1 << A.XENFEAT_auto_translated_physmap)
-    if fe.hardware_domain:
+    if d.is_hardware_domain:
         bits |= 1 << A.XENFEAT_dom0
     bits |= 1 << A.XENFEAT_ARM_SMCCC_supported
-    bits |= 1 << (A.XENFEAT_direct_mapped if fe.direct_mapped else A.XENFEAT_not_direct_mapped)
+    bits |= 1 << (A.XENFEAT_direct_mapped if d.direct_mapped else A.XENFEAT_not_direct_mapped)
     return bits
 
 
-def do_xen_version(fe: "XenFrontend", cmd: int, arg: int) -> int:
-    info: VersionInfo = fe.version
-    g = fe.guest
+def do_xen_version(d: "Domain", cmd: int, arg: int) -> int:
+    info: VersionInfo = d.version
+    g = d.guest
     open_ops = (A.XENVER_version, A.XENVER_platform_parameters, A.XENVER_get_features,
                 A.XENVER_extraversion, A.XENVER_extraversion2, A.XENVER_compile_info,
                 A.XENVER_capabilities, A.XENVER_capabilities2, A.XENVER_changeset,
                 A.XENVER_changeset2, A.XENVER_pagesize, A.XENVER_guest_handle)
-    deny = cmd not in open_ops and not fe.privileged
+    deny = cmd not in open_ops and not d.is_privileged
 
     if cmd == A.XENVER_version:
         return (info.major << 16) | info.minor
@@ -88,7 +88,7 @@ def do_xen_version(fe: "XenFrontend", cmd: int, arg: int) -> int:
             return -EFAULT
         if L.XEN_FEATURE_INFO.get(raw, "submap_idx") >= A.XENFEAT_NR_SUBMAPS:
             return -EINVAL
-        out = L.XEN_FEATURE_INFO.pack({"submap": features(fe)}, base=raw)
+        out = L.XEN_FEATURE_INFO.pack({"submap": features(d)}, base=raw)
         return 0 if g.copy_to(arg, out) else -EFAULT
     if cmd == A.XENVER_pagesize:
         return A.PAGE_SIZE if arg == 0 else -EINVAL
@@ -102,13 +102,13 @@ def do_xen_version(fe: "XenFrontend", cmd: int, arg: int) -> int:
                A.XENVER_changeset2, A.XENVER_commandline2):
         if deny:
             return -EPERM
-        return _varbuf(fe, cmd, arg)
+        return _varbuf(d, cmd, arg)
     return -ENOSYS
 
 
-def _varbuf(fe: "XenFrontend", cmd: int, arg: int) -> int:
+def _varbuf(d: "Domain", cmd: int, arg: int) -> int:
     """xenver_varbuf_op(): NULL arg asks for the length; no NUL is copied."""
-    info = fe.version
+    info = d.version
     if cmd == A.XENVER_build_id:
         return -ENODATA                    # the emulated Xen carries no build id
     s = {A.XENVER_extraversion2: info.extraversion, A.XENVER_changeset2: info.changeset,
@@ -118,11 +118,11 @@ def _varbuf(fe: "XenFrontend", cmd: int, arg: int) -> int:
         return -E2BIG
     if arg == 0:
         return len(s)
-    raw = fe.guest.copy_from(arg, L.XEN_VARBUF.size)
+    raw = d.guest.copy_from(arg, L.XEN_VARBUF.size)
     if raw is None:
         return -EFAULT
     if len(s) > L.XEN_VARBUF.get(raw, "len"):
         return -ENOBUFS
-    if not fe.guest.copy_to(arg + L.XEN_VARBUF.size, s):
+    if not d.guest.copy_to(arg + L.XEN_VARBUF.size, s):
         return -EFAULT
     return len(s)

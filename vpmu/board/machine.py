@@ -71,7 +71,10 @@ class Machine:
     def __init__(self, cfg: MachineConfig, image: Image, out: Callable[[bytes], None] | None = None,
                  err: Callable[[bytes], None] | None = None, trace: TraceWriter | None = None,
                  xen_factory: Optional[Callable[["Machine"], Frontend]] = None):
-        """``xen_factory(machine)`` builds the hypervisor frontend when ``cfg.xen`` is set."""
+        """``trace`` receives the trace records (default: only the configuration's ``--trace``
+        file; ``vpmu.api.run_config`` passes one that also keeps them in memory, and without
+        either nothing builds them); ``xen_factory(machine)`` builds the hypervisor frontend
+        when ``cfg.xen`` is set."""
         self.cfg = cfg
         self.image = image
         # the guest's console output (UART, semihosting, Xen console): every byte goes through
@@ -82,7 +85,7 @@ class Machine:
         self.output_left = cfg.max_output
         self.out: Callable[[bytes], None] = lambda b: self._emit(sink_out, b)
         self.err: Callable[[bytes], None] = lambda b: self._emit(sink_err, b)
-        self.trace = trace or TraceWriter(cfg.trace_path, limit=cfg.trace_limit)
+        self.trace = trace or TraceWriter(cfg.trace_path, keep=False, limit=cfg.trace_limit)
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
         self.xen: Optional[Frontend] = None   # the hypervisor frontend, if any

@@ -94,7 +94,7 @@ class Machine:
         self.ram_size = cfg.memory
 
         # ---- engine ------------------------------------------------------------------------------
-        uc = self.uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
+        uc = self.uc = native.new_arm64()
         self.guard = CallbackGuard(uc)
         uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
         # Unicorn's cortex-a57 has EL3 with SCR_EL3.RW = 0: QEMU then treats EL1 as AArch32
@@ -455,13 +455,13 @@ class Machine:
                     self._after_halt(pc)
         except GuestExit as ge:
             self._finish(ge.status, ge.reason)
+            return ge.status
         except errors.VpmuError as ve:
             self.pmu.drain_ring()
             self.trace.add({"type": "error", "icount": int(A[L.ICOUNT]), "reason": str(ve),
                             "pc": uc.reg_read(R.UC_ARM64_REG_PC), "status": ve.status})
             self.trace.close()
             raise
-        return self.exit_status
 
     def _finish(self, status: int, reason: str) -> None:
         self.pmu.drain_ring()

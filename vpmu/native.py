@@ -2,8 +2,8 @@
 
 Unicorn's Python binding always wraps Python callables; to register a numba ``@cfunc``
 as a hook we call the C ``uc_hook_add`` ourselves (ecosystem.md 1.6).  The names used
-(``unicorn_py3.unicorn.uclib``, ``Uc._uch``, ``uc_hook_h``) are private to unicorn 2.1.4,
-which ``pyproject.toml`` pins; ``tests/test_native.py`` checks them.
+(``unicorn_py3.unicorn.uclib``, ``Uc._uch``, ``uc_hook_h``, ``unicorn_py3.arch.arm64.UcAArch64``)
+are private to unicorn 2.1.4, which ``pyproject.toml`` pins; ``tests/test_native.py`` checks them.
 
 Native code (numba) needs these C symbols at run time:
 - ``uc_reg_read`` / ``uc_reg_write`` / ``uc_emu_stop`` / ``uc_vmem_read`` / ``uc_mem_read``
@@ -22,6 +22,7 @@ import os
 import struct
 import weakref
 from dataclasses import dataclass
+from typing import Optional, Protocol
 
 from . import _jitcache  # noqa: F401  (before any kernel is compiled or loaded)
 
@@ -33,10 +34,19 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from unicorn import arm64_const as _R
 from unicorn import unicorn_const as _UC
+from unicorn.unicorn_py3.arch.arm64 import UcAArch64      # what Uc(UC_ARCH_ARM64, ...) returns
 
 _U = unicorn.unicorn_py3.unicorn      # private module of the binding (pinned version)
 uclib = _U.uclib
 uc_hook_h = _U.uc_hook_h
+
+
+def new_arm64() -> UcAArch64:
+    """A new AArch64 engine, typed as the class Unicorn returns for it (``Uc.__new__`` picks
+    the architecture's subclass, which has the coprocessor-register accessors)."""
+    uc = unicorn.Uc(_UC.UC_ARCH_ARM64, _UC.UC_MODE_ARM)
+    assert isinstance(uc, UcAArch64)
+    return uc
 
 llvm.load_library_permanently(uclib._name)
 
@@ -44,7 +54,15 @@ llvm.load_library_permanently(uclib._name)
 # Native code calls vpmu_pycall(kind, arena_address); the arena address identifies the
 # machine (several machines may exist in one process, e.g. in tests).
 PYCALL = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64)
-_machines: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
+
+
+class PycallTarget(Protocol):
+    """What answers vpmu_pycall: the board's machine."""
+
+    def _pycall(self, kind: int) -> int: ...
+
+
+_machines: "weakref.WeakValueDictionary[int, PycallTarget]" = weakref.WeakValueDictionary()
 
 
 def _dispatch(kind: int, arena_addr: int) -> int:
@@ -58,7 +76,7 @@ _pycall_cb = PYCALL(_dispatch)
 llvm.add_symbol("vpmu_pycall", ctypes.cast(_pycall_cb, ctypes.c_void_p).value)
 
 
-def register_machine(arena_addr: int, machine) -> None:
+def register_machine(arena_addr: int, machine: PycallTarget) -> None:
     _machines[arena_addr] = machine
 
 
@@ -96,12 +114,15 @@ HOOK_MEM_SIG = types.boolean(types.voidptr, types.int32, types.uint64, types.int
 ENTRY_SIG = types.uint64(types.voidptr, types.int64)
 
 
-def hook_add(uc, htype: int, cfunc_address: int, user_address: int,
+def hook_add(uc, htype: int, cfunc_address: Optional[int], user_address: int,
              begin: int = 1, end: int = 0, insn: int | None = None) -> int:
-    """Register a native callback; returns the hook handle (for :func:`hook_del`).
+    """Register a native callback (a compiled cfunc's ``address``); returns the hook handle
+    (for :func:`hook_del`).
 
     begin > end means "all addresses", as in Unicorn.
     """
+    if cfunc_address is None:
+        raise ValueError("hook_add: the callback has no compiled address")
     h = uc_hook_h()
     args = [uc._uch, ctypes.byref(h), ctypes.c_int(htype), ctypes.c_void_p(cfunc_address),
             ctypes.c_void_p(user_address), ctypes.c_uint64(begin), ctypes.c_uint64(end)]
@@ -289,7 +310,7 @@ def unimplemented(keys, is_read: bool) -> set[int]:
     with a hook that claims it, and it is unimplemented if the hook is reached again at once."""
     todo = [k for k in keys if (k, is_read) not in _UNIMPLEMENTED]
     if todo:
-        uc = unicorn.Uc(_UC.UC_ARCH_ARM64, _UC.UC_MODE_ARM)
+        uc = new_arm64()
         uc.ctl_set_cpu_model(_R.UC_CPU_ARM64_A57)
         uc.cpr_write(3, 6, 1, 1, 0, 1 << 10)          # SCR_EL3.RW: EL1 is AArch64 (as the board)
         uc.mem_map(0x1000, 0x1000)

@@ -102,7 +102,16 @@ class TraceWriter:
         from now on: ``drain()`` moves them into the trace, and runs before every add."""
         self._earlier = drain
 
+    @property
+    def recording(self) -> bool:
+        """Whether a record added now goes anywhere: kept in memory or written to the file.
+        A run without ``--trace`` and without ``keep`` records nothing, and the producers may
+        skip building records (``PmuDevice.drain_ring`` discards the native ring unread)."""
+        return self.keep or self._f is not None
+
     def add(self, rec: dict) -> None:
+        if not self.recording:
+            return                      # nobody keeps it: the queued records are discarded unread too
         if self._earlier is not None and not self._draining:
             self._draining = True
             try:

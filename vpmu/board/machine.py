@@ -71,7 +71,10 @@ class Machine:
     def __init__(self, cfg: MachineConfig, image: Image, out: Callable[[bytes], None] | None = None,
                  err: Callable[[bytes], None] | None = None, trace: TraceWriter | None = None,
                  xen_factory: Optional[Callable[["Machine"], Frontend]] = None):
-        """``xen_factory(machine)`` builds the hypervisor frontend when ``cfg.xen`` is set."""
+        """``trace`` receives the trace records (default: only the configuration's ``--trace``
+        file; ``vpmu.api.run_config`` passes one that also keeps them in memory, and without
+        either nothing builds them); ``xen_factory(machine)`` builds the hypervisor frontend
+        when ``cfg.xen`` is set."""
         self.cfg = cfg
         self.image = image
         # the guest's console output (UART, semihosting, Xen console): every byte goes through
@@ -82,7 +85,7 @@ class Machine:
         self.output_left = cfg.max_output
         self.out: Callable[[bytes], None] = lambda b: self._emit(sink_out, b)
         self.err: Callable[[bytes], None] = lambda b: self._emit(sink_err, b)
-        self.trace = trace or TraceWriter(cfg.trace_path, limit=cfg.trace_limit)
+        self.trace = trace or TraceWriter(cfg.trace_path, keep=False, limit=cfg.trace_limit)
         self.exit_status: Optional[int] = None
         self.exit_reason = ""
         self.xen: Optional[Frontend] = None   # the hypervisor frontend, if any
@@ -91,7 +94,7 @@ class Machine:
         self.ram_size = cfg.memory
 
         # ---- engine ------------------------------------------------------------------------------
-        uc = self.uc = unicorn.Uc(UC.UC_ARCH_ARM64, UC.UC_MODE_ARM)
+        uc = self.uc = native.new_arm64()
         self.guard = CallbackGuard(uc)
         uc.ctl_set_cpu_model(R.UC_CPU_ARM64_A57)
         # Unicorn's cortex-a57 has EL3 with SCR_EL3.RW = 0: QEMU then treats EL1 as AArch32
@@ -452,13 +455,13 @@ class Machine:
                     self._after_halt(pc)
         except GuestExit as ge:
             self._finish(ge.status, ge.reason)
+            return ge.status
         except errors.VpmuError as ve:
             self.pmu.drain_ring()
             self.trace.add({"type": "error", "icount": int(A[L.ICOUNT]), "reason": str(ve),
                             "pc": uc.reg_read(R.UC_ARM64_REG_PC), "status": ve.status})
             self.trace.close()
             raise
-        return self.exit_status
 
     def _finish(self, status: int, reason: str) -> None:
         self.pmu.drain_ring()

@@ -141,10 +141,14 @@ class PmuDevice:
         return pmceid(p0, p1, bytes(bm) if bm is not None else None, pmuver)
 
     def drain_ring(self) -> None:
-        """The records the native hooks queued in the arena's ring, into the trace."""
+        """The records the native hooks queued in the arena's ring, into the trace (discarded
+        unread when the trace records nothing: no ``--trace`` file and no ``keep_trace``)."""
         A = self.A
         n = int(A[L.RING_N])
         if not n:
+            return
+        if not self.trace.recording:
+            A[L.RING_N] = 0
             return
         recs = A[L.RING:L.RING + n * L.RING_W].reshape(n, L.RING_W).tolist()
         A[L.RING_N] = 0
@@ -170,8 +174,10 @@ class PmuDevice:
         self.trace.add({"type": "sample", "icount": ic, "evcntr": [int(A[L.CNT + i]) for i in range(n)],
                         "pmccntr": int(A[L.CNT + 31]), "pmovsset": int(A[L.OVS])})
         step = self.cfg.trace_sample
-        # past --trace-limit no sample is recorded: stop asking for them (the run's speed returns)
-        A[L.NEXT_SAMPLE] = NONE64 if self.trace.truncated else (ic // step + 1) * step
+        # past --trace-limit (or with a trace that records nothing) no sample is recorded: stop
+        # asking for them (the run's speed returns)
+        done = self.trace.truncated or not self.trace.recording
+        A[L.NEXT_SAMPLE] = NONE64 if done else (ic // step + 1) * step
 
     def state(self) -> dict:
         """The architectural PMU registers as a plain dict (RunResult.pmu, the exit record)."""

@@ -38,7 +38,10 @@ for name in ("block_hook", "code_hook", "mrs_hook", "msr_hook", "mem_hook", "sys
             a = lib._codegen._engine.get_function_address(s.name)
             if a:
                 funcs[s.name] = (a, s["st_size"], name)
-from vpmu.api import run
+from vpmu.api import run_config
+from vpmu.options import RunOptions
+def run(guest, **kw):                 # as vpmu run without --trace: no trace records are kept
+    return run_config(guest, RunOptions.from_keywords(**kw).to_machine_config(), keep_trace=False)
 run(sys.argv[4])                      # warm-up: lazy imports and first-use set-up are not the run
 options = json.loads(sys.argv[5])
 start = time.monotonic()

@@ -250,10 +250,12 @@ def defer_flush(A):
     nact = I(A[L.ACT_N])
     ic = A[L.ICOUNT]
     cyc = ZERO
+    blocks = ZERO
     for i in range(n):
         e = I(A[L.DEF_LIST + i])
-        k = A[L.DEF_CNT + i]
+        k = A[L.BLK_DEF + e * L.BW]
         A[L.BLK_DEF + e * L.BW] = ZERO
+        blocks += k
         ic += k * A[L.BLK_N + e * L.BW]
         cyc += k * A[L.BLK_TOT + e * C.NS + C.S_CYC]
         for j in range(nact):
@@ -266,6 +268,7 @@ def defer_flush(A):
                 A[L.DEF_MISS] += ONE          # impossible by the budget; keep the architectural effect
                 on_overflow(A, c, A[L.CUR_START], ic)
     A[L.ICOUNT] = ic
+    A[L.DEF_BLOCKS] += blocks
     A[L.CYCLES] += cyc                        # (no CNT_CYCLES listener: defer_ok; and no add_cycles ->
                                             # dyn_event -> defer_flush cycle numba cannot compile)
 

@@ -156,18 +156,13 @@ def _cond_holds(uc, A, word):
     return ((val >> bit) & ONE == ZERO) != ((word >> U(24)) & ONE == ONE)
 
 
-@inline_kernel
+@kernel
 def _defer_tally(A, e):
     """Block e completed: one more execution in the tally (kernels.defer_flush adds them)."""
-    i = I(A[L.BLK_DEF + e * L.BW])
-    if i != 0:
-        A[L.DEF_CNT + i - 1] += ONE
-    else:
-        _defer_new(A, e)
-
-
-@kernel
-def _defer_new(A, e):
+    k = A[L.BLK_DEF + e * L.BW]
+    if k != ZERO:
+        A[L.BLK_DEF + e * L.BW] = k + ONE
+        return
     n = I(A[L.DEF_N])
     if n == 0:
         A[L.DEF_EL] = A[L.CUR_EL]
@@ -177,16 +172,58 @@ def _defer_new(A, e):
         A[L.DEF_EL] = A[L.CUR_EL]
         n = 0
     A[L.DEF_LIST + n] = U(e)
-    A[L.DEF_CNT + n] = ONE
-    A[L.BLK_DEF + e * L.BW] = U(n + 1)
+    A[L.BLK_DEF + e * L.BW] = ONE
     A[L.DEF_N] = U(n + 1)
 
 
 @inline_kernel
+def _leaf(A, addr, size):
+    """The common deferred block boundary, with no call: the block that just completed was
+    admitted deferred and is already in the tally, the block at addr is the successor it had
+    last time, nothing waits at this boundary and the new block's bound fits in the budget.
+    Then it tallies the completed block, lets the predictor learn its branch and starts the new
+    block deferred, exactly as _fast would; otherwise it changes nothing and returns False.
+
+    Indices are unsigned (numba adds a negative-index check to every signed one).  The
+    current block's CUR_VALID = 1, CUR_DONE = 0, CUR_PRECISE = 0 and CUR_FAST = 1 stay as they
+    are: the new block is started deferred too."""
+    if (A[L.DEF_OK] == ZERO or A[L.CUR_FAST] == ZERO or A[L.CUR_VALID] == ZERO or A[L.CUR_DONE] != ZERO
+            or A[L.DEF_BVALID] == ZERO):
+        return False
+    if (A[L.EL_STALE] | A[L.IRQ_CAND] | A[L.EXIT_PENDING]) != ZERO:
+        return False
+    e_prev = A[L.CUR_ENTRY]
+    rec = U(L.BLK) + e_prev * U(L.BW)
+    k = A[rec + U(L.DEF_FIELD)]
+    succ = A[rec + U(L.SUCC_FIELD)]
+    if k == ZERO or succ == ZERO or (A[rec + U(L.FAST_FIELD)] & U(L.FAST_ODD_END)) != ZERO:
+        return False
+    e = succ - ONE
+    rec_e = U(L.BLK) + e * U(L.BW)
+    f = A[rec_e + U(L.FAST_FIELD)]
+    bound = f & U(L.FAST_BOUND)
+    budget = A[L.DEF_BUDGET]
+    if (A[rec_e + U(L.KEY_FIELD)] != addr + ONE or A[rec_e + U(L.N_FIELD)] != U(size) >> U(2)
+            or A[rec_e + U(L.EPOCH_FIELD)] != A[L.XLAT_EPOCH] or (f & U(L.FAST_PRECISE)) != ZERO
+            or bound > budget):
+        return False
+    A[rec + U(L.DEF_FIELD)] = k + ONE
+    bk = A[rec + U(L.BK_FIELD)]
+    if bk != U(L.BK_NONE):
+        start = A[L.CUR_START]
+        bp.bp_update(A, I(bk), start + U(4) * (A[rec + U(L.N_FIELD)] - ONE), A[rec + U(L.TGT_FIELD)], addr, ZERO)
+    A[L.DEF_BUDGET] = budget - bound
+    A[L.CUR_START] = addr
+    A[L.CUR_SIZE] = U(size)
+    A[L.CUR_ENTRY] = e
+    return True
+
+
+@inline_kernel
 def _fast(uc, addr, size, A):
-    """The deferred block boundary (kernels.defer_flush explains the scheme): the common case
-    here, the rest in _fast_slow.  Returns False (nothing tallied) when the eager path must
-    handle this boundary."""
+    """The deferred block boundary (kernels.defer_flush explains the scheme) when _leaf could
+    not take it.  Returns False (nothing tallied) when the eager path must handle this
+    boundary."""
     if A[L.CUR_VALID] == ZERO or A[L.CUR_FAST] == ZERO or A[L.CUR_DONE] != ZERO or A[L.DEF_BVALID] == ZERO:
         return _fast_slow(uc, addr, size, A)
     e_prev = I(A[L.CUR_ENTRY])
@@ -239,7 +276,6 @@ def _admit(uc, addr, size, A, e_prev):
 @inline_kernel
 def _start_deferred(A, addr, size, e, bound):
     A[L.DEF_BUDGET] -= bound
-    A[L.DEF_BLOCKS] += ONE
     _start_block(A, addr, size, e, False, True)
 
 
@@ -249,7 +285,6 @@ def _start_block(A, addr, size, e, precise, deferred):
     A[L.CUR_VALID] = ONE
     A[L.CUR_START] = addr
     A[L.CUR_SIZE] = U(size)
-    A[L.CUR_N] = A[L.BLK_N + e * L.BW]
     A[L.CUR_DONE] = ZERO
     A[L.CUR_ENTRY] = U(e)
     A[L.CUR_PRECISE] = ONE if precise else ZERO
@@ -360,12 +395,19 @@ def _block(uc, addr, size, A):
         _pycall(L.PC_IRQ, A.ctypes)
 
 
-@cfunc(native.HOOK_BLOCK_SIG, cache=True)
-def block_hook(uc, addr, size, user):
-    A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
+@kernel
+def _boundary(uc, addr, size, A):
+    """A block boundary _leaf did not take: deferred if possible, else eager."""
     if A[L.DEF_OK] != ZERO and _fast(uc, addr, size, A):
         return
     _block(uc, addr, size, A)
+
+
+@cfunc(native.HOOK_BLOCK_SIG, cache=True)
+def block_hook(uc, addr, size, user):
+    A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
+    if not _leaf(A, addr, size):
+        _boundary(uc, addr, size, A)
 
 
 @kernel

@@ -49,7 +49,6 @@ def _alloc(n: int) -> int:
 CUR_VALID = _alloc(1)      # a block is executing (its start has been seen by the block hook)
 CUR_START = _alloc(1)
 CUR_SIZE = _alloc(1)
-CUR_N = _alloc(1)
 CUR_DONE = _alloc(1)       # instructions of the current block already committed
 CUR_ENTRY = _alloc(1)      # block-cache slot of the current block
 CUR_EL = _alloc(1)         # exception level the current block runs at
@@ -98,12 +97,12 @@ WATCH_ON = _alloc(1)       # watchpoints are armed (vpmu.board.debug): DC ZVA as
 # counters at the next point that could observe them
 DEF_ENABLE = _alloc(1)     # the run allows deferred counting (MachineConfig.defer)
 DEF_OK = _alloc(1)         # nothing needs per-block work now (recomputed by reconfigure)
-DEF_N = _alloc(1)          # distinct blocks tallied (DEF_LIST/DEF_CNT)
+DEF_N = _alloc(1)          # distinct blocks tallied (DEF_LIST)
 DEF_EL = _alloc(1)         # the exception level they ran at
 DEF_BVALID = _alloc(1)     # DEF_BUDGET is valid (0 after every flush)
 DEF_BUDGET = _alloc(1)     # bound on what deferred blocks may still add to any quantity
 CUR_FAST = _alloc(1)       # the current block was admitted deferred (its bound is spent)
-DEF_BLOCKS = _alloc(1)     # statistics: blocks counted deferred
+DEF_BLOCKS = _alloc(1)     # statistics: blocks counted deferred (added up by each flush)
 DEF_FLUSHES = _alloc(1)    # statistics: flushes that added something
 DEF_MISS = _alloc(1)       # overflows found while flushing (the bound makes this impossible: 0)
 
@@ -177,7 +176,7 @@ BLK_KEY = BLK + KEY_FIELD      # start VA + 1 (0 = empty)
 BLK_N = BLK + N_FIELD          # instructions (the block is 4 * N bytes: A64 instructions are 4 bytes)
 BLK_FAST = BLK + FAST_FIELD    # deferred counting: bound | FAST_PRECISE | FAST_ODD_END (below)
 BLK_EPOCH = BLK + EPOCH_FIELD  # XLAT_EPOCH at which the block's code was last checked (0 = must check)
-BLK_DEF = BLK + DEF_FIELD      # 1 + index in DEF_LIST while the block is tallied, else 0
+BLK_DEF = BLK + DEF_FIELD      # deferred counting: completed executions tallied (0: not in DEF_LIST)
 BLK_BK = BLK + BK_FIELD        # branch kind of the last instruction
 BLK_TGT = BLK + TGT_FIELD      # its direct target
 BLK_SUCC = BLK + SUCC_FIELD    # 1 + the slot of the block that last followed this one (0 = none)
@@ -186,8 +185,7 @@ BLK_NMEM = _alloc(NBLK)
 BLK_WORD = _alloc(NBLK)    # the last instruction's encoding (conditional branch to the next insn)
 BLK_EXCL = _alloc(NBLK)    # a store-exclusive judged when the block completes: its check word (XCHK)
 BLK_FLAGS = _alloc(NBLK)   # BF_*
-DEF_LIST = _alloc(NDEF)    # tallied blocks (slots) ...
-DEF_CNT = _alloc(NDEF)     # ... and how many times each completed
+DEF_LIST = _alloc(NDEF)    # tallied blocks (slots; how many times each completed: its BLK_DEF)
 BLK_TOT = _alloc(NBLK * C.NS)
 BLK_USED = _alloc(1)
 POOL = _alloc(NPOOL)       # per instruction: class id

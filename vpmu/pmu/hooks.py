@@ -29,8 +29,9 @@ hooks).  ``stop_at`` uses that to hand control to the Python main loop at an exa
 """
 from __future__ import annotations
 
+import llvmlite.binding as llvm
 import numpy as np
-from numba import carray, cfunc
+from numba import carray, cfunc, types
 from unicorn import arm64_const as R
 
 from .. import arch as X
@@ -395,19 +396,28 @@ def _block(uc, addr, size, A):
         _pycall(L.PC_IRQ, A.ctypes)
 
 
-@kernel
-def _boundary(uc, addr, size, A):
+@cfunc(native.HOOK_BLOCK_SIG, cache=True)
+def boundary_hook(uc, addr, size, user):
     """A block boundary _leaf did not take: deferred if possible, else eager."""
+    A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
     if A[L.DEF_OK] != ZERO and _fast(uc, addr, size, A):
         return
     _block(uc, addr, size, A)
+
+
+# block_hook calls boundary_hook as a C function (linked by name, as vpmu_pycall, so the cached
+# block_hook finds it): a numba call would make every block pay for numba's calling convention
+# (an exception-info slot initialised at entry, which also keeps the leaf from running without
+# a stack frame and saved registers)
+llvm.add_symbol("vpmu_block_boundary", boundary_hook.address)
+_boundary = types.ExternalFunction("vpmu_block_boundary", native.HOOK_BLOCK_SIG)
 
 
 @cfunc(native.HOOK_BLOCK_SIG, cache=True)
 def block_hook(uc, addr, size, user):
     A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
     if not _leaf(A, addr, size):
-        _boundary(uc, addr, size, A)
+        _boundary(uc, addr, size, user)
 
 
 @kernel

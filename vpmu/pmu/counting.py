@@ -239,8 +239,10 @@ def locate(A, c, i0, i1, needed, oi, oc):
 @kernel
 def defer_flush(A):
     """Add the tallied blocks to the counters, ICOUNT and the cycle count; the budget is
-    invalid afterwards (DEF_BVALID = 0)."""
+    invalid afterwards (DEF_BVALID = 0) and the current block no longer counts as admitted
+    deferred (CUR_FAST = 0: the block hook's leaf relies on it)."""
     A[L.DEF_BVALID] = ZERO
+    A[L.CUR_FAST] = U(L.CF_NONE)
     n = I(A[L.DEF_N])
     if n == 0:
         return
@@ -278,8 +280,9 @@ def defer_budget(A):
     """How much deferred blocks may add to any quantity before something observable could
     happen: the smallest of every static counter's headroom - 1 at the current EL, and the
     instructions / cycles left before the limit, the next sample and the next timer deadline
-    minus one (the eager path acts at the first block boundary at or after them)."""
-    b = M64
+    minus one (the eager path acts at the first block boundary at or after them); at most
+    FAST_BOUND, which no block's bound exceeds (hooks._leaf relies on it)."""
+    b = U(L.FAST_BOUND)
     elbit = ONE << (A[L.CUR_EL] + U(16))
     for j in range(I(A[L.ACT_N])):
         d = A[L.ACT + j]

@@ -233,7 +233,7 @@ def locate(A, c, i0, i1, needed, oi, oc):
 # the cycles to the next timer deadline.  Nothing observable can then happen inside deferred
 # blocks, so adding the tallies later (defer_flush, at the first point that could observe a
 # counter, ICOUNT or the time) gives exactly the eager result.  The branch predictor keeps
-# being updated per block (hooks._fast), as the eager path does.
+# being updated per block (hooks._leaf, hooks._fast), as the eager path does.
 
 
 @kernel

@@ -29,7 +29,6 @@ hooks).  ``stop_at`` uses that to hand control to the Python main loop at an exa
 """
 from __future__ import annotations
 
-import llvmlite.binding as llvm
 import numpy as np
 from numba import carray, cfunc, types
 from unicorn import arm64_const as R
@@ -451,7 +450,7 @@ def boundary_hook(uc, addr, size, user):
 # block_hook finds it): a numba call would make every block pay for numba's calling convention
 # (an exception-info slot initialised at entry, which also keeps the leaf from running without
 # a stack frame and saved registers)
-llvm.add_symbol("vpmu_block_boundary", boundary_hook.address)
+native.link_cfunc("vpmu_block_boundary", boundary_hook)
 _boundary = types.ExternalFunction("vpmu_block_boundary", native.HOOK_BLOCK_SIG)
 
 

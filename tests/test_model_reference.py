@@ -157,7 +157,6 @@ class NumbaPmu:
         A[L.CUR_VALID] = 1
         A[L.CUR_START] = pc
         A[L.CUR_SIZE] = 4 * n
-        A[L.CUR_N] = n
         A[L.CUR_DONE] = 0
         A[L.CUR_ENTRY] = e
         A[L.CUR_EL] = el

@@ -76,6 +76,13 @@ _pycall_cb = PYCALL(_dispatch)
 llvm.add_symbol("vpmu_pycall", ctypes.cast(_pycall_cb, ctypes.c_void_p).value)
 
 
+def link_cfunc(name: str, fn) -> None:
+    """Link a numba ``@cfunc`` by name, for other native code to call as a C function (not
+    through numba's calling convention); like vpmu_pycall, before its callers are compiled or
+    loaded from the cache."""
+    llvm.add_symbol(name, fn.address)
+
+
 def register_machine(arena_addr: int, machine: PycallTarget) -> None:
     _machines[arena_addr] = machine
 

@@ -233,14 +233,16 @@ def locate(A, c, i0, i1, needed, oi, oc):
 # the cycles to the next timer deadline.  Nothing observable can then happen inside deferred
 # blocks, so adding the tallies later (defer_flush, at the first point that could observe a
 # counter, ICOUNT or the time) gives exactly the eager result.  The branch predictor keeps
-# being updated per block (hooks._fast), as the eager path does.
+# being updated per block (hooks._leaf, hooks._fast), as the eager path does.
 
 
 @kernel
 def defer_flush(A):
     """Add the tallied blocks to the counters, ICOUNT and the cycle count; the budget is
-    invalid afterwards (DEF_BVALID = 0)."""
+    invalid afterwards (DEF_BVALID = 0) and the current block no longer counts as admitted
+    deferred (CUR_FAST = 0: the block hook's leaf relies on it)."""
     A[L.DEF_BVALID] = ZERO
+    A[L.CUR_FAST] = U(L.CF_NONE)
     n = I(A[L.DEF_N])
     if n == 0:
         return
@@ -250,10 +252,12 @@ def defer_flush(A):
     nact = I(A[L.ACT_N])
     ic = A[L.ICOUNT]
     cyc = ZERO
+    blocks = ZERO
     for i in range(n):
         e = I(A[L.DEF_LIST + i])
-        k = A[L.DEF_CNT + i]
+        k = A[L.BLK_DEF + e * L.BW]
         A[L.BLK_DEF + e * L.BW] = ZERO
+        blocks += k
         ic += k * A[L.BLK_N + e * L.BW]
         cyc += k * A[L.BLK_TOT + e * C.NS + C.S_CYC]
         for j in range(nact):
@@ -266,6 +270,7 @@ def defer_flush(A):
                 A[L.DEF_MISS] += ONE          # impossible by the budget; keep the architectural effect
                 on_overflow(A, c, A[L.CUR_START], ic)
     A[L.ICOUNT] = ic
+    A[L.DEF_BLOCKS] += blocks
     A[L.CYCLES] += cyc                        # (no CNT_CYCLES listener: defer_ok; and no add_cycles ->
                                             # dyn_event -> defer_flush cycle numba cannot compile)
 
@@ -275,8 +280,9 @@ def defer_budget(A):
     """How much deferred blocks may add to any quantity before something observable could
     happen: the smallest of every static counter's headroom - 1 at the current EL, and the
     instructions / cycles left before the limit, the next sample and the next timer deadline
-    minus one (the eager path acts at the first block boundary at or after them)."""
-    b = M64
+    minus one (the eager path acts at the first block boundary at or after them); at most
+    FAST_BOUND, which no block's bound exceeds (hooks._leaf relies on it)."""
+    b = U(L.FAST_BOUND)
     elbit = ONE << (A[L.CUR_EL] + U(16))
     for j in range(I(A[L.ACT_N])):
         d = A[L.ACT + j]

@@ -30,7 +30,7 @@ hooks).  ``stop_at`` uses that to hand control to the Python main loop at an exa
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, cfunc
+from numba import carray, cfunc, types
 from unicorn import arm64_const as R
 
 from .. import arch as X
@@ -156,18 +156,13 @@ def _cond_holds(uc, A, word):
     return ((val >> bit) & ONE == ZERO) != ((word >> U(24)) & ONE == ONE)
 
 
-@inline_kernel
+@kernel
 def _defer_tally(A, e):
     """Block e completed: one more execution in the tally (kernels.defer_flush adds them)."""
-    i = I(A[L.BLK_DEF + e * L.BW])
-    if i != 0:
-        A[L.DEF_CNT + i - 1] += ONE
-    else:
-        _defer_new(A, e)
-
-
-@kernel
-def _defer_new(A, e):
+    k = A[L.BLK_DEF + e * L.BW]
+    if k != ZERO:
+        A[L.BLK_DEF + e * L.BW] = k + ONE
+        return
     n = I(A[L.DEF_N])
     if n == 0:
         A[L.DEF_EL] = A[L.CUR_EL]
@@ -177,16 +172,97 @@ def _defer_new(A, e):
         A[L.DEF_EL] = A[L.CUR_EL]
         n = 0
     A[L.DEF_LIST + n] = U(e)
-    A[L.DEF_CNT + n] = ONE
-    A[L.BLK_DEF + e * L.BW] = U(n + 1)
+    A[L.BLK_DEF + e * L.BW] = ONE
     A[L.DEF_N] = U(n + 1)
 
 
 @inline_kernel
+def _leaf(A, addr, size):
+    """The common deferred block boundary, with no call: the block that just completed was
+    admitted deferred and is already in the tally (CUR_FAST = CF_LEAF), nothing waits at this
+    boundary, the block at addr is the same block again (a loop: everything it needs was kept
+    in CUR_* when it was admitted) or the successor the completed block had last time, and its
+    bound fits in the budget.  Then it tallies the completed block, lets the predictor learn
+    its branch and starts the new block deferred, exactly as _fast would; otherwise it changes
+    nothing and returns False.
+
+    CUR_FAST is the one test of the previous block's state: it is set only when a block is
+    started deferred (CUR_VALID = 1, CUR_DONE = 0, CUR_PRECISE = 0, DEF_OK, a valid budget)
+    and cleared by every flush, which precedes every commit (CUR_DONE), every reconfiguration
+    (DEF_OK), every end of a block other than at its boundary (CUR_VALID = 0), every
+    invalidation of the budget, every reclassification of a block (its slot's record) and every
+    change of a block's precise mode.  Those four words stay as they are: the new block is
+    started deferred too.  A tally stays non-zero until a flush, so CF_LEAF also says the
+    completed block is in DEF_LIST.  Indices are unsigned (numba adds a negative-index check to
+    every signed one)."""
+    if A[L.CUR_FAST] != U(L.CF_LEAF) or (A[L.EL_STALE] | A[L.IRQ_CAND] | A[L.EXIT_PENDING]) != ZERO:
+        return False
+    e_prev = A[L.CUR_ENTRY]
+    start = A[L.CUR_START]
+    csize = A[L.CUR_SIZE]
+    budget = A[L.DEF_BUDGET]
+    epoch = A[L.XLAT_EPOCH]
+    rec = U(L.BLK) + e_prev * U(L.BW)
+    if addr == start and U(size) == csize and A[L.CUR_EPOCH] == epoch:
+        # the same block again (its slot, record and bound cannot have changed without a flush)
+        bound = A[L.CUR_BOUND]
+        if bound > budget:
+            return False
+        A[L.DEF_BUDGET] = budget - bound
+        A[rec + U(L.DEF_FIELD)] += ONE
+        _leaf_branch(A, rec, start + csize - U(4), addr)
+        return True
+    succ = A[rec + U(L.SUCC_FIELD)]
+    if succ == ZERO:
+        return False
+    e = succ - ONE
+    rec_e = U(L.BLK) + e * U(L.BW)
+    if (A[rec_e + U(L.KEY_FIELD)] != addr + ONE or A[rec_e + U(L.N_FIELD)] != U(size) >> U(2)
+            or A[rec_e + U(L.EPOCH_FIELD)] != epoch):
+        return False
+    # a valid budget is at most FAST_BOUND (counting.defer_budget), so a precise block's bound
+    # with its FAST_PRECISE bit never fits: one test for both
+    f = A[rec_e + U(L.FAST_FIELD)]
+    bound = f & U(L.FAST_PRECISE | L.FAST_BOUND)
+    if bound > budget:
+        return False
+    A[L.DEF_BUDGET] = budget - bound
+    A[rec + U(L.DEF_FIELD)] += ONE
+    _leaf_branch(A, rec, start + csize - U(4), addr)
+    A[L.CUR_START] = addr
+    A[L.CUR_SIZE] = U(size)
+    A[L.CUR_ENTRY] = e
+    A[L.CUR_BOUND] = bound
+    A[L.CUR_EPOCH] = epoch
+    A[L.CUR_FAST] = _cur_fast(A, e, f)
+    return True
+
+
+@inline_kernel
+def _leaf_branch(A, rec, pc, next_pc):
+    """The predictor learns the last instruction (at pc) of the completed block (record rec),
+    which went to next_pc: bp_update, with the common conditional branch inline (its target is
+    never the next instruction here: such a block ends oddly, FAST_ODD_END)."""
+    bk = A[rec + U(L.BK_FIELD)]
+    if bk == U(L.BK_COND):
+        bp.bp_cond(A, pc, next_pc == A[rec + U(L.TGT_FIELD)])
+    elif bk != U(L.BK_NONE):
+        bp.bp_update(A, I(bk), pc, A[rec + U(L.TGT_FIELD)], next_pc, ZERO)
+
+
+@inline_kernel
+def _cur_fast(A, e, f):
+    """CUR_FAST of block e (FAST word f) started deferred: CF_LEAF if the leaf may take its end."""
+    if (f & U(L.FAST_ODD_END)) == ZERO and A[U(L.BLK_DEF) + e * U(L.BW)] != ZERO:
+        return U(L.CF_LEAF)
+    return U(L.CF_DEFER)
+
+
+@inline_kernel
 def _fast(uc, addr, size, A):
-    """The deferred block boundary (kernels.defer_flush explains the scheme): the common case
-    here, the rest in _fast_slow.  Returns False (nothing tallied) when the eager path must
-    handle this boundary."""
+    """The deferred block boundary (kernels.defer_flush explains the scheme) when _leaf could
+    not take it.  Returns False (nothing tallied) when the eager path must handle this
+    boundary."""
     if A[L.CUR_VALID] == ZERO or A[L.CUR_FAST] == ZERO or A[L.CUR_DONE] != ZERO or A[L.DEF_BVALID] == ZERO:
         return _fast_slow(uc, addr, size, A)
     e_prev = I(A[L.CUR_ENTRY])
@@ -239,8 +315,10 @@ def _admit(uc, addr, size, A, e_prev):
 @inline_kernel
 def _start_deferred(A, addr, size, e, bound):
     A[L.DEF_BUDGET] -= bound
-    A[L.DEF_BLOCKS] += ONE
     _start_block(A, addr, size, e, False, True)
+    A[L.CUR_FAST] = _cur_fast(A, U(e), A[L.BLK_FAST + e * L.BW])
+    A[L.CUR_BOUND] = bound
+    A[L.CUR_EPOCH] = A[L.XLAT_EPOCH]
 
 
 @inline_kernel
@@ -249,11 +327,10 @@ def _start_block(A, addr, size, e, precise, deferred):
     A[L.CUR_VALID] = ONE
     A[L.CUR_START] = addr
     A[L.CUR_SIZE] = U(size)
-    A[L.CUR_N] = A[L.BLK_N + e * L.BW]
     A[L.CUR_DONE] = ZERO
     A[L.CUR_ENTRY] = U(e)
     A[L.CUR_PRECISE] = ONE if precise else ZERO
-    A[L.CUR_FAST] = ONE if deferred else ZERO
+    A[L.CUR_FAST] = U(L.CF_DEFER) if deferred else U(L.CF_NONE)
 
 
 @kernel
@@ -361,11 +438,27 @@ def _block(uc, addr, size, A):
 
 
 @cfunc(native.HOOK_BLOCK_SIG, cache=True)
-def block_hook(uc, addr, size, user):
+def boundary_hook(uc, addr, size, user):
+    """A block boundary _leaf did not take: deferred if possible, else eager."""
     A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
     if A[L.DEF_OK] != ZERO and _fast(uc, addr, size, A):
         return
     _block(uc, addr, size, A)
+
+
+# block_hook calls boundary_hook as a C function (linked by name, as vpmu_pycall, so the cached
+# block_hook finds it): a numba call would make every block pay for numba's calling convention
+# (an exception-info slot initialised at entry, which also keeps the leaf from running without
+# a stack frame and saved registers)
+native.link_cfunc("vpmu_block_boundary", boundary_hook)
+_boundary = types.ExternalFunction("vpmu_block_boundary", native.HOOK_BLOCK_SIG)
+
+
+@cfunc(native.HOOK_BLOCK_SIG, cache=True)
+def block_hook(uc, addr, size, user):
+    A = carray(user, L.ARENA_WORDS, dtype=np.uint64)
+    if not _leaf(A, addr, size):
+        _boundary(uc, addr, size, user)
 
 
 @kernel

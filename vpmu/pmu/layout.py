@@ -46,15 +46,24 @@ def _alloc(n: int) -> int:
 
 
 # --- control of the counting path ------------------------------------------------------------
-CUR_VALID = _alloc(1)      # a block is executing (its start has been seen by the block hook)
+# first, in two cache lines, every word the block hook's leaf (hooks._leaf) reads or writes
+CUR_FAST = _alloc(1)       # CF_*: the current block was admitted deferred (its bound is spent); 0 after a flush
 CUR_START = _alloc(1)
 CUR_SIZE = _alloc(1)
-CUR_N = _alloc(1)
-CUR_DONE = _alloc(1)       # instructions of the current block already committed
 CUR_ENTRY = _alloc(1)      # block-cache slot of the current block
+CUR_BOUND = _alloc(1)      # deferred: the bound the current block was admitted with (its FAST_BOUND)
+CUR_EPOCH = _alloc(1)      # deferred: XLAT_EPOCH when it was admitted
+DEF_BUDGET = _alloc(1)     # bound on what deferred blocks may still add to any quantity
+EL_STALE = _alloc(1)       # an ERET retired (or state was restored): read PSTATE at the next block
+IRQ_CAND = _alloc(1)       # the GIC has an interrupt that is deliverable if PSTATE.I is clear
+EXIT_PENDING = _alloc(1)   # Python asked the run to end (semihosting exit etc.)
+XLAT_EPOCH = _alloc(1)     # bumped when a VA may now hold other code (TLBI of a code page or of
+                           # everything, TTBR0/TTBR1/TCR/SCTLR write): blocks check their words again
+                           # (the code cache, codecache.py)
+CUR_VALID = _alloc(1)      # a block is executing (its start has been seen by the block hook)
+CUR_DONE = _alloc(1)       # instructions of the current block already committed
 CUR_EL = _alloc(1)         # exception level the current block runs at
 EL_NOW = _alloc(1)         # the current exception level (valid unless EL_STALE)
-EL_STALE = _alloc(1)       # an ERET retired (or state was restored): read PSTATE at the next block
 CUR_PRECISE = _alloc(1)    # the current block runs with per-instruction sync points
 PB_VALID = _alloc(1)       # a retired branch waits for its successor to be known
 PB_KIND = _alloc(1)
@@ -67,7 +76,6 @@ CYCLES = _alloc(1)         # executed cycles (cycle model, all ELs)
 IDLE = _alloc(1)           # cycles spent waiting in WFI (time advances, CPU_CYCLES does not)
 INSN_LIMIT = _alloc(1)     # stop when ICOUNT reaches this (2**64-1 = none)
 NEXT_DEADLINE = _alloc(1)  # time (cycles+idle) of the next timer event (2**64-1 = none)
-IRQ_CAND = _alloc(1)       # the GIC has an interrupt that is deliverable if PSTATE.I is clear
 STOP_REASON = _alloc(1)
 STOP_ARG = _alloc(1)
 MEMHOOK_WANT = _alloc(1)   # some counter (or the cycle model) needs the data-side memory hooks
@@ -80,7 +88,6 @@ PY_ARG = _alloc(8)         # arguments / results of vpmu_pycall
 SCRATCH = _alloc(8)        # native scratch (values passed by pointer to uc_reg_read/write)
 ENTRY_ARG = _alloc(6)      # arguments of Python -> native calls through hooks.entry
 OVQ = _alloc(4 * 32)       # overflows found by one commit: (instruction, counter, old value, events)
-EXIT_PENDING = _alloc(1)   # Python asked the run to end (semihosting exit etc.)
 RAM_LO = _alloc(1)         # guest RAM [RAM_LO, RAM_HI): only RAM allocates in the data cache model
 RAM_HI = _alloc(1)
 # the CPU model's ID register values, by handler (regs.H_ID_FIRST..H_ID_LAST), patched on read
@@ -98,14 +105,17 @@ WATCH_ON = _alloc(1)       # watchpoints are armed (vpmu.board.debug): DC ZVA as
 # counters at the next point that could observe them
 DEF_ENABLE = _alloc(1)     # the run allows deferred counting (MachineConfig.defer)
 DEF_OK = _alloc(1)         # nothing needs per-block work now (recomputed by reconfigure)
-DEF_N = _alloc(1)          # distinct blocks tallied (DEF_LIST/DEF_CNT)
+DEF_N = _alloc(1)          # distinct blocks tallied (DEF_LIST)
 DEF_EL = _alloc(1)         # the exception level they ran at
 DEF_BVALID = _alloc(1)     # DEF_BUDGET is valid (0 after every flush)
-DEF_BUDGET = _alloc(1)     # bound on what deferred blocks may still add to any quantity
-CUR_FAST = _alloc(1)       # the current block was admitted deferred (its bound is spent)
-DEF_BLOCKS = _alloc(1)     # statistics: blocks counted deferred
+DEF_BLOCKS = _alloc(1)     # statistics: blocks counted deferred (added up by each flush)
 DEF_FLUSHES = _alloc(1)    # statistics: flushes that added something
 DEF_MISS = _alloc(1)       # overflows found while flushing (the bound makes this impossible: 0)
+
+# CUR_FAST values
+CF_NONE = 0                # not admitted deferred (or a flush happened since)
+CF_LEAF = 1                # admitted deferred, tallied before, its end is plain: the leaf may take it
+CF_DEFER = 2               # admitted deferred, its end goes through hooks._fast
 
 # --- PMU configuration and architectural registers ----------------------------------------------
 PMU_PRESENT = _alloc(1)
@@ -177,7 +187,7 @@ BLK_KEY = BLK + KEY_FIELD      # start VA + 1 (0 = empty)
 BLK_N = BLK + N_FIELD          # instructions (the block is 4 * N bytes: A64 instructions are 4 bytes)
 BLK_FAST = BLK + FAST_FIELD    # deferred counting: bound | FAST_PRECISE | FAST_ODD_END (below)
 BLK_EPOCH = BLK + EPOCH_FIELD  # XLAT_EPOCH at which the block's code was last checked (0 = must check)
-BLK_DEF = BLK + DEF_FIELD      # 1 + index in DEF_LIST while the block is tallied, else 0
+BLK_DEF = BLK + DEF_FIELD      # deferred counting: completed executions tallied (0: not in DEF_LIST)
 BLK_BK = BLK + BK_FIELD        # branch kind of the last instruction
 BLK_TGT = BLK + TGT_FIELD      # its direct target
 BLK_SUCC = BLK + SUCC_FIELD    # 1 + the slot of the block that last followed this one (0 = none)
@@ -186,8 +196,7 @@ BLK_NMEM = _alloc(NBLK)
 BLK_WORD = _alloc(NBLK)    # the last instruction's encoding (conditional branch to the next insn)
 BLK_EXCL = _alloc(NBLK)    # a store-exclusive judged when the block completes: its check word (XCHK)
 BLK_FLAGS = _alloc(NBLK)   # BF_*
-DEF_LIST = _alloc(NDEF)    # tallied blocks (slots) ...
-DEF_CNT = _alloc(NDEF)     # ... and how many times each completed
+DEF_LIST = _alloc(NDEF)    # tallied blocks (slots; how many times each completed: its BLK_DEF)
 BLK_TOT = _alloc(NBLK * C.NS)
 BLK_USED = _alloc(1)
 POOL = _alloc(NPOOL)       # per instruction: class id
@@ -195,9 +204,7 @@ POOL_W = _alloc(NPOOL)     # per instruction: its encoding (what a check compare
 POOL_XCHK = _alloc(NPOOL)  # per instruction: the check of the store-exclusive before it (0 = none;
                            # codecache.XCHK_* describes the word)
 POOL_TOP = _alloc(1)
-# --- the code cache (codecache.py): what keeps classified code valid --------------------------
-XLAT_EPOCH = _alloc(1)     # bumped when a VA may now hold other code (TLBI of a code page or of
-                           # everything, TTBR0/TTBR1/TCR/SCTLR write): blocks check their words again
+# --- the code cache (codecache.py): what keeps classified code valid (and XLAT_EPOCH, above) --
 CPAGE_KEY = _alloc(NCPAGE) # VA page number + 1 of every page holding classified code
 HOOK_KEY = _alloc(NHOOK)   # VA + 1 of every store-exclusive check code hook Python installed
 PREC_KEY = _alloc(NPREC)   # start VA + 1 of every precise-mode block range with a code hook ...

@@ -20,6 +20,22 @@ def bp_index(pc):
 
 
 @inline_kernel
+def bp_cond(A, pc, taken):
+    """The conditional branch at pc was taken or not: its 2-bit counter learns it (bp_update's
+    return value)."""
+    i = (pc >> U(2)) & U(L.BP_N - 1)
+    ctr = A[U(L.BP) + i]
+    r = 1 if (ctr >= U(2)) != taken else 0
+    if taken:
+        r |= 2
+        if ctr < U(3):
+            A[U(L.BP) + i] = ctr + ONE
+    elif ctr > ZERO:
+        A[U(L.BP) + i] = ctr - ONE
+    return r
+
+
+@inline_kernel
 def bp_update(A, kind, pc, target, next_pc, outcome):
     """The predictor state after the branch at pc (kind BK_*) went to next_pc; returns
     1 if it was mispredicted, | 2 if it is a taken conditional branch.
@@ -36,16 +52,7 @@ def bp_update(A, kind, pc, target, next_pc, outcome):
         taken = next_pc == target
         if target == pc + U(4):
             taken = outcome == U(2)         # a branch to the next instruction: the condition decides
-        i = bp_index(pc)
-        ctr = A[L.BP + i]
-        if (ctr >= U(2)) != taken:
-            r = 1
-        if taken:
-            r |= 2
-            if ctr < U(3):
-                A[L.BP + i] = ctr + ONE
-        elif ctr > ZERO:
-            A[L.BP + i] = ctr - ONE
+        r = bp_cond(A, pc, taken)
     elif kind == L.BK_BR or kind == L.BK_BLR:
         i = I((pc >> U(2)) & U(L.BTB_N - 1))
         if not (A[L.BTB_TAG + i] == pc + ONE and A[L.BTB_TGT + i] == next_pc):

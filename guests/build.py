@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -45,10 +44,8 @@ def build_linux(src: Path, force: bool) -> str | None:
     if not force and out.exists() and out.stat().st_mtime >= max(src.stat().st_mtime, Path(__file__).stat().st_mtime):
         return None
     out.parent.mkdir(exist_ok=True)
-    cmd = builder.zig_command() + ["cc", *LINUX_CFLAGS, str(src), "-o", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise builder.BuildFailed(f"{src.name}: the compiler failed (status {r.returncode})", r.stdout + r.stderr)
+    builder.run_tool(builder.zig_command() + ["cc", *LINUX_CFLAGS, str(src), "-o", str(out)],
+                     f"{src}: compilation failed")
     return f"linux/{src.stem}"
 
 

@@ -209,7 +209,8 @@ def _parse_depfile(text: str) -> list[str]:
     return deps
 
 
-def _run(cmd: list[str], what: str) -> None:
+def run_tool(cmd: list[str], what: str) -> None:
+    """Run a toolchain command; BuildFailed with ``what`` and its messages if it fails."""
     try:
         r = subprocess.run(cmd, capture_output=True, text=True)
     except OSError as e:
@@ -242,12 +243,12 @@ def build(src: Path | str, elf: Path | str | None = None, options: set[str] | fr
         script.write_text(_link_script(kind))
         depfile = Path(tmp) / "deps.d"
         # The headers the source includes (not the runtime's sources: those are listed apart).
-        _run([*zig, "cc", *CFLAGS, "-I", str(RUNTIME_DIR), "-M", "-MT", _DEP_TARGET, "-MF", str(depfile), str(src)],
+        run_tool([*zig, "cc", *CFLAGS, "-I", str(RUNTIME_DIR), "-M", "-MT", _DEP_TARGET, "-MF", str(depfile), str(src)],
              f"{src}: compilation failed")
-        _run([*zig, *_compile_command(src, opts, outs.elf, script)], f"{src}: compilation failed")
+        run_tool([*zig, *_compile_command(src, opts, outs.elf, script)], f"{src}: compilation failed")
         for out in (outs.flat, outs.image):
             if out is not None:
-                _run([*zig, "objcopy", "-O", "binary", str(outs.elf), str(out)],
+                run_tool([*zig, "objcopy", "-O", "binary", str(outs.elf), str(out)],
                      f"{out}: objcopy failed")
         deps = [str(Path(d).resolve()) for d in _parse_depfile(depfile.read_text())]
     _save_deps(src, opts, outs, deps)

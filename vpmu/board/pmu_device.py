@@ -38,12 +38,14 @@ class PmuDevice:
         A[L.EVCNT64] = 1 if pmuver >= 6 else 0
         A[L.PMU_IRQ] = p.irq
         A[L.PMCR] = regs.PMCR_LC                # reset: LC (RES1), everything else 0
-        A[L.TRACE_REGS] = 1 if cfg.trace_pmu_regs else 0
+        # records nobody keeps are not asked for (TraceWriter.recording: no --trace file, no keep)
+        recording = self.trace.recording
+        A[L.TRACE_REGS] = 1 if cfg.trace_pmu_regs and recording else 0
         A[L.INSN_LIMIT] = cfg.max_insns if cfg.max_insns is not None else NONE64
         A[L.DEF_ENABLE] = 1 if cfg.defer else 0
         A[L.EL_STALE] = 1                       # read PSTATE at the first block
         A[L.NEXT_DEADLINE] = NONE64
-        A[L.NEXT_SAMPLE] = cfg.trace_sample if cfg.trace_sample else NONE64
+        A[L.NEXT_SAMPLE] = cfg.trace_sample if cfg.trace_sample and recording else NONE64
         A[L.CNTFRQ] = MM.CNTFRQ
         A[L.TICK_DIV] = MM.TICK_DIV
         A[L.RAM_LO] = ram_base
@@ -174,8 +176,8 @@ class PmuDevice:
         self.trace.add({"type": "sample", "icount": ic, "evcntr": [int(A[L.CNT + i]) for i in range(n)],
                         "pmccntr": int(A[L.CNT + 31]), "pmovsset": int(A[L.OVS])})
         step = self.cfg.trace_sample
-        # past --trace-limit (or with a trace that records nothing) no sample is recorded: stop
-        # asking for them (the run's speed returns)
+        # past --trace-limit (or after the trace file failed) no sample is recorded: stop asking
+        # for them (the run's speed returns)
         done = self.trace.truncated or not self.trace.recording
         A[L.NEXT_SAMPLE] = NONE64 if done else (ic // step + 1) * step
 

@@ -65,6 +65,13 @@ def test_new_refuses_to_overwrite(tmp_path):
     one_line_error(cli("guest", "new", "no/such/dir/x", cwd=tmp_path), 2, r"x\.c: cannot write")
 
 
+@pytest.mark.parametrize("name", ["", ".", "..", "sub/.."])
+def test_new_refuses_names_without_a_file_name(tmp_path, name):
+    """(An empty name was exit 106: Path('') has no name to add .c to.)"""
+    one_line_error(cli("guest", "new", name, cwd=tmp_path), 2, r"not a usable guest name")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_build_is_incremental_and_follows_included_headers(tmp_path):
     (tmp_path / "limits.h").write_text("#define LOOPS 3\n")
     (tmp_path / "g.c").write_text('#include "vpmu.h"\n#include "limits.h"\n'

@@ -26,10 +26,12 @@ def new_guest(name: str | Path) -> Path:
     """Write the starter guest to NAME.c (NAME may have a directory part and the .c suffix);
     refuse to overwrite an existing file."""
     path = Path(name)
+    if path.name in ("", ".", "..") or path.name.startswith("-"):     # '' and '.' have no name to extend
+        raise UsageError(f"{name!r}: not a usable guest name")
     if path.suffix != ".c":
         path = path.with_name(path.name + ".c")
-    if not path.stem or path.stem.startswith("-"):
-        raise UsageError(f"{name}: not a usable guest name")
+    if not path.stem:
+        raise UsageError(f"{name!r}: not a usable guest name")
     text = STARTER.read_text().replace("NAME", path.stem)
     try:
         with open(path, "x") as f:

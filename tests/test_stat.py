@@ -169,6 +169,7 @@ def test_stat_reports_counts_up_to_a_runner_error(vpmu_guest_dir, capsys):
     (["-e", "{cycles,instructions,branches}", "--counters", "29"], "has 3 events but only 2"),
     (["--counters", "31"], "no counters left"),
     (["-r", "0"], "-r must be at least 1"),
+    (["-r", "99999999999"], "-r must be at most 100"),             # (ran for ever)
     (["-e", "cycles:G"], "unsupported modifier"),
 ])
 def test_stat_errors_are_one_line(vpmu_guest_dir, capsys, argv, message):

@@ -209,6 +209,11 @@ class StatReport:
     host_seconds: float = 0.0
 
 
+# -r N runs the guest N times over: bounded like vpmu bench's --rounds (the runs are identical,
+# so a larger N only costs time)
+MAX_REPEAT = 100
+
+
 def measure(guest: str, options: RunOptions, lists: Optional[list[str]], *, window: str = "enabled",
             repeat: int = 1, echo: bool = True) -> StatReport:
     """Run ``guest`` with ``options`` and count the ``-e`` lists (:func:`parse_events`) with
@@ -218,6 +223,8 @@ def measure(guest: str, options: RunOptions, lists: Optional[list[str]], *, wind
         raise StatError(f"--window must be one of {', '.join(WINDOWS)}, not {window!r}")
     if repeat < 1:
         raise StatError(f"-r must be at least 1, not {repeat}")
+    if repeat > MAX_REPEAT:
+        raise StatError(f"-r must be at most {MAX_REPEAT}, not {repeat}")
     base = options.to_machine_config()
     evs = parse_events(lists, base.pmu.pmuver)
     free = NCOUNTERS - base.pmu.counters

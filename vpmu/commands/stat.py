@@ -28,7 +28,7 @@ def register(sub) -> None:
                         "Arm names, numbers; :u/:k count at EL0/EL1 only (default: perf's: "
                         + ",".join(stat.DEFAULT_EVENTS) + ")")
     g.add_argument("-r", "--repeat", type=int, default=1, metavar="N",
-                   help="run N times and show the spread (always 0: vpmu is deterministic)")
+                   help=f"run N times, 1..{stat.MAX_REPEAT}, and show the spread (always 0: vpmu is deterministic)")
     fmt = g.add_mutually_exclusive_group()
     fmt.add_argument("-x", "--field-separator", dest="sep", metavar="SEP",
                      help="perf's separated lines: value, unit, event, [variance,] run time (guest ns), "

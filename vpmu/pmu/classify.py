@@ -28,7 +28,7 @@ Decisions:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import capstone
 
@@ -257,16 +257,6 @@ def classify_word(addr: int, word: int, cycles: CycleModel) -> Insn:
     return ins
 
 
-@dataclass
-class Block:
-    start: int
-    insns: list = field(default_factory=list)
-
-    @property
-    def size(self) -> int:
-        return 4 * len(self.insns)
-
-
 def failed_exclusive(ins: Insn) -> tuple:
     """The class a store-exclusive retires as when it fails: architecturally executed
     (INST_RETIRED, cycles) but neither a store nor a data access (Arm ARM ST_RETIRED)."""
@@ -274,10 +264,3 @@ def failed_exclusive(ins: Insn) -> tuple:
     inc[C.S_ST] = inc[C.S_MEM] = inc[C.S_UNALIGNED_CAND] = 0
     inc[C.S_OP] = 1
     return tuple(inc) + (ins.bk, 0, ins.esize)
-
-
-def classify_block(start: int, code: bytes, cycles: CycleModel) -> Block:
-    b = Block(start)
-    for i in range(0, len(code) - 3, 4):
-        b.insns.append(classify_word(start + i, int.from_bytes(code[i:i + 4], "little"), cycles))
-    return b

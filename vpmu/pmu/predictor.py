@@ -14,11 +14,6 @@ from . import layout as L
 from .counting import I, ONE, U, ZERO
 
 
-@kernel
-def bp_index(pc):
-    return I((pc >> U(2)) & U(L.BP_N - 1))
-
-
 @inline_kernel
 def bp_cond(A, pc, taken):
     """The conditional branch at pc was taken or not: its 2-bit counter learns it (bp_update's
